@@ -1,0 +1,20 @@
+# Corral app image (CPU). Inference servers (TGI, vLLM) run as their own containers; see README.
+FROM python:3.11-slim
+ENV PYTHONUNBUFFERED=1 \
+    GRADIO_ANALYTICS_ENABLED=False \
+    HF_HUB_DISABLE_TELEMETRY=1 \
+    GRADIO_RUN_HISTORY=False \
+    CORRAL_DATA_DIR=/data
+WORKDIR /app
+COPY requirements.txt .
+RUN pip install --no-cache-dir --extra-index-url https://download.pytorch.org/whl/cpu -r requirements.txt
+COPY app.py ./
+COPY arena ./arena
+COPY backends ./backends
+COPY prompts ./prompts
+COPY configs ./configs
+RUN useradd --create-home corral && mkdir -p /data && chown corral /data
+USER corral
+VOLUME ["/data"]
+EXPOSE 7860
+CMD ["python", "app.py", "--host", "0.0.0.0", "--port", "7860"]

@@ -1,0 +1,117 @@
+"""Corral's composition root: read arguments and environment, load the config, build everything, serve."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import random
+import sys
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import gradio as gr
+
+    from arena.config import AppConfig
+
+# Before gradio / huggingface_hub are imported: no telemetry, no run history (it could expose battle state).
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+os.environ.setdefault("GRADIO_RUN_HISTORY", "False")
+
+ROOT = Path(__file__).resolve().parent
+DEMO_CONFIG = ROOT / "configs" / "demo.yaml"
+log = logging.getLogger("corral")
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    """The command line."""
+    p = argparse.ArgumentParser(prog="app.py", description="Corral: a blind arena for your fine-tuned LLM variants.")
+    p.add_argument("--config", type=Path, help="YAML config file (default: offline demo models)")
+    p.add_argument("--host", default=os.environ.get("CORRAL_HOST", "127.0.0.1"))
+    p.add_argument("--port", type=int, default=int(os.environ.get("CORRAL_PORT", "7860")))
+    p.add_argument(
+        "--db", default=os.environ.get("DATABASE_URL"), help="SQLAlchemy URL (default: SQLite in the data folder)"
+    )
+    p.add_argument("--data-dir", type=Path, default=Path(os.environ.get("CORRAL_DATA_DIR", ROOT / "data")))
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads for local models")
+    return p.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Start the app; returns a process exit code (2: the configuration or a model cannot be used)."""
+    args = parse_args(argv)
+    logging.basicConfig(
+        level=os.environ.get("CORRAL_LOG_LEVEL", "INFO"), format="%(asctime)s %(name)s %(levelname)s %(message)s"
+    )
+    from arena.config import ConfigError, load_config
+    from backends.local import ModelLoadError
+
+    started = time.perf_counter()
+    data_dir: Path = args.data_dir.expanduser().resolve()
+    try:
+        if args.config is None:
+            from backends.demo import ensure_demo_models
+
+            t = time.perf_counter()
+            ensure_demo_models(data_dir / "demo-models")
+            log.info("demo models ready in %.1f s under %s", time.perf_counter() - t, data_dir / "demo-models")
+            config = load_config(DEMO_CONFIG, variables={"data_dir": str(data_dir)})
+        else:
+            config = load_config(args.config, variables={"data_dir": str(data_dir)})
+        app = build(
+            config, db_url=args.db or f"sqlite:///{data_dir / 'corral.db'}", data_dir=data_dir, threads=args.threads
+        )
+    except (ConfigError, ModelLoadError) as exc:
+        print(f"corral: {exc}", file=sys.stderr)
+        return 2
+    log.info("ready in %.1f s; serving on http://%s:%d", time.perf_counter() - started, args.host, args.port)
+    app.launch(
+        server_name=args.host,
+        server_port=args.port,
+        show_error=False,
+        run_history=False,
+        footer_links=["api", "settings"],
+        quiet=True,
+    )
+    return 0
+
+
+def build(config: AppConfig, *, db_url: str, data_dir: Path, threads: int | None) -> gr.Blocks:
+    """Wire storage, backends, services and UI from a validated config."""
+    import torch
+
+    from arena.battle import BattleService
+    from arena.chat import ChatService
+    from arena.privacy import load_or_create_salt
+    from arena.store.engine import make_engine
+    from arena.store.migrate import upgrade
+    from arena.store.repository import Repository
+    from arena.ui import build_ui
+    from arena.ui.common import voter_factory
+    from backends.local import LocalModelPool, LocalSpec
+
+    if threads:
+        torch.set_num_threads(threads)
+    engine = make_engine(db_url)
+    upgrade(engine)
+    repo = Repository(engine)
+    pool = LocalModelPool()
+    backends = pool.load(
+        [
+            LocalSpec(name=m.name, model=m.model, adapter=m.adapter, template=m.template, dtype=m.dtype)
+            for m in config.models
+        ]
+    )
+    env_salt = os.environ.get("CORRAL_IP_SALT")
+    salt = env_salt.encode() if env_salt else load_or_create_salt(data_dir / "ip-salt.secret")
+    rng = random.Random()
+    battles = BattleService(config=config, backends=backends, repo=repo, rng=rng)
+    chats = ChatService(config=config, backends=backends, repo=repo)
+    return build_ui(config, battles, chats, voter_factory(salt))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

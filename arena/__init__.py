@@ -1,0 +1,1 @@
+"""Corral's arena: configuration, battles, votes, storage and the web UI."""

@@ -1,0 +1,149 @@
+"""The YAML configuration, validated by pydantic; `load_config` fails with one line naming file, key and problem."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+import prompts
+from backends.base import GenerationParams
+from backends.local import is_local_path
+
+
+class ConfigError(Exception):
+    """The configuration cannot be used; the message is one line for the operator."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ModelConfig(_Strict):
+    """One contestant: how to reach it, how to prompt it, and what voters are told about it."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:/+-]{0,79}$")
+    description: str = ""
+    license: str = ""
+    backend: Literal["local"] = "local"
+    model: str = Field(min_length=1)
+    adapter: str | None = None
+    template: str = prompts.TOKENIZER
+    dtype: Literal["float32", "bfloat16", "float16", "auto"] = "float32"
+    generation: GenerationParams = GenerationParams()
+    weight: float = Field(default=1.0, gt=0)
+
+    @field_validator("template")
+    @classmethod
+    def _known_template(cls, value: str) -> str:
+        if value not in prompts.names():
+            raise ValueError(f"unknown prompt template '{value}' (known: {', '.join(prompts.names())})")
+        return value
+
+
+class ArenaSettings(_Strict):
+    """Limits and behaviour of the arena itself."""
+
+    title: str = "Corral"
+    max_input_chars: int = Field(default=4000, ge=1)
+    max_turns: int = Field(default=8, ge=1)
+    concurrency_limit: int = Field(default=64, ge=1)
+
+
+class AppConfig(_Strict):
+    """The whole configuration file."""
+
+    demo: bool = False
+    arena: ArenaSettings = ArenaSettings()
+    models: list[ModelConfig] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _unique_names(self) -> AppConfig:
+        seen: set[str] = set()
+        for m in self.models:
+            if m.name in seen:
+                raise ValueError(f"model name '{m.name}' is used twice")
+            seen.add(m.name)
+        return self
+
+    def model(self, name: str) -> ModelConfig:
+        """The model entry called `name`."""
+        return next(m for m in self.models if m.name == name)
+
+
+_VAR = re.compile(r"\$\{([a-z_]+)\}")
+
+
+def _expand(value: Any, variables: dict[str, str], where: Path) -> Any:
+    """Replace ${name} in every string of the parsed YAML."""
+    if isinstance(value, dict):
+        return {k: _expand(v, variables, where) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_expand(v, variables, where) for v in value]
+    if isinstance(value, str):
+
+        def sub(m: re.Match[str]) -> str:
+            if m.group(1) not in variables:
+                raise ConfigError(f"{where}: unknown variable ${{{m.group(1)}}} (known: {', '.join(variables)})")
+            return variables[m.group(1)]
+
+        return _VAR.sub(sub, value)
+    return value
+
+
+def _location(loc: tuple[int | str, ...]) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or "(top level)"
+
+
+def parse_config(data: Any, *, source: Path, variables: dict[str, str] | None = None) -> AppConfig:
+    """Validate parsed YAML; relative local paths are resolved against the file's folder."""
+    data = _expand(data if data is not None else {}, variables or {}, source)
+    try:
+        config = AppConfig.model_validate(data)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        more = f" (and {len(exc.errors()) - 1} more problems)" if len(exc.errors()) > 1 else ""
+        message = "unknown key" if err["type"] == "extra_forbidden" else err["msg"]
+        raise ConfigError(f"{source}: {_location(err['loc'])}: {message}{more}") from None
+    return _resolve_paths(config, source.parent)
+
+
+def _resolve_paths(config: AppConfig, folder: Path) -> AppConfig:
+    models = []
+    for i, m in enumerate(config.models):
+        updates: dict[str, str] = {}
+        for key in ("model", "adapter"):
+            ref = getattr(m, key)
+            if ref is None or not is_local_path(ref):
+                continue
+            path = (folder / Path(ref).expanduser()).resolve()
+            if not path.exists():
+                raise ConfigError(f"models[{i}].{key}: '{ref}' does not exist (resolved to {path})")
+            updates[key] = str(path)
+        models.append(m.model_copy(update=updates))
+    return config.model_copy(update={"models": models})
+
+
+def load_config(path: Path, *, variables: dict[str, str] | None = None) -> AppConfig:
+    """Read and validate a YAML config file."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read the config file ({exc.strerror}).") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        raise ConfigError(f"{path}: not valid YAML{where}.") from None
+    try:
+        return parse_config(data, source=path, variables=variables)
+    except ConfigError as exc:
+        message = str(exc)
+        raise ConfigError(message if message.startswith(str(path)) else f"{path}: {message}") from None

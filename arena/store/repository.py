@@ -1,0 +1,286 @@
+"""The repository: every read and write of Corral's data goes through here, one transaction per call."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Engine, func, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, sessionmaker
+
+from arena.domain import Outcome, Reply, ReplyStatus, Side, Voter
+from arena.store.schema import BattleRow, ConversationRow, MessageRow, VoteRow
+
+
+class StoreError(Exception):
+    """A write that the data's rules refuse."""
+
+
+class DuplicateVote(StoreError):
+    """This round of this battle already has a vote."""
+
+
+class UnknownBattle(StoreError):
+    """No battle with that id (or it may not be voted on)."""
+
+
+@dataclass(frozen=True)
+class StoredMessage:
+    """A message as stored."""
+
+    turn_index: int
+    role: str
+    content: str
+    model: str | None
+    status: str
+    ttft_ms: float | None
+    total_ms: float | None
+    token_count: int | None
+    generation_params: dict[str, Any] | None
+
+
+@dataclass(frozen=True)
+class StoredBattle:
+    """A battle as stored, with its two conversations."""
+
+    id: str
+    models: dict[Side, str]
+    anonymous: bool
+    status: str
+    conversations: dict[Side, list[StoredMessage]]
+
+
+@dataclass(frozen=True)
+class StoredVote:
+    """A vote as stored."""
+
+    battle_id: str
+    turn_index: int
+    outcome: Outcome
+    anonymous: bool
+    session_id: str
+    ip_hash: str | None
+
+
+def utcnow() -> datetime:
+    """The current time in UTC (the default clock)."""
+    return datetime.now(UTC)
+
+
+class Repository:
+    """All database access; takes plain values, returns dataclasses, never leaks a Session."""
+
+    def __init__(self, engine: Engine, *, clock: Callable[[], datetime] = utcnow) -> None:
+        self._sessions = sessionmaker(engine, expire_on_commit=False)
+        self._clock = clock
+
+    @contextmanager
+    def _tx(self) -> Iterator[Session]:
+        with self._sessions.begin() as session:
+            yield session
+
+    # --- battles -------------------------------------------------------------------------------------
+
+    def create_battle(self, *, battle_id: str, models: Mapping[Side, str], anonymous: bool, voter: Voter) -> None:
+        """Store a new battle and its two (still empty) conversations."""
+        now = self._clock()
+        with self._tx() as s:
+            s.add(
+                BattleRow(
+                    id=battle_id,
+                    model_a=models[Side.A],
+                    model_b=models[Side.B],
+                    anonymous=anonymous,
+                    status="open",
+                    session_id=voter.session_id,
+                    ip_hash=voter.ip_hash,
+                    started_at=now,
+                )
+            )
+            s.flush()  # the battle row must exist before the conversations that reference it
+            for side in Side:
+                s.add(
+                    ConversationRow(
+                        id=_conversation_id(battle_id, side),
+                        kind="battle",
+                        battle_id=battle_id,
+                        side=side.value,
+                        model=models[side],
+                        session_id=voter.session_id,
+                        ip_hash=voter.ip_hash,
+                        created_at=now,
+                    )
+                )
+
+    def record_battle_turn(
+        self,
+        *,
+        battle_id: str,
+        turn_index: int,
+        user_text: str,
+        replies: Mapping[Side, Reply],
+        params: Mapping[Side, dict[str, Any]],
+    ) -> None:
+        """Store one round (the question and both answers) in one transaction; an error closes the battle."""
+        now = self._clock()
+        errored = any(r.status is ReplyStatus.ERROR for r in replies.values())
+        with self._tx() as s:
+            battle = s.get(BattleRow, battle_id)
+            if battle is None:
+                raise UnknownBattle(battle_id)
+            for side in Side:
+                conv = _conversation_id(battle_id, side)
+                model = battle.model_a if side is Side.A else battle.model_b
+                s.add(_user_message(conv, turn_index, user_text, now))
+                s.add(_assistant_message(conv, turn_index, replies[side], model, params[side], now))
+            if errored:
+                battle.status, battle.finished_at = "errored", now
+
+    def record_vote(self, *, battle_id: str, turn_index: int, outcome: Outcome, anonymous: bool, voter: Voter) -> None:
+        """Store a vote on one stored, error-free round; a second vote on the same round raises DuplicateVote."""
+        now = self._clock()
+        try:
+            with self._tx() as s:
+                battle = s.get(BattleRow, battle_id)
+                if battle is None or battle.status == "errored" or battle.session_id != voter.session_id:
+                    raise UnknownBattle(battle_id)
+                stored = s.scalar(
+                    select(func.count(MessageRow.id)).where(
+                        MessageRow.conversation_id.in_([_conversation_id(battle_id, side) for side in Side]),
+                        MessageRow.turn_index == turn_index,
+                        MessageRow.role == "assistant",
+                        MessageRow.status == "ok",
+                    )
+                )
+                if stored != 2:
+                    raise UnknownBattle(f"{battle_id} round {turn_index} has no complete answers")
+                s.add(
+                    VoteRow(
+                        battle_id=battle_id,
+                        turn_index=turn_index,
+                        outcome=outcome.value,
+                        anonymous=anonymous,
+                        session_id=voter.session_id,
+                        ip_hash=voter.ip_hash,
+                        created_at=now,
+                    )
+                )
+                s.execute(update(BattleRow).where(BattleRow.id == battle_id).values(status="voted", finished_at=now))
+        except IntegrityError as exc:
+            raise DuplicateVote(f"{battle_id} round {turn_index}") from exc
+
+    def battle(self, battle_id: str) -> StoredBattle | None:
+        """A stored battle with both conversations, or None."""
+        with self._tx() as s:
+            row = s.get(BattleRow, battle_id)
+            if row is None:
+                return None
+            convs = {side: self._messages(s, _conversation_id(battle_id, side)) for side in Side}
+            return StoredBattle(
+                id=row.id,
+                models={Side.A: row.model_a, Side.B: row.model_b},
+                anonymous=row.anonymous,
+                status=row.status,
+                conversations=convs,
+            )
+
+    def votes(self, *, battle_id: str | None = None) -> list[StoredVote]:
+        """Stored votes in the order they were cast, optionally for one battle."""
+        query = select(VoteRow).order_by(VoteRow.id)
+        if battle_id is not None:
+            query = query.where(VoteRow.battle_id == battle_id)
+        with self._tx() as s:
+            return [
+                StoredVote(
+                    battle_id=v.battle_id,
+                    turn_index=v.turn_index,
+                    outcome=Outcome(v.outcome),
+                    anonymous=v.anonymous,
+                    session_id=v.session_id,
+                    ip_hash=v.ip_hash,
+                )
+                for v in s.scalars(query)
+            ]
+
+    # --- single-model chat ---------------------------------------------------------------------------
+
+    def create_chat(self, *, conversation_id: str, model: str, voter: Voter) -> None:
+        """Store a new single-model conversation."""
+        with self._tx() as s:
+            s.add(
+                ConversationRow(
+                    id=conversation_id,
+                    kind="chat",
+                    model=model,
+                    session_id=voter.session_id,
+                    ip_hash=voter.ip_hash,
+                    created_at=self._clock(),
+                )
+            )
+
+    def record_chat_turn(
+        self, *, conversation_id: str, turn_index: int, user_text: str, reply: Reply, model: str, params: dict[str, Any]
+    ) -> None:
+        """Store one question and its answer in a single-model conversation."""
+        now = self._clock()
+        with self._tx() as s:
+            s.add(_user_message(conversation_id, turn_index, user_text, now))
+            s.add(_assistant_message(conversation_id, turn_index, reply, model, params, now))
+
+    def conversation(self, conversation_id: str) -> list[StoredMessage]:
+        """The stored messages of a conversation in order."""
+        with self._tx() as s:
+            return self._messages(s, conversation_id)
+
+    @staticmethod
+    def _messages(s: Session, conversation_id: str) -> list[StoredMessage]:
+        rows = s.scalars(
+            select(MessageRow).where(MessageRow.conversation_id == conversation_id).order_by(MessageRow.id)
+        )
+        return [
+            StoredMessage(
+                turn_index=m.turn_index,
+                role=m.role,
+                content=m.content,
+                model=m.model,
+                status=m.status,
+                ttft_ms=m.ttft_ms,
+                total_ms=m.total_ms,
+                token_count=m.token_count,
+                generation_params=m.generation_params,
+            )
+            for m in rows
+        ]
+
+
+def _conversation_id(battle_id: str, side: Side) -> str:
+    return f"{battle_id[:30]}-{side.value}"
+
+
+def _user_message(conversation_id: str, turn_index: int, text: str, now: datetime) -> MessageRow:
+    return MessageRow(
+        conversation_id=conversation_id, turn_index=turn_index, role="user", content=text, status="ok", created_at=now
+    )
+
+
+def _assistant_message(
+    conversation_id: str, turn_index: int, reply: Reply, model: str, params: dict[str, Any], now: datetime
+) -> MessageRow:
+    return MessageRow(
+        conversation_id=conversation_id,
+        turn_index=turn_index,
+        role="assistant",
+        content=reply.text,
+        model=model,
+        status="error" if reply.status is ReplyStatus.ERROR else "ok",
+        error=reply.error,
+        ttft_ms=reply.ttft_ms,
+        total_ms=reply.total_ms,
+        token_count=reply.tokens,
+        generation_params=params,
+        created_at=now,
+    )

@@ -1,0 +1,78 @@
+"""The tables. Every change to them comes with an Alembic migration under migrations/versions/."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, Boolean, DateTime, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+class Base(DeclarativeBase):
+    """Declarative base of Corral's tables."""
+
+
+class BattleRow(Base):
+    """Two models answering the same user, side by side."""
+
+    __tablename__ = "battles"
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    model_a: Mapped[str] = mapped_column(String(80))
+    model_b: Mapped[str] = mapped_column(String(80))
+    anonymous: Mapped[bool] = mapped_column(Boolean)
+    status: Mapped[str] = mapped_column(String(16))  # open | voted | errored | incomplete
+    session_id: Mapped[str] = mapped_column(String(64))
+    ip_hash: Mapped[str | None] = mapped_column(String(64))
+    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class ConversationRow(Base):
+    """One model's side of a battle, or a single-model chat."""
+
+    __tablename__ = "conversations"
+    __table_args__ = (UniqueConstraint("battle_id", "side"),)
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))  # battle | chat
+    battle_id: Mapped[str | None] = mapped_column(ForeignKey("battles.id"), index=True)
+    side: Mapped[str | None] = mapped_column(String(1))
+    model: Mapped[str] = mapped_column(String(80))
+    session_id: Mapped[str] = mapped_column(String(64))
+    ip_hash: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class MessageRow(Base):
+    """A user or assistant message, with generation timings for assistant messages."""
+
+    __tablename__ = "messages"
+    __table_args__ = (Index("ix_messages_conversation_turn", "conversation_id", "turn_index"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    conversation_id: Mapped[str] = mapped_column(ForeignKey("conversations.id"))
+    turn_index: Mapped[int] = mapped_column(Integer)
+    role: Mapped[str] = mapped_column(String(16))
+    content: Mapped[str] = mapped_column(Text)
+    model: Mapped[str | None] = mapped_column(String(80))
+    status: Mapped[str] = mapped_column(String(16))  # ok | error
+    error: Mapped[str | None] = mapped_column(Text)
+    ttft_ms: Mapped[float | None] = mapped_column(Float)
+    total_ms: Mapped[float | None] = mapped_column(Float)
+    token_count: Mapped[int | None] = mapped_column(Integer)
+    generation_params: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class VoteRow(Base):
+    """A voter's judgement of one round of a battle; one per (battle, round)."""
+
+    __tablename__ = "votes"
+    __table_args__ = (UniqueConstraint("battle_id", "turn_index", name="uq_votes_battle_turn"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    battle_id: Mapped[str] = mapped_column(ForeignKey("battles.id"))
+    turn_index: Mapped[int] = mapped_column(Integer)
+    outcome: Mapped[str] = mapped_column(String(16))  # a | b | tie | both_bad
+    anonymous: Mapped[bool] = mapped_column(Boolean)
+    session_id: Mapped[str] = mapped_column(String(64))
+    ip_hash: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)

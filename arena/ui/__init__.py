@@ -1,0 +1,33 @@
+"""The Gradio front end: one Blocks app with an Arena tab and a Chat tab."""
+
+from __future__ import annotations
+
+import gradio as gr
+
+from arena.battle import BattleService
+from arena.chat import ChatService
+from arena.config import AppConfig
+from arena.ui.battle import build_battle_tab
+from arena.ui.chat import build_chat_tab
+from arena.ui.common import VoterOf
+
+DEMO_NOTICE = (
+    "⚠️ **Demo models.** These are tiny models with random weights, built on this machine: they print random "
+    "text. To compare real models, write a config file (see the README, *Configuration*) and start "
+    "`python app.py --config your-config.yaml`."
+)
+
+
+def build_ui(config: AppConfig, battles: BattleService, chats: ChatService, voter_of: VoterOf) -> gr.Blocks:
+    """The whole web app, ready to queue and launch."""
+    limit = config.arena.concurrency_limit
+    with gr.Blocks(title=config.arena.title, analytics_enabled=False) as ui:
+        gr.Markdown(f"# {config.arena.title}")
+        if config.demo:
+            gr.Markdown(DEMO_NOTICE, elem_id="demo-notice")
+        with gr.Tab("Arena (battle)", id="arena"):
+            build_battle_tab(battles, voter_of, limit)
+        with gr.Tab("Chat", id="chat"):
+            build_chat_tab(chats, voter_of, limit)
+    ui.queue(default_concurrency_limit=limit)
+    return ui  # type: ignore[no-any-return]

@@ -1,0 +1,194 @@
+"""The `local` backend: transformers + peft in this process; LoRA variants of one base share its weights."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import prompts
+from backends.base import (
+    BackendError,
+    Chunk,
+    GenerationFailed,
+    GenerationParams,
+    InputTooLong,
+    Message,
+)
+from backends.decoder import Decoder, DecodeRequest, StepEvent
+from backends.streaming import IncrementalDecoder, StopMatcher
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class LocalSpec:
+    """What the local backend needs to know about one model entry."""
+
+    name: str
+    model: str
+    adapter: str | None = None
+    template: str = prompts.TOKENIZER
+    dtype: str = "float32"
+
+
+class ModelLoadError(Exception):
+    """A model or adapter could not be loaded; the message is one sentence naming it."""
+
+
+@dataclass
+class _Base:
+    model: Any
+    tokenizer: Any
+    adapters: dict[str, str]  # adapter path -> adapter name inside the peft model
+    decoder: Decoder | None = None
+
+
+class LocalBackend:
+    """Streams one model entry (a base, or a base + adapter) through its base model's Decoder."""
+
+    def __init__(self, spec: LocalSpec, base: _Base, adapter_name: str | None) -> None:
+        self.spec = spec
+        self._base = base
+        self._adapter = adapter_name
+        self._stops = prompts.stop_strings(spec.template)
+        limit = getattr(base.model.config, "max_position_embeddings", None)
+        self._max_total = int(limit) if limit else 2048
+
+    def render(self, messages: Sequence[Message]) -> str:
+        """The prompt string this model sees for `messages`."""
+        if self.spec.template == prompts.TOKENIZER:
+            return str(
+                self._base.tokenizer.apply_chat_template(
+                    [dict(m) for m in messages], tokenize=False, add_generation_prompt=True
+                )
+            )
+        return prompts.render(self.spec.template, messages)
+
+    async def stream(self, messages: Sequence[Message], params: GenerationParams) -> AsyncIterator[Chunk]:
+        """Stream the reply; generation runs on the base model's decoder thread, never on the event loop."""
+        tok = self._base.tokenizer
+        try:
+            prompt = self.render(messages)
+        except prompts.PromptError as exc:
+            raise GenerationFailed(str(exc)) from exc
+        ids = list(tok(prompt, add_special_tokens=False)["input_ids"])
+        if len(ids) + params.max_new_tokens > self._max_total:
+            raise InputTooLong(f"{len(ids)} prompt tokens + {params.max_new_tokens} > {self._max_total}")
+        loop = asyncio.get_running_loop()
+        events: asyncio.Queue[StepEvent] = asyncio.Queue()
+        eos = {tok.eos_token_id} if tok.eos_token_id is not None else set()
+        request = DecodeRequest(
+            prompt_ids=ids,
+            adapter=self._adapter,
+            params=params,
+            eos_ids=frozenset(eos),
+            sink=lambda ev: _post(loop, events, ev),
+        )
+        assert self._base.decoder is not None
+        self._base.decoder.submit(request)
+        text = IncrementalDecoder(tok)
+        stops = StopMatcher([*self._stops, *params.stop])
+        held = 0
+        try:
+            while True:
+                ev = await events.get()
+                if ev.error is not None:
+                    raise GenerationFailed(repr(ev.error))
+                if ev.token_id is None:
+                    break
+                held += 1
+                out = stops.feed(text.add(ev.token_id))
+                if out:
+                    yield Chunk(out, held)
+                    held = 0
+                if stops.stopped:
+                    return
+            tail = stops.flush()
+            if tail or held:
+                yield Chunk(tail, held)
+        finally:
+            request.cancelled.set()  # frees the decoder slot when the consumer goes away early
+
+    async def aclose(self) -> None:
+        """Nothing per entry: the pool owns models and threads."""
+
+
+class LocalModelPool:
+    """Loads each base model once, attaches every adapter to it, and runs one Decoder per base."""
+
+    def __init__(self, *, max_active_per_model: int = 64) -> None:
+        self._bases: dict[tuple[str, str], _Base] = {}
+        self._max_active = max_active_per_model
+
+    def load(self, specs: Sequence[LocalSpec]) -> dict[str, LocalBackend]:
+        """Load all specs (bases first, then adapters) and return a backend per entry name."""
+        wiring: list[tuple[LocalSpec, _Base, str | None]] = []
+        for spec in specs:
+            base = self._base(spec)
+            wiring.append((spec, base, self._attach(base, spec) if spec.adapter else None))
+        for (model_ref, _), base in self._bases.items():
+            if base.decoder is None:
+                base.model.eval()
+                base.decoder = Decoder(base.model, name=Path(model_ref).name, max_active=self._max_active)
+        return {spec.name: LocalBackend(spec, base, adapter) for spec, base, adapter in wiring}
+
+    def __len__(self) -> int:
+        """How many base models are in memory (adapters of one base share it)."""
+        return len(self._bases)
+
+    def close(self) -> None:
+        """Stop every decoder thread."""
+        for base in self._bases.values():
+            if base.decoder is not None:
+                base.decoder.close()
+
+    def _base(self, spec: LocalSpec) -> _Base:
+        key = (spec.model, spec.dtype)
+        if key not in self._bases:
+            import torch
+            from transformers import AutoModelForCausalLM, AutoTokenizer
+
+            dtype = "auto" if spec.dtype == "auto" else getattr(torch, spec.dtype)
+            try:
+                tokenizer = AutoTokenizer.from_pretrained(spec.model)
+                model = AutoModelForCausalLM.from_pretrained(spec.model, dtype=dtype)
+            except Exception as exc:
+                raise ModelLoadError(f"Model '{spec.name}': could not load '{spec.model}' ({exc}).") from exc
+            self._bases[key] = _Base(model=model, tokenizer=tokenizer, adapters={})
+        return self._bases[key]
+
+    def _attach(self, base: _Base, spec: LocalSpec) -> str:
+        assert spec.adapter is not None
+        if spec.adapter in base.adapters:
+            return base.adapters[spec.adapter]
+        from peft import PeftModel
+
+        name = f"a{len(base.adapters)}"
+        try:
+            if isinstance(base.model, PeftModel):
+                base.model.load_adapter(spec.adapter, adapter_name=name)
+            else:
+                base.model = PeftModel.from_pretrained(base.model, spec.adapter, adapter_name=name)
+        except Exception as exc:
+            raise ModelLoadError(f"Model '{spec.name}': could not load adapter '{spec.adapter}' ({exc}).") from exc
+        base.adapters[spec.adapter] = name
+        return name
+
+
+def _post(loop: asyncio.AbstractEventLoop, events: asyncio.Queue[StepEvent], ev: StepEvent) -> None:
+    """Hand an event from the decoder thread to the stream's event loop (gone if the consumer left)."""
+    with contextlib.suppress(RuntimeError):  # the loop was closed: nobody is listening any more
+        loop.call_soon_threadsafe(events.put_nowait, ev)
+
+
+def is_local_path(value: str) -> bool:
+    """Whether a model reference is meant as a local folder rather than a hub id."""
+    return value.startswith(("/", "./", "../", "~")) or Path(value).exists()
+
+
+__all__ = ["BackendError", "LocalBackend", "LocalModelPool", "LocalSpec", "ModelLoadError", "is_local_path"]

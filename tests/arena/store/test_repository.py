@@ -1,0 +1,100 @@
+"""Repository round trips on a real SQLite file."""
+
+from __future__ import annotations
+
+import sqlite3
+
+import pytest
+from sqlalchemy import inspect
+
+from arena.domain import Outcome, Reply, ReplyStatus, Side, Voter
+from arena.store.engine import make_engine
+from arena.store.migrate import upgrade
+from arena.store.repository import DuplicateVote, Repository, UnknownBattle
+
+VOTER = Voter(session_id="s1", ip_hash="h1")
+MODELS = {Side.A: "m-a", Side.B: "m-b"}
+PARAMS = {Side.A: {"temperature": 0.7}, Side.B: {"temperature": 0.9}}
+
+
+def ok(text: str) -> Reply:
+    return Reply(text=text, status=ReplyStatus.OK, ttft_ms=12.5, total_ms=80.0, tokens=7)
+
+
+def battle_with_turn(repo: Repository, battle_id: str = "b" * 32, *, error: bool = False) -> str:
+    repo.create_battle(battle_id=battle_id, models=MODELS, anonymous=True, voter=VOTER)
+    b = Reply(text="", status=ReplyStatus.ERROR, error="The model is busy.") if error else ok("réponse B")
+    repo.record_battle_turn(
+        battle_id=battle_id, turn_index=0, user_text="Bonjour ?", replies={Side.A: ok("réponse A"), Side.B: b}, params=PARAMS
+    )
+    return battle_id
+
+
+def test_migrations_create_the_schema_and_sqlite_is_tuned(db_url: str) -> None:
+    engine = make_engine(db_url)
+    upgrade(engine)  # a second run is a no-op
+    assert {"battles", "conversations", "messages", "votes", "alembic_version"} <= set(inspect(engine).get_table_names())
+    with engine.connect() as conn:
+        raw = conn.connection.dbapi_connection
+        assert raw is not None
+        cur = raw.cursor()
+        assert cur.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        assert cur.execute("PRAGMA synchronous").fetchone()[0] == 1  # NORMAL
+        assert cur.execute("PRAGMA busy_timeout").fetchone()[0] == 10000
+
+
+def test_battle_turn_and_vote_round_trip(repo: Repository) -> None:
+    battle_id = battle_with_turn(repo)
+    repo.record_vote(battle_id=battle_id, turn_index=0, outcome=Outcome.B, anonymous=True, voter=VOTER)
+    stored = repo.battle(battle_id)
+    assert stored is not None
+    assert stored.models == MODELS and stored.anonymous and stored.status == "voted"
+    a = stored.conversations[Side.A]
+    assert [(m.role, m.content) for m in a] == [("user", "Bonjour ?"), ("assistant", "réponse A")]
+    assert a[1].model == "m-a" and a[1].ttft_ms == 12.5 and a[1].token_count == 7
+    assert a[1].generation_params == {"temperature": 0.7}
+    assert stored.conversations[Side.B][1].generation_params == {"temperature": 0.9}
+    [vote] = repo.votes(battle_id=battle_id)
+    assert (vote.outcome, vote.turn_index, vote.ip_hash, vote.session_id) == (Outcome.B, 0, "h1", "s1")
+
+
+def test_second_vote_on_a_round_is_refused(repo: Repository) -> None:
+    battle_id = battle_with_turn(repo)
+    repo.record_vote(battle_id=battle_id, turn_index=0, outcome=Outcome.A, anonymous=True, voter=VOTER)
+    with pytest.raises(DuplicateVote):
+        repo.record_vote(battle_id=battle_id, turn_index=0, outcome=Outcome.B, anonymous=True, voter=VOTER)
+    assert len(repo.votes()) == 1
+
+
+def test_errored_battle_cannot_be_voted_on(repo: Repository) -> None:
+    battle_id = battle_with_turn(repo, error=True)
+    stored = repo.battle(battle_id)
+    assert stored is not None and stored.status == "errored"
+    assert stored.conversations[Side.B][1].status == "error"
+    with pytest.raises(UnknownBattle):
+        repo.record_vote(battle_id=battle_id, turn_index=0, outcome=Outcome.A, anonymous=True, voter=VOTER)
+    assert repo.votes() == []
+
+
+def test_votes_need_a_stored_round_and_the_same_session(repo: Repository) -> None:
+    battle_id = battle_with_turn(repo)
+    with pytest.raises(UnknownBattle):
+        repo.record_vote(battle_id=battle_id, turn_index=1, outcome=Outcome.A, anonymous=True, voter=VOTER)
+    with pytest.raises(UnknownBattle):
+        repo.record_vote(battle_id="f" * 32, turn_index=0, outcome=Outcome.A, anonymous=True, voter=VOTER)
+    with pytest.raises(UnknownBattle):
+        repo.record_vote(battle_id=battle_id, turn_index=0, outcome=Outcome.A, anonymous=True, voter=Voter("other"))
+    assert repo.votes() == []
+
+
+def test_chat_round_trip(repo: Repository) -> None:
+    repo.create_chat(conversation_id="c" * 32, model="m-a", voter=VOTER)
+    repo.record_chat_turn(conversation_id="c" * 32, turn_index=0, user_text="你好", reply=ok("안녕"), model="m-a", params={})
+    assert [(m.role, m.content) for m in repo.conversation("c" * 32)] == [("user", "你好"), ("assistant", "안녕")]
+
+
+def test_no_raw_ip_column_anywhere(db_url: str) -> None:
+    path = db_url.removeprefix("sqlite:///")
+    with sqlite3.connect(path) as conn:
+        columns = [row[1] for t in ("battles", "conversations", "votes") for row in conn.execute(f"PRAGMA table_info({t})")]
+    assert "ip_hash" in columns and not any(c in ("ip", "ip_address", "client_ip") for c in columns)

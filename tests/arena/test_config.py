@@ -1,0 +1,89 @@
+"""Config validation: good files load; bad ones fail with one line naming the file, key and problem."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from arena.config import ConfigError, load_config
+from backends.demo import DemoModels
+from tests.helpers import ROOT, config_data
+
+
+def write(tmp_path: Path, data: Any) -> Path:
+    path = tmp_path / "corral.yaml"
+    path.write_text(yaml.safe_dump(data) if not isinstance(data, str) else data, encoding="utf-8")
+    return path
+
+
+def test_demo_config_loads_with_data_dir_variable(demo_models: DemoModels) -> None:
+    data_dir = demo_models.base.parents[1]
+    config = load_config(ROOT / "configs" / "demo.yaml", variables={"data_dir": str(data_dir)})
+    assert config.demo is True
+    assert [m.name for m in config.models] == ["demo-base", "demo-lora-a", "demo-lora-b"]
+    assert config.model("demo-lora-a").adapter == str(demo_models.adapters["lora-a"])
+
+
+def test_relative_paths_resolve_against_the_config_folder(tmp_path: Path, demo_models: DemoModels) -> None:
+    data = config_data(demo_models)
+    (tmp_path / "m").symlink_to(demo_models.base)
+    data["models"][0]["model"] = "./m"
+    config = load_config(write(tmp_path, data))
+    assert config.models[0].model == str((tmp_path / "m").resolve())
+
+
+def test_unknown_key_names_file_key_and_problem(tmp_path: Path, demo_models: DemoModels) -> None:
+    data = config_data(demo_models)
+    data["models"][1]["adapterr"] = "x"
+    path = write(tmp_path, data)
+    with pytest.raises(ConfigError) as err:
+        load_config(path)
+    assert str(err.value) == f"{path}: models[1].adapterr: unknown key"
+
+
+def test_bad_value_is_named(tmp_path: Path, demo_models: DemoModels) -> None:
+    data = config_data(demo_models)
+    data["models"][0]["generation"]["top_p"] = 1.0
+    with pytest.raises(ConfigError, match=r"models\[0\]\.generation\.top_p: Input should be less than 1"):
+        load_config(write(tmp_path, data))
+
+
+def test_missing_model_folder_is_refused(tmp_path: Path, demo_models: DemoModels) -> None:
+    data = config_data(demo_models)
+    data["models"][2]["adapter"] = "./nowhere/lora"
+    with pytest.raises(ConfigError, match=r"models\[2\]\.adapter: './nowhere/lora' does not exist"):
+        load_config(write(tmp_path, data))
+
+
+@pytest.mark.parametrize(
+    ("mutate", "message"),
+    [
+        (lambda d: d["models"].append(dict(d["models"][0])), "model name 'demo-base' is used twice"),
+        (lambda d: d["models"][0].update(template="nope"), "unknown prompt template 'nope'"),
+        (lambda d: d["models"][0].update(backend="carrier-pigeon"), "models[0].backend: Input should be 'local'"),
+        (lambda d: d["models"][0].update(weight=0), "models[0].weight: Input should be greater than 0"),
+        (lambda d: d.update(models=[]), "models: List should have at least 1 item"),
+    ],
+)
+def test_semantic_errors(tmp_path: Path, demo_models: DemoModels, mutate: Any, message: str) -> None:
+    data = config_data(demo_models)
+    mutate(data)
+    with pytest.raises(ConfigError) as err:
+        load_config(write(tmp_path, data))
+    assert message in str(err.value)
+    assert "\n" not in str(err.value)
+
+
+def test_unreadable_and_invalid_yaml(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="cannot read the config file"):
+        load_config(tmp_path / "absent.yaml")
+    with pytest.raises(ConfigError, match="not valid YAML at line [23]"):
+        load_config(write(tmp_path, "models:\n  - name: [unclosed\n"))
+
+
+def test_unknown_variable(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"unknown variable \$\{home_dir\}"):
+        load_config(write(tmp_path, {"models": [{"name": "x", "model": "${home_dir}/m"}]}), variables={"data_dir": "/d"})

@@ -1,0 +1,94 @@
+"""Test helpers: configs over the demo models, and running app.py as a real process."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from arena.config import AppConfig, parse_config
+from backends.demo import DemoModels
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def config_data(demo: DemoModels, *, max_new_tokens: int = 48, extra_too_long: bool = False) -> dict[str, Any]:
+    """A config dict with the demo base and its two LoRA variants (fixed seeds, so runs repeat)."""
+    gen = {"max_new_tokens": max_new_tokens, "temperature": 0.8, "top_p": 0.95, "seed": 7}
+    models: list[dict[str, Any]] = [
+        {"name": "demo-base", "model": str(demo.base), "description": "the base", "license": "demo licence"},
+        {"name": "demo-lora-a", "model": str(demo.base), "adapter": str(demo.adapters["lora-a"])},
+        {"name": "demo-lora-b", "model": str(demo.base), "adapter": str(demo.adapters["lora-b"])},
+    ]
+    for m in models:
+        m["generation"] = gen
+    if extra_too_long:
+        # a real backend failure: the request can never fit the demo model's 2048-token context
+        models.append(
+            {"name": "too-long", "model": str(demo.base), "generation": {**gen, "max_new_tokens": 4000}, "weight": 1}
+        )
+    return {"arena": {"max_input_chars": 200, "max_turns": 3}, "models": models}
+
+
+def config_for(demo: DemoModels, **kwargs: Any) -> AppConfig:
+    """A validated AppConfig over the demo models."""
+    return parse_config(config_data(demo, **kwargs), source=Path("test-config.yaml"))
+
+
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class RunningApp:
+    """An app.py process serving on loopback."""
+
+    url: str
+    db_url: str
+    process: subprocess.Popen[bytes]
+    log: Path
+
+    def stop(self) -> None:
+        """Terminate the process and wait for it."""
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+
+def start_app(config: dict[str, Any], workdir: Path, *, timeout: float = 120) -> RunningApp:
+    """Write `config` to a file and start app.py on a free port; wait until it answers."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    config_file = workdir / "config.yaml"
+    config_file.write_text(yaml.safe_dump(config), encoding="utf-8")
+    port = free_port()
+    db_url = f"sqlite:///{workdir / 'corral.db'}"
+    log = workdir / "app.log"
+    env = {**os.environ, "CORRAL_IP_SALT": "test-salt", "PYTHONUNBUFFERED": "1"}
+    cmd = [sys.executable, str(ROOT / "app.py"), "--config", str(config_file), "--port", str(port)]
+    cmd += ["--db", db_url, "--data-dir", str(workdir), "--threads", "1"]
+    with log.open("wb") as out:
+        proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"app.py exited with {proc.returncode}:\n{log.read_text()[-3000:]}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return RunningApp(url=f"http://127.0.0.1:{port}/", db_url=db_url, process=proc, log=log)
+        except OSError:
+            time.sleep(0.2)
+    proc.kill()
+    raise RuntimeError(f"app.py did not start within {timeout} s:\n{log.read_text()[-3000:]}")
