@@ -6,7 +6,7 @@ import asyncio
 import logging
 import random
 import uuid
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncGenerator, Callable, Mapping
 
 from arena.config import AppConfig
 from arena.domain import BattleState, Contestant, Outcome, Reply, ReplyStatus, Side, Voter
@@ -53,7 +53,7 @@ class BattleService:
             out[side] = Contestant(name=m.name, description=m.description, license=m.license)
         return out
 
-    async def ask(self, state: BattleState, text: object, voter: Voter) -> AsyncIterator[BattleState]:
+    async def ask(self, state: BattleState, text: object, voter: Voter) -> AsyncGenerator[BattleState, None]:
         """Send a message to both sides and yield the state as their answers stream in."""
         self._check_can_ask(state, voter)
         message = clean_user_message(text, max_chars=self._config.arena.max_input_chars)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncGenerator, Callable, Mapping
 
 from arena.config import AppConfig
 from arena.domain import ChatState, Reply, ReplyStatus, Voter
@@ -41,7 +41,7 @@ class ChatService:
             raise InputRejected("Please choose one of the listed models.")
         return ChatState(model=model, session_id=voter.session_id)
 
-    async def ask(self, state: ChatState, text: object, voter: Voter) -> AsyncIterator[ChatState]:
+    async def ask(self, state: ChatState, text: object, voter: Voter) -> AsyncGenerator[ChatState, None]:
         """Send a message and yield the state as the answer streams in."""
         if state.session_id != voter.session_id:
             raise InputRejected("This conversation belongs to another session. Please clear it.")

@@ -80,10 +80,12 @@ def test_semantic_errors(tmp_path: Path, demo_models: DemoModels, mutate: Any, m
 def test_unreadable_and_invalid_yaml(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="cannot read the config file"):
         load_config(tmp_path / "absent.yaml")
-    with pytest.raises(ConfigError, match="not valid YAML at line [23]"):
+    with pytest.raises(ConfigError, match=r"not valid YAML at line [23]"):
         load_config(write(tmp_path, "models:\n  - name: [unclosed\n"))
 
 
 def test_unknown_variable(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"unknown variable \$\{home_dir\}"):
-        load_config(write(tmp_path, {"models": [{"name": "x", "model": "${home_dir}/m"}]}), variables={"data_dir": "/d"})
+        load_config(
+            write(tmp_path, {"models": [{"name": "x", "model": "${home_dir}/m"}]}), variables={"data_dir": "/d"}
+        )

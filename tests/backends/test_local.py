@@ -26,7 +26,9 @@ def test_streams_in_several_chunks(local_backends: dict[str, LocalBackend]) -> N
 
 
 def test_same_seed_repeats_and_lora_variants_differ(local_backends: dict[str, LocalBackend]) -> None:
-    texts = {name: asyncio.run(collect(local_backends[name]))[0] for name in ("demo-base", "demo-lora-a", "demo-lora-b")}
+    texts = {
+        name: asyncio.run(collect(local_backends[name]))[0] for name in ("demo-base", "demo-lora-a", "demo-lora-b")
+    }
     assert asyncio.run(collect(local_backends["demo-lora-a"]))[0] == texts["demo-lora-a"]
     assert len(set(texts.values())) == 3
 

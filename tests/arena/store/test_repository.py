@@ -25,7 +25,11 @@ def battle_with_turn(repo: Repository, battle_id: str = "b" * 32, *, error: bool
     repo.create_battle(battle_id=battle_id, models=MODELS, anonymous=True, voter=VOTER)
     b = Reply(text="", status=ReplyStatus.ERROR, error="The model is busy.") if error else ok("réponse B")
     repo.record_battle_turn(
-        battle_id=battle_id, turn_index=0, user_text="Bonjour ?", replies={Side.A: ok("réponse A"), Side.B: b}, params=PARAMS
+        battle_id=battle_id,
+        turn_index=0,
+        user_text="Bonjour ?",
+        replies={Side.A: ok("réponse A"), Side.B: b},
+        params=PARAMS,
     )
     return battle_id
 
@@ -33,7 +37,9 @@ def battle_with_turn(repo: Repository, battle_id: str = "b" * 32, *, error: bool
 def test_migrations_create_the_schema_and_sqlite_is_tuned(db_url: str) -> None:
     engine = make_engine(db_url)
     upgrade(engine)  # a second run is a no-op
-    assert {"battles", "conversations", "messages", "votes", "alembic_version"} <= set(inspect(engine).get_table_names())
+    assert {"battles", "conversations", "messages", "votes", "alembic_version"} <= set(
+        inspect(engine).get_table_names()
+    )
     with engine.connect() as conn:
         raw = conn.connection.dbapi_connection
         assert raw is not None
@@ -89,12 +95,16 @@ def test_votes_need_a_stored_round_and_the_same_session(repo: Repository) -> Non
 
 def test_chat_round_trip(repo: Repository) -> None:
     repo.create_chat(conversation_id="c" * 32, model="m-a", voter=VOTER)
-    repo.record_chat_turn(conversation_id="c" * 32, turn_index=0, user_text="你好", reply=ok("안녕"), model="m-a", params={})
+    repo.record_chat_turn(
+        conversation_id="c" * 32, turn_index=0, user_text="你好", reply=ok("안녕"), model="m-a", params={}
+    )
     assert [(m.role, m.content) for m in repo.conversation("c" * 32)] == [("user", "你好"), ("assistant", "안녕")]
 
 
 def test_no_raw_ip_column_anywhere(db_url: str) -> None:
     path = db_url.removeprefix("sqlite:///")
     with sqlite3.connect(path) as conn:
-        columns = [row[1] for t in ("battles", "conversations", "votes") for row in conn.execute(f"PRAGMA table_info({t})")]
+        columns = [
+            row[1] for t in ("battles", "conversations", "votes") for row in conn.execute(f"PRAGMA table_info({t})")
+        ]
     assert "ip_hash" in columns and not any(c in ("ip", "ip_address", "client_ip") for c in columns)

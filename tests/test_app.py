@@ -1,0 +1,171 @@
+"""app.py as a real process on loopback, driven through gradio_client; the SQLite file is checked after."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from gradio_client import Client
+
+from arena.domain import Side
+from arena.store.engine import make_engine
+from arena.store.repository import Repository
+from backends.demo import DemoModels
+from tests.helpers import ROOT, RunningApp, config_data, start_app
+
+NAMES = ("demo-base", "demo-lora-a", "demo-lora-b")
+# outputs of /battle_send and the vote endpoints: pane A, pane B, input box, notice, reveal
+PANE_A, PANE_B, BOX, NOTICE, REVEAL = range(5)
+
+
+def text_of(message: dict[str, Any]) -> str:
+    content = message["content"]
+    if isinstance(content, str):
+        return content
+    return "".join(part.get("text", "") for part in content)
+
+
+@pytest.fixture(scope="module")
+def app(demo_models: DemoModels, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningApp]:
+    data = config_data(demo_models, max_new_tokens=200)
+    data["models"] = [m for m in data["models"] if m["name"] in NAMES]
+    running = start_app(data, tmp_path_factory.mktemp("app"))
+    yield running
+    running.stop()
+
+
+def repo_of(app: RunningApp) -> Repository:
+    return Repository(make_engine(app.db_url))
+
+
+def test_blind_battle_end_to_end(app: RunningApp) -> None:
+    client = Client(app.url, verbose=False)
+    job = client.submit("Quelle est la capitale de la France ?", api_name="/battle_send")
+    updates = list(job)
+    final = job.result()
+    assert len(updates) > 2, "replies should stream in several updates"
+    assert all(name not in repr(u) for u in updates for name in NAMES), (
+        "a model name reached the client before the vote"
+    )
+    answer_a, answer_b = text_of(final[PANE_A][-1]), text_of(final[PANE_B][-1])
+    assert answer_a and answer_b
+    voted = client.predict(api_name="/vote_b")
+    assert voted[NOTICE] == "Thanks, your vote is recorded."
+    assert "**Model A** was **demo-" in voted[REVEAL] and "**Model B** was **demo-" in voted[REVEAL]
+
+    [vote] = [v for v in repo_of(app).votes() if v.session_id == client.session_hash]
+    battle = repo_of(app).battle(vote.battle_id)
+    assert battle is not None and battle.status == "voted" and battle.anonymous
+    assert vote.outcome.value == "b" and vote.anonymous and vote.ip_hash and "127.0.0.1" not in vote.ip_hash
+    assert f"**Model B** was **{battle.models[Side.B]}**" in voted[REVEAL]
+    assert battle.conversations[Side.A][0].content == "Quelle est la capitale de la France ?"
+    assert battle.conversations[Side.A][1].content == answer_a
+    assert battle.conversations[Side.B][1].content == answer_b
+    assert all(m.ttft_ms is not None and m.token_count for m in (battle.conversations[s][1] for s in Side))
+
+
+def test_vote_before_replies_finish_is_refused_and_second_vote_too(app: RunningApp) -> None:
+    client = Client(app.url, verbose=False)
+    job = client.submit("Raconte une longue histoire.", api_name="/battle_send")
+    deadline = time.monotonic() + 30
+    while not job.outputs() and time.monotonic() < deadline:
+        time.sleep(0.005)
+    early = client.predict(api_name="/vote_a")
+    assert not job.done(), "the round ended before the early vote could be tested"
+    assert early[NOTICE] == "Please wait until both answers are finished before voting."
+    job.result()
+    assert client.predict(api_name="/vote_a")[NOTICE] == "Thanks, your vote is recorded."
+    again = client.predict(api_name="/vote_tie")
+    assert again[NOTICE] == "You already voted on this round. Ask a follow-up or start a new round."
+    mine = [v for v in repo_of(app).votes() if v.session_id == client.session_hash]
+    assert [v.outcome.value for v in mine] == ["a"]
+
+
+def test_bad_messages_and_empty_votes_get_sentences(app: RunningApp) -> None:
+    client = Client(app.url, verbose=False)
+    assert client.predict(api_name="/vote_a")[NOTICE] == "Ask a question first: there is nothing to vote on yet."
+    assert client.predict("   ", api_name="/battle_send")[NOTICE] == "Please type a message first."
+    too_long = client.predict("x" * 201, api_name="/battle_send")[NOTICE]
+    assert too_long == "Your message is 201 characters long; the limit is 200. Please shorten it."
+
+
+def test_new_round_starts_a_fresh_pair(app: RunningApp) -> None:
+    client = Client(app.url, verbose=False)
+    client.predict("Hello", api_name="/battle_send")
+    client.predict(api_name="/vote_a")
+    fresh = client.predict(api_name="/battle_new")
+    assert fresh[PANE_A] == [] and fresh[PANE_B] == [] and fresh[REVEAL] == ""
+    assert client.predict(api_name="/vote_a")[NOTICE] == "Ask a question first: there is nothing to vote on yet."
+
+
+def test_chat_streams_multi_turn_and_is_stored(app: RunningApp) -> None:
+    client = Client(app.url, verbose=False)
+    first = client.predict("demo-lora-a", "Bonjour", api_name="/chat_send")
+    second = client.predict("demo-lora-a", "Et ensuite ?", api_name="/chat_send")
+    assert [m["role"] for m in second[0]] == ["user", "assistant", "user", "assistant"]
+    assert text_of(second[0][1]) == text_of(first[0][1])
+    cleared = client.predict(api_name="/chat_clear")
+    assert cleared[0] == []
+
+
+def test_bad_config_refuses_to_start_with_one_line(tmp_path: Path, demo_models: DemoModels) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(f"models:\n  - name: x\n    model: {demo_models.base}\n    temprature: 0.5\n", encoding="utf-8")
+    missing = tmp_path / "missing.yaml"
+    missing.write_text("models:\n  - name: x\n    model: ./no/such/model\n", encoding="utf-8")
+    for config, expected in ((bad, "models[0].temprature: unknown key"), (missing, "'./no/such/model' does not exist")):
+        proc = subprocess.run(
+            [sys.executable, "app.py", "--config", str(config), "--data-dir", str(tmp_path)],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert proc.returncode == 2
+        lines = proc.stderr.strip().splitlines()
+        assert lines[-1].startswith(f"corral: {config}: ") and expected in lines[-1]
+        assert "Traceback" not in proc.stderr
+
+
+def test_default_start_builds_demo_models_once_and_says_they_are_random(tmp_path: Path) -> None:
+    cmd = [sys.executable, "app.py", "--data-dir", str(tmp_path), "--port"]
+    for attempt in range(2):
+        from tests.helpers import free_port
+
+        port = free_port()
+        log = (tmp_path / f"run{attempt}.log").open("wb")
+        proc = subprocess.Popen([*cmd, str(port), "--threads", "1"], cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+        try:
+            page = _wait_for_page(f"http://127.0.0.1:{port}/config", proc)
+            assert "Demo models" in page and "random" in page
+            built = (tmp_path / "demo-models" / "corral-demo.json").stat().st_mtime
+            if attempt == 0:
+                first_build = built
+            else:
+                assert built == first_build, "the demo models were rebuilt on the second start"
+            result = Client(f"http://127.0.0.1:{port}/", verbose=False).predict("Hi", api_name="/battle_send")
+            assert text_of(result[PANE_A][-1]) or text_of(result[PANE_B][-1])
+        finally:
+            proc.terminate()
+            proc.wait(timeout=15)
+            log.close()
+    assert (tmp_path / "corral.db").exists()
+    assert oct((tmp_path / "ip-salt.secret").stat().st_mode & 0o777) == "0o600"
+
+
+def _wait_for_page(url: str, proc: subprocess.Popen[bytes], timeout: float = 120) -> str:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, "app.py exited early"
+        try:
+            with urllib.request.urlopen(url, timeout=2) as resp:
+                return str(resp.read().decode("utf-8"))
+        except OSError:
+            time.sleep(0.3)
+    raise AssertionError(f"{url} did not answer within {timeout} s")
