@@ -76,5 +76,5 @@ def build_chat_tab(service: ChatService, voter_of: VoterOf, concurrency_limit: i
     }
     send.click(api_name="chat_send", **args)
     box.submit(api_visibility="private", **args)
-    clear.click(on_clear, [slot], outputs, api_name="chat_clear")
-    model.change(on_clear, [slot], outputs, api_visibility="private")
+    clear.click(on_clear, [slot], outputs, api_name="chat_clear", concurrency_limit=concurrency_limit)
+    model.change(on_clear, [slot], outputs, api_visibility="private", concurrency_limit=concurrency_limit)
