@@ -85,26 +85,28 @@ def build(config: AppConfig, *, db_url: str, data_dir: Path, threads: int | None
 
     from arena.battle import BattleService
     from arena.chat import ChatService
+    from arena.config import ConfigError
     from arena.privacy import load_or_create_salt
     from arena.store.engine import make_engine
     from arena.store.migrate import upgrade
     from arena.store.repository import Repository
     from arena.ui import build_ui
     from arena.ui.common import voter_factory
-    from backends.local import LocalModelPool, LocalSpec
+    from arena.wiring import build_backends
 
     if threads:
         torch.set_num_threads(threads)
     engine = make_engine(db_url)
     upgrade(engine)
     repo = Repository(engine)
-    pool = LocalModelPool()
-    backends = pool.load(
-        [
-            LocalSpec(name=m.name, model=m.model, adapter=m.adapter, template=m.template, dtype=m.dtype)
-            for m in config.models
-        ]
-    )
+    wired = build_backends(config, os.environ)
+    wired.monitor.check_now()  # know which replicas answer before the first battle is drawn
+    for backend in wired.remote:
+        if backend.problem:
+            wired.close()
+            raise ConfigError(backend.problem)
+    wired.monitor.start()
+    backends = wired.backends
     env_salt = os.environ.get("CORRAL_IP_SALT")
     salt = env_salt.encode() if env_salt else load_or_create_salt(data_dir / "ip-salt.secret")
     rng = random.Random()

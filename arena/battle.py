@@ -41,7 +41,11 @@ class BattleService:
 
     def new_battle(self, voter: Voter) -> BattleState:
         """A fresh anonymous battle between two sampled models (nothing stored until the first question)."""
-        weights = {m.name: m.weight for m in self._config.models if m.name in self._backends}
+        weights = {
+            m.name: m.weight
+            for m in self._config.models
+            if m.name in self._backends and self._backends[m.name].available
+        }
         a, b = pick_pair(weights, self._rng)
         return BattleState(models={Side.A: a, Side.B: b}, session_id=voter.session_id)
 

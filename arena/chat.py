@@ -32,8 +32,13 @@ class ChatService:
         self._new_id = new_id
 
     def model_names(self) -> list[str]:
-        """Models a user can chat with."""
+        """Models a user can chat with (available or not)."""
         return [m.name for m in self._config.models if m.name in self._backends]
+
+    def is_available(self, name: str) -> bool:
+        """Whether `name` can answer right now."""
+        backend = self._backends.get(name)
+        return backend is not None and backend.available
 
     def new_chat(self, model: object, voter: Voter) -> ChatState:
         """A fresh conversation with `model`."""
@@ -52,6 +57,8 @@ class ChatService:
                 f"This conversation has reached its limit of {self._config.arena.max_turns} turns. Please clear it."
             )
         message = clean_user_message(text, max_chars=self._config.arena.max_input_chars)
+        if not self.is_available(state.model):
+            raise InputRejected(f"{state.model} is unavailable right now. Please choose another model or try later.")
         if state.conversation_id is None:
             conversation_id = self._new_id()
             await asyncio.to_thread(

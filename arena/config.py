@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -22,17 +22,13 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class ModelConfig(_Strict):
-    """One contestant: how to reach it, how to prompt it, and what voters are told about it."""
+class _ModelBase(_Strict):
+    """What every contestant has, whatever serves it."""
 
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:/+-]{0,79}$")
     description: str = ""
     license: str = ""
-    backend: Literal["local"] = "local"
-    model: str = Field(min_length=1)
-    adapter: str | None = None
     template: str = prompts.TOKENIZER
-    dtype: Literal["float32", "bfloat16", "float16", "auto"] = "float32"
     generation: GenerationParams = GenerationParams()
     weight: float = Field(default=1.0, gt=0)
 
@@ -42,6 +38,69 @@ class ModelConfig(_Strict):
         if value not in prompts.names():
             raise ValueError(f"unknown prompt template '{value}' (known: {', '.join(prompts.names())})")
         return value
+
+
+class LocalModel(_ModelBase):
+    """A model run in this process with transformers (+ a peft adapter)."""
+
+    backend: Literal["local"] = "local"
+    model: str = Field(min_length=1)
+    adapter: str | None = None
+    dtype: Literal["float32", "bfloat16", "float16", "auto"] = "float32"
+
+
+class Timeouts(_Strict):
+    """Seconds to wait for a connection, for the first token, and between tokens."""
+
+    connect: float = Field(default=5.0, gt=0)
+    first_token: float = Field(default=60.0, gt=0)
+    between_tokens: float = Field(default=30.0, gt=0)
+
+
+class _RemoteModel(_ModelBase):
+    """A model behind one or more inference servers (replicas)."""
+
+    endpoints: list[str] = Field(min_length=1)
+    api_key_env: str | None = Field(default=None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    timeouts: Timeouts = Timeouts()
+    max_concurrent_per_endpoint: int = Field(default=32, ge=1)
+    health_interval: float = Field(default=10.0, gt=0)
+
+    @field_validator("endpoints")
+    @classmethod
+    def _urls(cls, value: list[str]) -> list[str]:
+        for url in value:
+            if not re.match(r"^https?://[^\s/]+", url):
+                raise ValueError(f"'{url}' is not an http(s) URL")
+        return [u.rstrip("/") for u in value]
+
+
+class TgiModel(_RemoteModel):
+    """A model on text-generation-inference (or `backends.serve`), prompted with a Corral template."""
+
+    backend: Literal["tgi"]
+    adapter_id: str | None = None  # a LoRA adapter on a multi-LoRA TGI
+    server_chat_template: bool = False  # true: use /v1/chat/completions with the server's own template
+
+    @model_validator(mode="after")
+    def _template_needed(self) -> TgiModel:
+        if self.template == prompts.TOKENIZER and not self.server_chat_template:
+            raise ValueError(
+                "a tgi model needs a prompt template name (e.g. chatml), or server_chat_template: true "
+                "to let the server apply the model's own chat template"
+            )
+        return self
+
+
+class OpenAIModel(_RemoteModel):
+    """A model behind an OpenAI-compatible /v1/chat/completions server (vLLM, SGLang, TGI, llama.cpp, Ollama)."""
+
+    backend: Literal["openai"]
+    model: str = Field(min_length=1)  # the served model name sent in each request
+
+
+ModelConfig = Annotated[LocalModel | TgiModel | OpenAIModel, Field(discriminator="backend")]
+BACKEND_KINDS = ("local", "tgi", "openai")
 
 
 class ArenaSettings(_Strict):
@@ -56,6 +115,14 @@ class ArenaSettings(_Strict):
 class AppConfig(_Strict):
     """The whole configuration file."""
 
+    @model_validator(mode="before")
+    @classmethod
+    def _default_backend(cls, data: Any) -> Any:
+        """`backend` may be left out and means `local`."""
+        if isinstance(data, dict) and isinstance(data.get("models"), list):
+            data = {**data, "models": [_with_backend(m) for m in data["models"]]}
+        return data
+
     demo: bool = False
     arena: ArenaSettings = ArenaSettings()
     models: list[ModelConfig] = Field(min_length=1)
@@ -69,9 +136,13 @@ class AppConfig(_Strict):
             seen.add(m.name)
         return self
 
-    def model(self, name: str) -> ModelConfig:
+    def model(self, name: str) -> LocalModel | TgiModel | OpenAIModel:
         """The model entry called `name`."""
         return next(m for m in self.models if m.name == name)
+
+
+def _with_backend(model: Any) -> Any:
+    return {"backend": "local", **model} if isinstance(model, dict) else model
 
 
 _VAR = re.compile(r"\$\{([a-z_]+)\}")
@@ -96,7 +167,9 @@ def _expand(value: Any, variables: dict[str, str], where: Path) -> Any:
 
 def _location(loc: tuple[int | str, ...]) -> str:
     out = ""
-    for part in loc:
+    for i, part in enumerate(loc):
+        if part in BACKEND_KINDS and i > 0 and isinstance(loc[i - 1], int):
+            continue  # pydantic's union tag, not a key the user wrote
         out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
     return out or "(top level)"
 
@@ -115,9 +188,12 @@ def parse_config(data: Any, *, source: Path, variables: dict[str, str] | None = 
 
 
 def _resolve_paths(config: AppConfig, folder: Path) -> AppConfig:
-    models = []
+    models: list[LocalModel | TgiModel | OpenAIModel] = []
     for i, m in enumerate(config.models):
         updates: dict[str, str] = {}
+        if not isinstance(m, LocalModel):
+            models.append(m)
+            continue
         for key in ("model", "adapter"):
             ref = getattr(m, key)
             if ref is None or not is_local_path(ref):

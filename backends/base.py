@@ -19,6 +19,7 @@ class GenerationParams(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     max_new_tokens: int = Field(default=256, ge=1, le=32768)
+    do_sample: bool = True  # false: greedy (TGI's default when no sampling parameter is set)
     temperature: float = Field(default=0.7, gt=0.0, le=10.0)
     top_p: float | None = Field(default=0.95, gt=0.0, lt=1.0)
     top_k: int | None = Field(default=None, gt=0)
@@ -40,6 +41,11 @@ class Backend(Protocol):
 
     def stream(self, messages: Sequence[Message], params: GenerationParams) -> AsyncIterator[Chunk]:
         """Stream the assistant's next message for `messages`; raise BackendError on failure."""
+        ...
+
+    @property
+    def available(self) -> bool:
+        """Whether the model can answer now (unavailable models are left out of new battles)."""
         ...
 
     async def aclose(self) -> None:

@@ -28,6 +28,7 @@ class StepEvent:
     """One decode outcome: a token, the end (with a finish reason), or a failure."""
 
     token_id: int | None = None
+    logprob: float = 0.0
     finish_reason: str | None = None  # "eos_token", "length", "cancelled"
     error: BaseException | None = None
 
@@ -47,13 +48,19 @@ class DecodeRequest:
     _generator: torch.Generator | None = None
 
 
-def sample_next(logits: torch.Tensor, params: GenerationParams, history: list[int], gen: torch.Generator) -> int:
-    """Pick the next token id from a 1-D logits vector with TGI-style sampling parameters."""
+def sample_next(
+    logits: torch.Tensor, params: GenerationParams, history: list[int], gen: torch.Generator
+) -> tuple[int, float]:
+    """Pick the next token id (and its log-probability) from 1-D logits with TGI-style sampling parameters."""
     logits = logits.float()
     if params.repetition_penalty and params.repetition_penalty != 1.0 and history:
         seen = torch.tensor(sorted(set(history)), dtype=torch.long)
         picked = logits[seen]
         logits[seen] = torch.where(picked > 0, picked / params.repetition_penalty, picked * params.repetition_penalty)
+    if not params.do_sample:
+        logprobs = torch.log_softmax(logits, dim=-1)
+        best = int(torch.argmax(logprobs).item())
+        return best, float(logprobs[best].item())
     logits = logits / params.temperature
     if params.top_k is not None and params.top_k < logits.numel():
         kth = torch.topk(logits, params.top_k).values[-1]
@@ -67,7 +74,8 @@ def sample_next(logits: torch.Tensor, params: GenerationParams, history: list[in
         mask[order[keep]] = True
         probs = torch.where(mask, probs, torch.zeros_like(probs))
         probs = probs / probs.sum()
-    return int(torch.multinomial(probs, 1, generator=gen).item())
+    token = int(torch.multinomial(probs, 1, generator=gen).item())
+    return token, float(torch.log(probs[token]).item())
 
 
 class Decoder:
@@ -119,23 +127,23 @@ class Decoder:
             _emit(req, StepEvent(finish_reason="cancelled"))
             return True
         try:
-            token = self._next_token(req)
+            token, logprob = self._next_token(req)
         except Exception as exc:  # a failure of one request must not stop the others
             log.exception("decode step failed")
             _emit(req, StepEvent(error=exc))
             return True
         req._generated.append(token)
         if token in req.eos_ids:
-            _emit(req, StepEvent(finish_reason="eos_token"))
+            _emit(req, StepEvent(token_id=token, logprob=logprob, finish_reason="eos_token"))
             return True
-        if not _emit(req, StepEvent(token_id=token)):
+        if not _emit(req, StepEvent(token_id=token, logprob=logprob)):
             return True
         if len(req._generated) >= req.params.max_new_tokens:
             _emit(req, StepEvent(finish_reason="length"))
             return True
         return False
 
-    def _next_token(self, req: DecodeRequest) -> int:
+    def _next_token(self, req: DecodeRequest) -> tuple[int, float]:
         if req._cache is None:
             from transformers import DynamicCache
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -69,37 +69,76 @@ class LocalBackend:
             )
         return prompts.render(self.spec.template, messages)
 
-    async def stream(self, messages: Sequence[Message], params: GenerationParams) -> AsyncIterator[Chunk]:
-        """Stream the reply; generation runs on the base model's decoder thread, never on the event loop."""
-        tok = self._base.tokenizer
-        try:
-            prompt = self.render(messages)
-        except prompts.PromptError as exc:
-            raise GenerationFailed(str(exc)) from exc
-        ids = list(tok(prompt, add_special_tokens=False)["input_ids"])
-        if len(ids) + params.max_new_tokens > self._max_total:
-            raise InputTooLong(f"{len(ids)} prompt tokens + {params.max_new_tokens} > {self._max_total}")
+    @property
+    def tokenizer(self) -> Any:
+        """The tokenizer of this entry's base model."""
+        return self._base.tokenizer
+
+    @property
+    def max_total_tokens(self) -> int:
+        """Prompt plus generated tokens must fit in this many positions."""
+        return self._max_total
+
+    @property
+    def available(self) -> bool:
+        """A model in this process is always available."""
+        return True
+
+    def encode(self, prompt: str, *, add_special_tokens: bool | None = None) -> list[int]:
+        """Token ids of a prompt string.
+
+        Corral's named templates leave BOS to the tokenizer (as TGI does for raw inputs), while a tokenizer's
+        own chat template writes its special tokens itself; so by default special tokens are added for named
+        templates only.
+        """
+        if add_special_tokens is None:
+            add_special_tokens = self.spec.template != prompts.TOKENIZER
+        return list(self._base.tokenizer(prompt, add_special_tokens=add_special_tokens)["input_ids"])
+
+    async def generate(self, prompt_ids: list[int], params: GenerationParams) -> AsyncGenerator[StepEvent, None]:
+        """Yield decoder events (tokens, then one with a finish reason); raise GenerationFailed on failure.
+
+        Leaving early (break / aclose) cancels the request, which frees its decoder slot at the next step.
+        """
         loop = asyncio.get_running_loop()
         events: asyncio.Queue[StepEvent] = asyncio.Queue()
-        eos = {tok.eos_token_id} if tok.eos_token_id is not None else set()
+        eos = self._base.tokenizer.eos_token_id
         request = DecodeRequest(
-            prompt_ids=ids,
+            prompt_ids=prompt_ids,
             adapter=self._adapter,
             params=params,
-            eos_ids=frozenset(eos),
+            eos_ids=frozenset() if eos is None else frozenset({eos}),
             sink=lambda ev: _post(loop, events, ev),
         )
         assert self._base.decoder is not None
         self._base.decoder.submit(request)
-        text = IncrementalDecoder(tok)
-        stops = StopMatcher([*self._stops, *params.stop])
-        held = 0
         try:
             while True:
                 ev = await events.get()
                 if ev.error is not None:
                     raise GenerationFailed(repr(ev.error))
-                if ev.token_id is None:
+                yield ev
+                if ev.finish_reason is not None:
+                    return
+        finally:
+            request.cancelled.set()
+
+    async def stream(self, messages: Sequence[Message], params: GenerationParams) -> AsyncIterator[Chunk]:
+        """Stream the reply; generation runs on the base model's decoder thread, never on the event loop."""
+        try:
+            prompt = self.render(messages)
+        except prompts.PromptError as exc:
+            raise GenerationFailed(str(exc)) from exc
+        ids = self.encode(prompt)
+        if len(ids) + params.max_new_tokens > self._max_total:
+            raise InputTooLong(f"{len(ids)} prompt tokens + {params.max_new_tokens} > {self._max_total}")
+        text = IncrementalDecoder(self._base.tokenizer)
+        stops = StopMatcher([*self._stops, *params.stop])
+        held = 0
+        events = self.generate(ids, params)
+        try:
+            async for ev in events:
+                if ev.token_id is None or ev.finish_reason == "eos_token":
                     break
                 held += 1
                 out = stops.feed(text.add(ev.token_id))
@@ -112,7 +151,7 @@ class LocalBackend:
             if tail or held:
                 yield Chunk(tail, held)
         finally:
-            request.cancelled.set()  # frees the decoder slot when the consumer goes away early
+            await events.aclose()
 
     async def aclose(self) -> None:
         """Nothing per entry: the pool owns models and threads."""

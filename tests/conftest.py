@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from arena.config import AppConfig
+from arena.config import AppConfig, LocalModel
 from arena.store.engine import make_engine
 from arena.store.migrate import upgrade
 from arena.store.repository import Repository
@@ -42,7 +42,11 @@ def demo_config(demo_models: DemoModels) -> AppConfig:
 def local_backends(demo_config: AppConfig) -> Iterator[dict[str, LocalBackend]]:
     """Every model of `demo_config`, loaded once through the real transformers + peft path."""
     pool = LocalModelPool()
-    specs = [LocalSpec(m.name, m.model, m.adapter, m.template, m.dtype) for m in demo_config.models]
+    specs = [
+        LocalSpec(m.name, m.model, m.adapter, m.template, m.dtype)
+        for m in demo_config.models
+        if isinstance(m, LocalModel)
+    ]
     yield pool.load(specs)
     pool.close()
 

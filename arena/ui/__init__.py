@@ -27,7 +27,7 @@ def build_ui(config: AppConfig, battles: BattleService, chats: ChatService, vote
             gr.Markdown(DEMO_NOTICE, elem_id="demo-notice")
         with gr.Tab("Arena (battle)", id="arena"):
             build_battle_tab(battles, voter_of, limit)
-        with gr.Tab("Chat", id="chat"):
-            build_chat_tab(chats, voter_of, limit)
+        with gr.Tab("Chat", id="chat") as chat_tab:
+            build_chat_tab(chats, voter_of, limit, chat_tab)
     ui.queue(default_concurrency_limit=limit)
     return ui  # type: ignore[no-any-return]

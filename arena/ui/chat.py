@@ -34,11 +34,15 @@ def _messages(st: ChatState | None) -> list[dict[str, str]]:
     return pane(st.history, st.reply, st.streaming)
 
 
-def build_chat_tab(service: ChatService, voter_of: VoterOf, concurrency_limit: int) -> None:
+def build_chat_tab(service: ChatService, voter_of: VoterOf, concurrency_limit: int, chat_tab: gr.Tab) -> None:
     """Lay out the Chat tab and wire its events (inside an open gr.Blocks)."""
     names = service.model_names()
+
+    def choices() -> list[tuple[str, str]]:
+        return [(n if service.is_available(n) else f"{n} (unavailable)", n) for n in names]
+
     slot = gr.State(Slot())
-    model = gr.Dropdown(choices=names, value=names[0] if names else None, label="Model", elem_id="chat-model")
+    model = gr.Dropdown(choices=choices(), value=names[0] if names else None, label="Model", elem_id="chat-model")
     chatbot = gr.Chatbot(label="Chat", height=460)
     notice = gr.Markdown(elem_id="chat-notice")
     with gr.Row():
@@ -76,5 +80,10 @@ def build_chat_tab(service: ChatService, voter_of: VoterOf, concurrency_limit: i
     }
     send.click(api_name="chat_send", **args)
     box.submit(api_visibility="private", **args)
+
+    def refresh_models() -> Any:
+        return gr.update(choices=choices())
+
+    chat_tab.select(refresh_models, None, [model], api_visibility="private", concurrency_limit=concurrency_limit)
     clear.click(on_clear, [slot], outputs, api_name="chat_clear", concurrency_limit=concurrency_limit)
     model.change(on_clear, [slot], outputs, api_visibility="private", concurrency_limit=concurrency_limit)

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 import yaml
 
-from arena.config import ConfigError, load_config
+from arena.config import ConfigError, LocalModel, load_config
 from backends.demo import DemoModels
 from tests.helpers import ROOT, config_data
 
@@ -24,7 +24,8 @@ def test_demo_config_loads_with_data_dir_variable(demo_models: DemoModels) -> No
     config = load_config(ROOT / "configs" / "demo.yaml", variables={"data_dir": str(data_dir)})
     assert config.demo is True
     assert [m.name for m in config.models] == ["demo-base", "demo-lora-a", "demo-lora-b"]
-    assert config.model("demo-lora-a").adapter == str(demo_models.adapters["lora-a"])
+    lora = config.model("demo-lora-a")
+    assert isinstance(lora, LocalModel) and lora.adapter == str(demo_models.adapters["lora-a"])
 
 
 def test_relative_paths_resolve_against_the_config_folder(tmp_path: Path, demo_models: DemoModels) -> None:
@@ -32,7 +33,8 @@ def test_relative_paths_resolve_against_the_config_folder(tmp_path: Path, demo_m
     (tmp_path / "m").symlink_to(demo_models.base)
     data["models"][0]["model"] = "./m"
     config = load_config(write(tmp_path, data))
-    assert config.models[0].model == str((tmp_path / "m").resolve())
+    first = config.models[0]
+    assert isinstance(first, LocalModel) and first.model == str((tmp_path / "m").resolve())
 
 
 def test_unknown_key_names_file_key_and_problem(tmp_path: Path, demo_models: DemoModels) -> None:
@@ -63,7 +65,10 @@ def test_missing_model_folder_is_refused(tmp_path: Path, demo_models: DemoModels
     [
         (lambda d: d["models"].append(dict(d["models"][0])), "model name 'demo-base' is used twice"),
         (lambda d: d["models"][0].update(template="nope"), "unknown prompt template 'nope'"),
-        (lambda d: d["models"][0].update(backend="carrier-pigeon"), "models[0].backend: Input should be 'local'"),
+        (
+            lambda d: d["models"][0].update(backend="carrier-pigeon"),
+            "models[0]: Input tag 'carrier-pigeon' found using 'backend' does not match any of the expected tags",
+        ),
         (lambda d: d["models"][0].update(weight=0), "models[0].weight: Input should be greater than 0"),
         (lambda d: d.update(models=[]), "models: List should have at least 1 item"),
     ],

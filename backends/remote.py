@@ -1,0 +1,294 @@
+"""What the remote backends share: replicas, failover before the first token, timeouts, errors, clients."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import re
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+import httpx2
+from huggingface_hub import AsyncInferenceClient
+from huggingface_hub import errors as hf_errors
+
+from backends.base import (
+    BackendError,
+    BackendOverloaded,
+    BackendTimeout,
+    BackendUnavailable,
+    Chunk,
+    GenerationFailed,
+    GenerationParams,
+    InputTooLong,
+    Message,
+)
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class RemoteTimeouts:
+    """Seconds to wait for a connection, for the first token, and between tokens."""
+
+    connect: float = 5.0
+    first_token: float = 60.0
+    between_tokens: float = 30.0
+
+
+DEFAULT_TIMEOUTS = RemoteTimeouts()
+
+
+class Rejected(GenerationFailed):
+    """The server refused the request as invalid for a reason other than its length."""
+
+    user_message = "The model's server refused this request."
+
+
+@dataclass
+class Endpoint:
+    """One replica of a remote model."""
+
+    url: str
+    healthy: bool = True  # optimistic until the first probe says otherwise
+    inflight: int = 0
+    served: int = 0
+
+
+@dataclass
+class ReplicaSet:
+    """The replicas of one model, and how busy each is (touched only from the event loop, except `healthy`)."""
+
+    endpoints: list[Endpoint]
+    max_concurrent: int = 32
+    _turn: int = field(default=0, repr=False)
+
+    @classmethod
+    def of(cls, urls: list[str], max_concurrent: int) -> ReplicaSet:
+        """Replicas for these base URLs."""
+        return cls([Endpoint(u.rstrip("/")) for u in urls], max_concurrent)
+
+    @property
+    def available(self) -> bool:
+        """Whether any replica is healthy."""
+        return any(e.healthy for e in self.endpoints)
+
+    def ordered(self) -> list[Endpoint]:
+        """Healthy replicas with room, least busy first; ties go to the one that served least recently."""
+        ready = [e for e in self.endpoints if e.healthy and e.inflight < self.max_concurrent]
+        return sorted(ready, key=lambda e: (e.inflight, e.served))
+
+
+def map_error(exc: BaseException) -> BackendError:
+    """The backend error (with its user sentence) for anything the HTTP client or server raised."""
+    if isinstance(exc, BackendError):
+        return exc
+    text = f"{type(exc).__name__}: {exc}"
+    if isinstance(exc, hf_errors.OverloadedError):
+        return BackendOverloaded(text)
+    if isinstance(exc, hf_errors.ValidationError):
+        return _validation(str(exc), text)
+    if isinstance(exc, hf_errors.TextGenerationError):  # generation, incomplete_generation, unknown
+        return GenerationFailed(text)
+    if isinstance(exc, (hf_errors.InferenceTimeoutError, httpx2.TimeoutException, asyncio.TimeoutError)):
+        return BackendTimeout(text)
+    if isinstance(exc, (httpx2.ConnectError, ConnectionError)):
+        return BackendUnavailable(text)
+    if isinstance(exc, hf_errors.HfHubHTTPError):
+        status = exc.response.status_code if exc.response is not None else 0
+        if status == 429:
+            return BackendOverloaded(text)
+        if status in (413, 422):
+            return _validation(str(exc), text)
+        if status in (502, 503, 504):
+            return BackendUnavailable(text)
+        return GenerationFailed(text)
+    # a dropped connection mid-stream, a malformed SSE line, anything else: the answer failed
+    if isinstance(exc, (httpx2.TransportError, json.JSONDecodeError, ValueError, KeyError)):
+        return GenerationFailed(text)
+    return GenerationFailed(text)
+
+
+def _validation(message: str, text: str) -> BackendError:
+    if re.search(r"tokens|too long|context length|maximum context", message, re.IGNORECASE):
+        return InputTooLong(text)
+    return Rejected(text)
+
+
+def hf_client(url: str, api_key: str | None, timeouts: RemoteTimeouts) -> AsyncInferenceClient:
+    """A huggingface_hub client for one replica that never sends the machine's own HF token.
+
+    huggingface_hub falls back to the locally saved token for any base URL; an explicit (empty) authorization
+    header overrides it when the model's config names no API key.
+    """
+    limit = max(timeouts.connect, timeouts.first_token, timeouts.between_tokens)
+    if api_key:
+        return AsyncInferenceClient(base_url=url, api_key=api_key, timeout=limit)
+    return AsyncInferenceClient(base_url=url, headers={"authorization": ""}, timeout=limit)
+
+
+def auth_headers(api_key: str | None) -> dict[str, str]:
+    """Headers for our own probes: the configured key, or nothing at all."""
+    return {"authorization": f"Bearer {api_key}"} if api_key else {}
+
+
+RETRYABLE = (BackendUnavailable, BackendOverloaded)
+
+
+async def failover_stream(
+    replicas: ReplicaSet,
+    open_stream: Callable[[Endpoint], AsyncIterator[Chunk]],
+    timeouts: RemoteTimeouts,
+) -> AsyncGenerator[Chunk, None]:
+    """Stream from the least busy replica; before the first token, an overload or connection failure is
+    retried once on another replica. Nothing is retried once a token was shown."""
+    candidates = replicas.ordered()
+    if not candidates:
+        if replicas.available:
+            raise BackendOverloaded("every replica is at its concurrency limit")
+        raise BackendUnavailable("no healthy replica")
+    last: BackendError | None = None
+    for endpoint in candidates[:2]:
+        endpoint.inflight += 1
+        endpoint.served += 1
+        stream = aiter(open_stream(endpoint))
+        try:
+            try:
+                first = await asyncio.wait_for(anext(stream), timeouts.first_token)
+            except StopAsyncIteration:
+                return
+            except BaseException as exc:
+                error = _as_backend_error(exc, "first token")
+                if isinstance(error, BackendUnavailable):
+                    endpoint.healthy = False  # passive health: the monitor brings it back
+                if isinstance(error, RETRYABLE):
+                    log.warning("replica %s failed before the first token: %s", endpoint.url, error)
+                    last = error
+                    continue
+                raise error from exc
+            yield first
+            while True:
+                try:
+                    chunk = await asyncio.wait_for(anext(stream), timeouts.between_tokens)
+                except StopAsyncIteration:
+                    return
+                except BaseException as exc:
+                    raise _as_backend_error(exc, "next token") from exc
+                yield chunk
+        finally:
+            endpoint.inflight -= 1
+            aclose = getattr(stream, "aclose", None)
+            if aclose is not None:
+                await aclose()
+    assert last is not None
+    raise last
+
+
+def _as_backend_error(exc: BaseException, waiting_for: str) -> BackendError:
+    if isinstance(exc, asyncio.CancelledError | GeneratorExit | KeyboardInterrupt):
+        raise exc
+    if isinstance(exc, asyncio.TimeoutError):
+        return BackendTimeout(f"no {waiting_for} in time")
+    return map_error(exc)
+
+
+def json_or_none(response: Any) -> Any:
+    """The JSON body of an httpx response, or None."""
+    try:
+        return response.json()
+    except ValueError:
+        return None
+
+
+class RemoteBackend:
+    """A model behind replicas of an inference server; subclasses say how to stream and how to probe."""
+
+    kind = "remote"
+
+    def __init__(
+        self, *, name: str, urls: list[str], api_key: str | None, timeouts: RemoteTimeouts, max_concurrent: int
+    ) -> None:
+        self.name = name
+        self.replicas = ReplicaSet.of(urls, max_concurrent)
+        self.timeouts = timeouts
+        self._api_key = api_key
+        self._clients = {e.url: hf_client(e.url, api_key, timeouts) for e in self.replicas.endpoints}
+        self.problem: str | None = None  # a configuration mistake a probe found (e.g. a missing adapter)
+
+    @property
+    def available(self) -> bool:
+        """Whether any replica is healthy (unavailable models are left out of new battles)."""
+        return self.replicas.available
+
+    def stream(self, messages: Sequence[Message], params: GenerationParams) -> AsyncIterator[Chunk]:
+        """Stream the reply from the least busy healthy replica."""
+        request = self._prepare(messages, params)
+        return failover_stream(
+            self.replicas, lambda ep: self._open(self._clients[ep.url], request, params), self.timeouts
+        )
+
+    def probe(self, http: httpx.Client) -> None:
+        """Update every replica's health (called from the health monitor's thread)."""
+        for endpoint in self.replicas.endpoints:
+            try:
+                ok = self._probe(http, endpoint.url, auth_headers(self._api_key))
+            except httpx.HTTPError as exc:
+                log.info("%s: replica %s unreachable (%s)", self.name, endpoint.url, type(exc).__name__)
+                ok = False
+            if ok != endpoint.healthy:
+                log.warning("%s: replica %s is now %s", self.name, endpoint.url, "healthy" if ok else "unhealthy")
+            endpoint.healthy = ok
+
+    async def aclose(self) -> None:
+        """Nothing to release: clients open connections per request."""
+
+    def _prepare(self, messages: Sequence[Message], params: GenerationParams) -> Any:
+        """What `_open` sends (e.g. a rendered prompt); raise a BackendError if the chat cannot be sent."""
+        return list(messages)
+
+    def _open(self, client: AsyncInferenceClient, request: Any, params: GenerationParams) -> AsyncIterator[Chunk]:
+        raise NotImplementedError
+
+    def _probe(self, http: httpx.Client, url: str, headers: dict[str, str]) -> bool:
+        raise NotImplementedError
+
+
+async def chat_chunks(
+    client: AsyncInferenceClient,
+    messages: Sequence[Message],
+    *,
+    model: str,
+    params: GenerationParams,
+    stop: Sequence[str] = (),
+) -> AsyncGenerator[Chunk, None]:
+    """Stream an OpenAI-style /v1/chat/completions answer as chunks, mapping failures to BackendErrors."""
+    extra: dict[str, Any] = {}
+    if params.top_k is not None:
+        extra["top_k"] = params.top_k
+    if params.repetition_penalty is not None:
+        extra["repetition_penalty"] = params.repetition_penalty
+    try:
+        events = await client.chat_completion(
+            [dict(m) for m in messages],
+            model=model,
+            stream=True,
+            max_tokens=params.max_new_tokens,
+            temperature=params.temperature,
+            top_p=params.top_p,
+            seed=params.seed,
+            stop=list(stop) or None,
+            extra_body=extra or None,
+        )
+        async for event in events:
+            if not event.choices:
+                continue
+            text = event.choices[0].delta.content or ""
+            if text:
+                yield Chunk(text)
+    except (BackendError, asyncio.CancelledError, GeneratorExit):
+        raise
+    except Exception as exc:
+        raise map_error(exc) from exc

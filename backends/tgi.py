@@ -1,0 +1,157 @@
+"""The `tgi` backend: text-generation-inference's native streaming route, prompted with a Corral template."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncGenerator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+from huggingface_hub import AsyncInferenceClient
+
+import prompts
+from backends.base import BackendError, Chunk, GenerationFailed, GenerationParams, Message
+from backends.remote import DEFAULT_TIMEOUTS, RemoteBackend, RemoteTimeouts, chat_chunks, json_or_none, map_error
+from backends.streaming import StopMatcher
+
+log = logging.getLogger(__name__)
+ADAPTER_PROBE = "Corral checks that this adapter is loaded."
+
+
+@dataclass
+class ServerLimits:
+    """Limits a TGI server reports in /info."""
+
+    max_total_tokens: int | None = None
+    max_input_tokens: int | None = None
+    max_stop_sequences: int = 4
+
+
+class TgiBackend(RemoteBackend):
+    """Streams from TGI's `/` route (`text_generation(stream=True, details=True)`), or its chat route."""
+
+    kind = "tgi"
+
+    def __init__(
+        self,
+        *,
+        name: str,
+        urls: list[str],
+        template: str,
+        adapter_id: str | None = None,
+        server_chat_template: bool = False,
+        api_key: str | None = None,
+        timeouts: RemoteTimeouts = DEFAULT_TIMEOUTS,
+        max_concurrent: int = 32,
+    ) -> None:
+        super().__init__(name=name, urls=urls, api_key=api_key, timeouts=timeouts, max_concurrent=max_concurrent)
+        self.template = template
+        self.adapter_id = adapter_id
+        self.server_chat_template = server_chat_template
+        self.limits = ServerLimits()
+
+    def _prepare(self, messages: Sequence[Message], params: GenerationParams) -> Any:
+        if self.server_chat_template:
+            return list(messages)
+        try:
+            return prompts.render(self.template, messages)
+        except prompts.PromptError as exc:
+            raise GenerationFailed(str(exc)) from exc
+
+    def _stops(self, params: GenerationParams) -> list[str]:
+        stops = [*prompts.stop_strings(self.template), *params.stop]
+        return list(dict.fromkeys(stops))[: self.limits.max_stop_sequences]
+
+    def _max_new_tokens(self, params: GenerationParams) -> int:
+        if self.limits.max_total_tokens is None:
+            return params.max_new_tokens
+        return max(1, min(params.max_new_tokens, self.limits.max_total_tokens - 1))
+
+    async def _open(
+        self, client: AsyncInferenceClient, request: Any, params: GenerationParams
+    ) -> AsyncGenerator[Chunk, None]:
+        stops = self._stops(params)
+        if self.server_chat_template:
+            limited = params.model_copy(update={"max_new_tokens": self._max_new_tokens(params)})
+            async for chunk in chat_chunks(client, request, model=self.adapter_id or "tgi", params=limited, stop=stops):
+                yield chunk
+            return
+        matcher = StopMatcher(stops)  # TGI keeps the stop string in the text; the arena shows the answer alone
+        try:
+            events = await client.text_generation(
+                request,
+                stream=True,
+                details=True,
+                return_full_text=False,
+                adapter_id=self.adapter_id,
+                max_new_tokens=self._max_new_tokens(params),
+                temperature=params.temperature,
+                top_p=params.top_p,
+                top_k=params.top_k,
+                repetition_penalty=params.repetition_penalty,
+                seed=params.seed,
+                stop=stops or None,
+            )
+            async for event in events:
+                if event.token.special:
+                    continue
+                text = matcher.feed(event.token.text)
+                if text:
+                    yield Chunk(text)
+                if matcher.stopped:
+                    return
+            tail = matcher.flush()
+            if tail:
+                yield Chunk(tail, tokens=0)
+        except BackendError:
+            raise
+        except Exception as exc:
+            if isinstance(exc, GeneratorExit):
+                raise
+            raise map_error(exc) from exc
+
+    def _probe(self, http: httpx.Client, url: str, headers: dict[str, str]) -> bool:
+        if http.get(f"{url}/health", headers=headers).status_code != 200:
+            return False
+        info = json_or_none(http.get(f"{url}/info", headers=headers))
+        if isinstance(info, dict):
+            self.limits = ServerLimits(
+                max_total_tokens=info.get("max_total_tokens"),
+                max_input_tokens=info.get("max_input_tokens"),
+                max_stop_sequences=int(info.get("max_stop_sequences") or 4),
+            )
+        if self.adapter_id is None:
+            return True
+        if adapter_listed(http, url, self.adapter_id, headers) or adapter_applied(http, url, self.adapter_id, headers):
+            return True
+        self.problem = f"model '{self.name}': the server at {url} does not serve adapter '{self.adapter_id}'"
+        log.error("%s", self.problem)
+        return False
+
+
+def adapter_listed(http: httpx.Client, url: str, adapter_id: str, headers: dict[str, str]) -> bool:
+    """Whether /v1/models lists the adapter (vLLM and backends.serve do; TGI lists only the base model)."""
+    models = json_or_none(http.get(f"{url}/v1/models", headers=headers))
+    data = models.get("data") if isinstance(models, dict) else None
+    return isinstance(data, list) and any(isinstance(m, dict) and m.get("id") == adapter_id for m in data)
+
+
+def adapter_applied(http: httpx.Client, url: str, adapter_id: str, headers: dict[str, str]) -> bool:
+    """Whether a greedy one-token answer with the adapter differs from the base model's.
+
+    TGI answers an unknown adapter_id with the base model instead of an error, so equal log-probabilities
+    mean the adapter is not loaded.
+    """
+
+    def first_token(extra: dict[str, Any]) -> tuple[int, float] | None:
+        body = {"inputs": ADAPTER_PROBE, "parameters": {"max_new_tokens": 1, "details": True, **extra}}
+        reply = http.post(f"{url}/generate", json=body, headers=headers)
+        data = json_or_none(reply)
+        if reply.status_code != 200 or not isinstance(data, dict):
+            return None
+        token = data["details"]["tokens"][0]
+        return int(token["id"]), float(token["logprob"])
+
+    base, adapted = first_token({}), first_token({"adapter_id": adapter_id})
+    return base is not None and adapted is not None and base != adapted
