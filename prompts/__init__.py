@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
@@ -16,6 +17,9 @@ TEMPLATES = Path(__file__).with_name("templates")
 FORMATS_FILE = Path(__file__).with_name("formats.yaml")
 # `tokenizer` means: use the chat template shipped in the model's own tokenizer files.
 TOKENIZER = "tokenizer"
+TOKENIZER_DESCRIPTION = (
+    "The model's own chat template from its tokenizer files (rendered by the tokenizer, not Corral)."
+)
 
 
 class Message(TypedDict):
@@ -113,6 +117,29 @@ def render(name: str, messages: Sequence[Message], add_generation_prompt: bool =
     """The prompt string for `messages` in format `name`, default system message included."""
     if name == TOKENIZER:
         raise PromptError("The 'tokenizer' format is rendered by the model's own tokenizer, not by Corral.")
-    return render_source(
-        get(name).source, with_default_system(name, messages), add_generation_prompt=add_generation_prompt
+    fmt = get(name)
+    if not messages:
+        # Checked before the default system message is added, which would hide that nothing was asked.
+        raise PromptError(f"The {name} format cannot render an empty conversation.")
+    return render_source(fmt.source, with_default_system(name, messages), add_generation_prompt=add_generation_prompt)
+
+
+def export_source(name: str, *, embed_default_system: bool = False) -> str:
+    """The Jinja source of format `name` for TGI / vLLM, optionally applying its default system message itself."""
+    if name == TOKENIZER:
+        raise PromptError("The 'tokenizer' format is the model's own chat template; there is nothing to export.")
+    fmt = get(name)
+    if not embed_default_system or fmt.default_system is None:
+        return fmt.source
+    # A server applies only the template, so the default system message has to live inside it. The JSON literal
+    # (ASCII-only escapes) is also a valid Jinja string literal.
+    literal = json.dumps(fmt.default_system, ensure_ascii=True)
+    prelude = (
+        "{#- Added by `python -m prompts export --embed-default-system`: the format's default system message. -#}\n"
+        "{%- if not (messages and messages[0]['role'] == 'system') -%}\n"
+        f"{{%- set messages = [{{'role': 'system', 'content': {literal}}}] + messages -%}}\n"
+        "{%- endif -%}\n"
     )
+    # Keep the format's header comment first, so the exported file still opens with its explanation.
+    end = fmt.source.find("-#}\n") + len("-#}\n") if fmt.source.startswith("{#") else 0
+    return fmt.source[:end] + prelude + fmt.source[end:]
