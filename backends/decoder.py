@@ -8,11 +8,11 @@ once (and lets a cancelled request free its slot at the next step).
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import queue
 import threading
-from collections.abc import Callable, Iterator
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,6 +21,7 @@ import torch
 from backends.base import GenerationParams
 
 log = logging.getLogger(__name__)
+_UNSET = "\x00unset"  # not a valid adapter name
 
 
 @dataclass(frozen=True)
@@ -82,7 +83,14 @@ class Decoder:
     """Runs decode steps for every active request on one thread; at most `max_active` requests at once."""
 
     def __init__(self, model: Any, *, name: str, max_active: int = 64) -> None:
+        from peft.tuners.tuners_utils import BaseTunerLayer
+
         self._model = model
+        # Switching adapters through PeftModel (set_adapter / disable_adapter) walks the whole model and computes
+        # its status on every call, holding the GIL long enough to starve the server's I/O thread; switching the
+        # LoRA layers found once here costs a few microseconds per layer, and only when the adapter changes.
+        self._lora_layers = [m for m in model.modules() if isinstance(m, BaseTunerLayer)]
+        self._current: str | None = _UNSET  # what the layers are set to; unknown until the first switch
         self._max_active = max_active
         self._incoming: queue.Queue[DecodeRequest | None] = queue.Queue()
         self._thread = threading.Thread(target=self._run, name=f"decoder-{name}", daemon=True)
@@ -108,6 +116,9 @@ class Decoder:
                 for req in list(active):
                     if self._step(req):
                         active.remove(req)
+                    # Small CPU tensors run without releasing the GIL; give it up once per step so the event
+                    # loop thread (HTTP, SSE, new connections) is not starved while a model is generating.
+                    time.sleep(0)
 
     def _admit(self, active: list[DecodeRequest]) -> bool:
         """Move waiting requests into `active`; block when idle. False means shut down."""
@@ -156,20 +167,24 @@ class Decoder:
                 req._generator.seed()
         else:
             input_ids = torch.tensor([[req._generated[-1]]], dtype=torch.long)
-        with self._adapter(req.adapter):
-            out = self._model(input_ids=input_ids, past_key_values=req._cache, use_cache=True)
+        self._activate(req.adapter)
+        out = self._model(input_ids=input_ids, past_key_values=req._cache, use_cache=True)
         req._cache = out.past_key_values
         assert req._generator is not None
         return sample_next(out.logits[0, -1], req.params, req.prompt_ids + req._generated, req._generator)
 
-    def _adapter(self, name: str | None) -> contextlib.AbstractContextManager[Any]:
-        """Make `name` the active adapter for one step (None: the base model alone)."""
-        if not hasattr(self._model, "set_adapter"):
-            return contextlib.nullcontext()
-        if name is None:
-            return _disabled(self._model)
-        self._model.set_adapter(name)
-        return contextlib.nullcontext()
+    def _activate(self, name: str | None) -> None:
+        """Make `name` the active adapter of every LoRA layer (None: the base model alone)."""
+        if not self._lora_layers or name == self._current:
+            return
+        for layer in self._lora_layers:
+            if name is None:
+                layer.enable_adapters(False)
+                continue
+            if layer.disable_adapters:
+                layer.enable_adapters(True)
+            layer.set_adapter(name, inference_mode=True)  # also freezes every adapter weight
+        self._current = name
 
 
 def _emit(req: DecodeRequest, event: StepEvent) -> bool:
@@ -181,9 +196,3 @@ def _emit(req: DecodeRequest, event: StepEvent) -> bool:
         req.cancelled.set()
         return False
     return True
-
-
-@contextlib.contextmanager
-def _disabled(model: Any) -> Iterator[None]:
-    with model.disable_adapter():
-        yield

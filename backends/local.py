@@ -118,6 +118,9 @@ class LocalBackend:
                 if ev.error is not None:
                     raise GenerationFailed(repr(ev.error))
                 yield ev
+                # Queue.get() does not suspend while tokens are waiting: yield to the loop once per token so
+                # one fast stream cannot starve other requests (or the accept of new connections).
+                await asyncio.sleep(0)
                 if ev.finish_reason is not None:
                     return
         finally:

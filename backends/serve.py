@@ -136,7 +136,6 @@ class ServedModel:
         if self.inflight >= self.max_concurrent:
             raise Overloaded()
         self.inflight += 1
-        self.metrics.requests += 1
         try:
             yield
         finally:
@@ -249,6 +248,8 @@ async def with_keep_alive(events: AsyncIterator[bytes]) -> AsyncGenerator[bytes,
     finally:
         if pending is not None:
             pending.cancel()
+            with contextlib.suppress(BaseException):  # let the cancelled step finish before closing the generator
+                await pending
         aclose = getattr(iterator, "aclose", None)
         if aclose is not None:
             await aclose()
@@ -456,6 +457,7 @@ def create_app(served: ServedModel) -> Starlette:
         fn: Callable[[Any], Awaitable[Response]],
     ) -> Callable[[Request], Awaitable[Response]]:
         async def route(request: Request) -> Response:
+            served.metrics.requests += 1
             try:
                 body = await _json(request)
             except ProtocolError as exc:
@@ -477,6 +479,7 @@ def create_app(served: ServedModel) -> Starlette:
         return _sse_response(generate_stream_events(served, body, full_text_default=False))
 
     async def chat_route(request: Request) -> Response:
+        served.metrics.requests += 1
         return await chat(served, request)
 
     async def info(_: Request) -> Response:

@@ -5,9 +5,16 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+# A UTF-8 character spans at most 4 bytes; past this many held tokens the bytes are invalid, not incomplete.
+MAX_HELD_TOKENS = 6
+
 
 class IncrementalDecoder:
-    """Decodes a growing list of token ids into text deltas, holding back incomplete UTF-8 sequences."""
+    """Decodes a growing list of token ids into text deltas, holding back incomplete UTF-8 sequences.
+
+    Work per token is bounded: invalid byte runs are released (as U+FFFD) after a few tokens instead of being
+    re-decoded forever, which would make decoding quadratic in the answer length.
+    """
 
     def __init__(self, tokenizer: Any) -> None:
         self._tok = tokenizer
@@ -20,7 +27,8 @@ class IncrementalDecoder:
         self._ids.append(token_id)
         prefix_text = self._decode(self._ids[self._prefix : self._read])
         new_text = self._decode(self._ids[self._prefix :])
-        if len(new_text) > len(prefix_text) and not new_text.endswith("\ufffd"):
+        complete = not new_text.endswith("\ufffd") or len(self._ids) - self._read >= MAX_HELD_TOKENS
+        if len(new_text) > len(prefix_text) and complete:
             self._prefix, self._read = self._read, len(self._ids)
             return new_text[len(prefix_text) :]
         return ""

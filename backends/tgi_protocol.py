@@ -175,7 +175,7 @@ def check_lengths(input_tokens: int, max_new_tokens: int, limits: Limits) -> Non
 
 def sse(payload: Any) -> bytes:
     """One server-sent event, framed exactly as TGI frames it (`data: ` with a space)."""
-    text = payload if isinstance(payload, str) else json.dumps(payload, ensure_ascii=False)
+    text = payload if isinstance(payload, str) else json.dumps(payload, ensure_ascii=False, separators=(",", ":"))
     return f"data: {text}\n\n".encode()
 
 

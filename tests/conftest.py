@@ -21,7 +21,7 @@ from arena.store.migrate import upgrade
 from arena.store.repository import Repository
 from backends.demo import DemoModels, ensure_demo_models
 from backends.local import LocalBackend, LocalModelPool, LocalSpec
-from tests.helpers import config_for
+from tests.helpers import Process, config_for, start_serve
 
 torch.set_num_threads(1)  # several times faster for tiny models on 2 cores
 
@@ -69,3 +69,28 @@ def repo(db_url: str) -> Repository:
 def rng() -> random.Random:
     """A seeded random generator."""
     return random.Random(1234)
+
+
+@pytest.fixture(scope="session")
+def serve(demo_models: DemoModels, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Process]:
+    """`backends.serve` hosting the demo base and both adapters (16 concurrent requests)."""
+    process = start_serve(demo_models, tmp_path_factory.mktemp("serve"), "--max-concurrent-requests", "16")
+    yield process
+    process.stop()
+
+
+@pytest.fixture(scope="session")
+def tight_serve(demo_models: DemoModels, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Process]:
+    """A second server with one request slot and small token limits, for overload and length errors."""
+    process = start_serve(
+        demo_models,
+        tmp_path_factory.mktemp("tight"),
+        "--max-concurrent-requests",
+        "1",
+        "--max-input-tokens",
+        "64",
+        "--max-total-tokens",
+        "2048",
+    )
+    yield process
+    process.stop()

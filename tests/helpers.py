@@ -50,6 +50,53 @@ def free_port() -> int:
 
 
 @dataclass
+class Process:
+    """A server process on loopback."""
+
+    url: str
+    process: subprocess.Popen[bytes]
+    log: Path
+
+    def stop(self) -> None:
+        """Terminate the process and wait for it."""
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+
+def wait_for_port(proc: subprocess.Popen[bytes], port: int, log: Path, timeout: float = 120) -> None:
+    """Wait until `proc` accepts connections on `port`; fail with its log if it exits or takes too long."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"process exited with {proc.returncode}:\n{log.read_text()[-3000:]}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.2)
+    proc.kill()
+    raise RuntimeError(f"process did not start within {timeout} s:\n{log.read_text()[-3000:]}")
+
+
+def start_serve(demo: DemoModels, workdir: Path, *extra: str) -> Process:
+    """Start `python -m backends.serve` with the demo base and both demo adapters on a free port."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    log = workdir / f"serve-{port}.log"
+    cmd = [sys.executable, "-m", "backends.serve", "--model", str(demo.base), "--port", str(port), "--threads", "1"]
+    for name, path in demo.adapters.items():
+        cmd += ["--adapter", f"{name}={path}"]
+    with log.open("wb") as out:
+        proc = subprocess.Popen([*cmd, *extra], cwd=ROOT, stdout=out, stderr=subprocess.STDOUT)
+    wait_for_port(proc, port, log)
+    return Process(url=f"http://127.0.0.1:{port}", process=proc, log=log)
+
+
+@dataclass
 class RunningApp:
     """An app.py process serving on loopback."""
 

@@ -59,6 +59,16 @@ def test_variants_share_one_base_model(demo_models: DemoModels) -> None:
         pool.close()
 
 
+def test_a_base_model_alone_streams(demo_models: DemoModels) -> None:
+    pool = LocalModelPool()
+    try:
+        alone = pool.load([LocalSpec("solo", str(demo_models.base))])["solo"]
+        text, tokens, _ = asyncio.run(collect(alone))
+        assert text and tokens
+    finally:
+        pool.close()
+
+
 def test_prompt_uses_the_tokenizer_chat_template(local_backends: dict[str, LocalBackend]) -> None:
     assert local_backends["demo-base"].render(QUESTION) == (
         "<|im_start|>user\nBonjour, qui es-tu ?<|im_end|>\n<|im_start|>assistant\n"

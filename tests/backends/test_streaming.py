@@ -26,6 +26,15 @@ def test_no_stops_passes_everything() -> None:
     assert feed_all(StopMatcher([]), ["a", "b"]) == "ab"
 
 
+def test_invalid_byte_runs_are_released_after_a_few_tokens(demo_models: DemoModels) -> None:
+    tok = AutoTokenizer.from_pretrained(demo_models.base)
+    lone_bytes = [i for i in range(len(tok)) if tok.decode([i]) == "\ufffd"][:40]  # continuation bytes alone
+    assert len(lone_bytes) >= 20
+    dec = IncrementalDecoder(tok)
+    released = [dec.add(i) for i in lone_bytes]
+    assert sum(1 for r in released if r) >= len(lone_bytes) // 8, "invalid bytes must not be held forever"
+
+
 def test_incremental_decoding_equals_full_decoding(demo_models: DemoModels) -> None:
     tok = AutoTokenizer.from_pretrained(demo_models.base)
     text = "Bonjour ! 你好，世界。안녕하세요 — café"
