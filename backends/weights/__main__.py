@@ -1,0 +1,117 @@
+"""`python -m backends.weights`: merge-lora, apply-delta, make-delta, xor-decrypt and xor-encrypt."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from types import FrameType
+
+from backends.weights.delta import apply_delta, make_delta
+from backends.weights.errors import WeightsError
+from backends.weights.lora import DTYPES, merge_lora
+from backends.weights.xor import encrypt_files, xor_files
+
+USAGE_ERROR = 2
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command-line interface."""
+    parser = argparse.ArgumentParser(
+        prog="python -m backends.weights",
+        description="Rebuild seed-model weights from the patches they were published as.",
+    )
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--out", type=Path, required=True, help="output folder (written atomically)")
+    common.add_argument("--force", action="store_true", help="replace --out if it exists and is not empty")
+    common.add_argument("--quiet", action="store_true", help="no progress bars")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    merge = commands.add_parser("merge-lora", parents=[common], help="merge a LoRA adapter into its base model")
+    merge.add_argument("--base", type=Path, required=True, help="base model folder (transformers format)")
+    merge.add_argument("--adapter", type=Path, required=True, help="peft adapter folder (may ship a tokenizer)")
+    merge.add_argument("--dtype", choices=list(DTYPES), default="float32", help="dtype to load, merge and save in")
+
+    apply = commands.add_parser("apply-delta", parents=[common], help="write base + delta")
+    apply.add_argument("--base", type=Path, required=True, help="base checkpoint folder or file")
+    apply.add_argument("--delta", type=Path, required=True, help="delta checkpoint folder or file")
+
+    make = commands.add_parser("make-delta", parents=[common], help="write target - base")
+    make.add_argument("--base", type=Path, required=True, help="base checkpoint folder or file")
+    make.add_argument("--target", type=Path, required=True, help="fine-tuned checkpoint folder or file")
+    make.add_argument(
+        "--compact",
+        action="store_true",
+        help="keep every delta in the target's dtype, even where apply-delta will then be off by a rounding step",
+    )
+
+    decrypt = commands.add_parser("xor-decrypt", parents=[common], help="XOR encrypted files with the base file")
+    decrypt.add_argument("--encrypted", type=Path, required=True, help="folder of encrypted files")
+    decrypt.add_argument("--base", type=Path, required=True, help="the original base file, e.g. consolidated.00.pth")
+    decrypt.add_argument("--checksums", type=Path, help="md5 list of the decrypted files (md5sum format)")
+
+    encrypt = commands.add_parser("xor-encrypt", parents=[common], help="XOR plain files with the base file")
+    encrypt.add_argument("--plain", type=Path, required=True, help="folder of files to encrypt")
+    encrypt.add_argument("--base", type=Path, required=True, help="the base file to XOR with")
+    encrypt.add_argument("--checksums-out", type=Path, help="where to write the md5 list of the plain files")
+    return parser
+
+
+def run(args: argparse.Namespace) -> str:
+    """Carry out the parsed command; returns the summary line to print."""
+    progress = not args.quiet
+    if args.command == "merge-lora":
+        merge_lora(args.base, args.adapter, args.out, dtype=args.dtype, force=args.force)
+        return f"merged {args.adapter} into {args.base}: {args.out}"
+    if args.command == "apply-delta":
+        report = apply_delta(args.base, args.delta, args.out, force=args.force, progress=progress)
+        return f"wrote {report.tensors} tensors ({report.bytes_written / 2**20:.1f} MiB) to {args.out}"
+    if args.command == "make-delta":
+        report = make_delta(
+            args.base, args.target, args.out, exact=not args.compact, force=args.force, progress=progress
+        )
+        notes = f"; {len(report.widened)} stored wider to stay exact" if report.widened else ""
+        if args.compact:
+            notes += f"; {report.inexact_elements} elements will differ from the target by rounding"
+        return f"wrote the delta of {report.tensors} tensors to {args.out}{notes}"
+    if args.command == "xor-decrypt":
+        xor_report = xor_files(args.encrypted, args.base, args.out, args.checksums, force=args.force, progress=progress)
+        checked = " (md5 verified)" if args.checksums else " (no checksum list given: not verified)"
+        return f"decrypted {len(xor_report.files)} files to {args.out}{checked}"
+    xor_report = encrypt_files(args.plain, args.base, args.out, args.checksums_out, force=args.force, progress=progress)
+    return f"encrypted {len(xor_report.files)} files to {args.out}"
+
+
+def _terminate(signum: int, frame: FrameType | None) -> None:
+    # Turn SIGTERM into an exception so the staging folder is cleaned up on the way out.
+    raise SystemExit(128 + signum)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Parse `argv`, run the command; user mistakes print one line on stderr and return 2."""
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(message)s")
+    logging.getLogger("backends.weights").setLevel(logging.WARNING if args.quiet else logging.INFO)
+    previous = signal.signal(signal.SIGTERM, _terminate)
+    try:
+        print(run(args))
+    except WeightsError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return USAGE_ERROR
+    except OSError as exc:  # unreadable or unwritable paths, a full disk
+        where = f": {exc.filename}" if exc.filename else ""
+        print(f"error: {exc.strerror or exc}{where}", file=sys.stderr)
+        return USAGE_ERROR
+    except KeyboardInterrupt:
+        print("interrupted; nothing was written to --out", file=sys.stderr)
+        return 130
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

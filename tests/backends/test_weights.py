@@ -1,0 +1,350 @@
+"""Weight reconstruction on real tiny checkpoints: LoRA merges, delta weights, XOR patches and the CLI."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+from peft import LoraConfig, PeftModel, get_peft_model
+from safetensors import safe_open
+from safetensors.torch import load_file, save_file
+from transformers import AutoModelForCausalLM, AutoTokenizer, LlamaConfig, LlamaForCausalLM
+
+from backends.demo import DemoModels
+from backends.weights import (
+    WeightsError,
+    apply_delta,
+    encrypt_files,
+    make_delta,
+    merge_lora,
+    read_checksums,
+    xor_files,
+)
+from backends.weights.__main__ import main
+
+REPO = Path(__file__).resolve().parents[2]
+PROMPT_IDS = [[5, 17, 42, 99, 230, 7, 300, 12]]
+
+
+def logits(model: torch.nn.Module, ids: list[list[int]] = PROMPT_IDS) -> torch.Tensor:
+    model.eval()
+    with torch.no_grad():
+        return model(torch.tensor(ids)).logits  # type: ignore[no-any-return]
+
+
+def tensors_of(folder: Path) -> dict[str, torch.Tensor]:
+    result: dict[str, torch.Tensor] = {}
+    for file in sorted(folder.glob("*.safetensors")):
+        result.update(load_file(file))
+    for file in sorted(folder.glob("*.bin")):
+        result.update(torch.load(file, weights_only=True))
+    return result
+
+
+def assert_bit_identical(got: dict[str, torch.Tensor], want: dict[str, torch.Tensor]) -> None:
+    assert got.keys() == want.keys()
+    for name, tensor in want.items():
+        assert got[name].dtype == tensor.dtype, name
+        assert torch.equal(got[name].contiguous().view(torch.uint8), tensor.contiguous().view(torch.uint8)), name
+
+
+def leftovers(folder: Path) -> list[str]:
+    return [p.name for p in folder.iterdir() if p.name.startswith(".")]
+
+
+# --- LoRA merges ---------------------------------------------------------------------------------------------
+
+
+def test_merged_lora_gives_the_peft_models_logits(demo_models: DemoModels, tmp_path: Path) -> None:
+    out = tmp_path / "merged"
+    args = ["merge-lora", "--base", str(demo_models.base), "--adapter", str(demo_models.adapters["lora-a"])]
+    assert main([*args, "--out", str(out), "--quiet"]) == 0
+
+    reference = PeftModel.from_pretrained(
+        AutoModelForCausalLM.from_pretrained(demo_models.base), demo_models.adapters["lora-a"]
+    )
+    merged = AutoModelForCausalLM.from_pretrained(out)
+    assert torch.allclose(logits(merged), logits(reference), atol=1e-5)
+    assert not torch.allclose(logits(merged), logits(AutoModelForCausalLM.from_pretrained(demo_models.base)))
+    assert (out / "model.safetensors").is_file() and not (out / "adapter_config.json").exists()
+    assert len(AutoTokenizer.from_pretrained(out)) == len(AutoTokenizer.from_pretrained(demo_models.base))
+
+
+def build_extended_vocab_adapter(demo_models: DemoModels, root: Path) -> tuple[Path, Path, int]:
+    """An untied tiny base and a Chinese-Alpaca-like adapter: larger tokenizer, LoRA + saved embed_tokens/lm_head."""
+    tokenizer = AutoTokenizer.from_pretrained(demo_models.base)
+    config = LlamaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=1,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        initializer_range=0.2,
+        tie_word_embeddings=False,
+    )
+    torch.manual_seed(3)
+    LlamaForCausalLM(config).save_pretrained(root / "base")
+    tokenizer.save_pretrained(root / "base")
+
+    extended = AutoTokenizer.from_pretrained(demo_models.base)
+    extended.add_tokens([f"<zh{i}>" for i in range(37)])
+    model = LlamaForCausalLM.from_pretrained(root / "base")
+    model.resize_token_embeddings(len(extended), mean_resizing=False)
+    lora = LoraConfig(
+        r=4,
+        lora_alpha=8,
+        target_modules=["q_proj", "v_proj"],
+        modules_to_save=["embed_tokens", "lm_head"],
+        init_lora_weights=False,
+        task_type="CAUSAL_LM",
+    )
+    peft_model = get_peft_model(model, lora)
+    with torch.no_grad():  # "train" the saved copies so they differ from the resized base
+        for name, param in peft_model.named_parameters():
+            if "modules_to_save" in name:
+                param.add_(torch.randn_like(param) * 0.1)
+    peft_model.save_pretrained(str(root / "adapter"), save_embedding_layers=False)  # modules_to_save carry them
+    extended.save_pretrained(root / "adapter")
+    return root / "base", root / "adapter", len(extended)
+
+
+def test_extended_vocabulary_adapter_is_merged_after_resizing(demo_models: DemoModels, tmp_path: Path) -> None:
+    base, adapter, vocab = build_extended_vocab_adapter(demo_models, tmp_path)
+    out = merge_lora(base, adapter, tmp_path / "merged")
+
+    merged: Any = AutoModelForCausalLM.from_pretrained(out)
+    assert merged.config.vocab_size == vocab
+    assert merged.get_input_embeddings().weight.shape[0] == vocab
+    assert merged.get_output_embeddings().weight.shape[0] == vocab
+    assert len(AutoTokenizer.from_pretrained(out)) == vocab
+
+    resized = LlamaForCausalLM.from_pretrained(base)
+    resized.resize_token_embeddings(vocab, mean_resizing=False)
+    reference = PeftModel.from_pretrained(resized, adapter)
+    ids = [[5, 17, vocab - 1, 42, vocab - 20, 99]]  # new tokens included
+    assert torch.allclose(logits(merged, ids), logits(reference, ids), atol=1e-5)
+
+
+def test_failed_merge_leaves_no_output_and_keeps_an_old_one(demo_models: DemoModels, tmp_path: Path) -> None:
+    broken = tmp_path / "broken-adapter"
+    shutil.copytree(demo_models.adapters["lora-a"], broken)
+    (broken / "adapter_model.safetensors").write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{not json")
+    out = tmp_path / "merged"
+    with pytest.raises(WeightsError, match="could not load the adapter"):
+        merge_lora(demo_models.base, broken, out)
+    assert not out.exists()
+    assert leftovers(tmp_path) == []
+
+    out.mkdir()
+    (out / "previous.txt").write_text("an earlier, complete result")
+    with pytest.raises(WeightsError, match="already exists and is not empty"):
+        merge_lora(demo_models.base, demo_models.adapters["lora-a"], out)
+    with pytest.raises(WeightsError):
+        merge_lora(demo_models.base, broken, out, force=True)
+    assert [p.name for p in out.iterdir()] == ["previous.txt"]
+    assert leftovers(tmp_path) == []
+
+
+# --- delta weights ---------------------------------------------------------------------------------------------
+
+
+def to_legacy_bin(src: Path, dst: Path) -> Path:
+    """The same sharded checkpoint as pytorch_model-*.bin files with their index."""
+    dst.mkdir()
+    weight_map = {}
+    for number, file in enumerate(sorted(src.glob("*.safetensors")), start=1):
+        name = f"pytorch_model-{number:05d}.bin"
+        tensors = load_file(file)
+        torch.save(tensors, dst / name)
+        weight_map.update(dict.fromkeys(tensors, name))
+    (dst / "pytorch_model.bin.index.json").write_text(json.dumps({"metadata": {}, "weight_map": weight_map}))
+    shutil.copy(src / "config.json", dst / "config.json")
+    return dst
+
+
+@pytest.fixture(scope="module")
+def sharded(demo_models: DemoModels, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """The demo base and its merged lora-a variant, each saved as several small safetensors shards."""
+    root = tmp_path_factory.mktemp("sharded")
+    merged = merge_lora(demo_models.base, demo_models.adapters["lora-a"], root / "merged")
+    for name, source in (("base", demo_models.base), ("target", merged)):
+        AutoModelForCausalLM.from_pretrained(source).save_pretrained(root / name, max_shard_size="60KB")
+        AutoTokenizer.from_pretrained(source).save_pretrained(root / name)
+    return {"base": root / "base", "target": root / "target"}
+
+
+def test_delta_round_trip_is_bit_exact_on_sharded_safetensors(sharded: dict[str, Path], tmp_path: Path) -> None:
+    target_shards = sorted(p.name for p in sharded["target"].glob("*.safetensors"))
+    assert len(target_shards) >= 3
+
+    report = make_delta(sharded["base"], sharded["target"], tmp_path / "delta")
+    assert sorted(p.name for p in (tmp_path / "delta").glob("*.safetensors")) == target_shards
+    apply_delta(sharded["base"], tmp_path / "delta", tmp_path / "rebuilt")
+
+    rebuilt = tmp_path / "rebuilt"
+    assert_bit_identical(tensors_of(rebuilt), tensors_of(sharded["target"]))
+    assert sorted(p.name for p in rebuilt.glob("*.safetensors")) == target_shards
+    index = json.loads((rebuilt / "model.safetensors.index.json").read_text())
+    assert (
+        index["weight_map"]
+        == json.loads((sharded["target"] / "model.safetensors.index.json").read_text())["weight_map"]
+    )
+    assert (rebuilt / "config.json").is_file() and (rebuilt / "tokenizer.json").is_file()
+    assert report.tensors == len(tensors_of(sharded["target"]))
+    model = AutoModelForCausalLM.from_pretrained(rebuilt)
+    assert torch.equal(logits(model), logits(AutoModelForCausalLM.from_pretrained(sharded["target"])))
+
+
+def test_delta_round_trip_is_bit_exact_on_legacy_bin(sharded: dict[str, Path], tmp_path: Path) -> None:
+    base = to_legacy_bin(sharded["base"], tmp_path / "base-bin")
+    target = to_legacy_bin(sharded["target"], tmp_path / "target-bin")
+    make_delta(base, target, tmp_path / "delta")
+    apply_delta(base, tmp_path / "delta", tmp_path / "rebuilt")
+    assert sorted(p.name for p in (tmp_path / "rebuilt").glob("*.bin")) == sorted(p.name for p in target.glob("*.bin"))
+    assert (tmp_path / "rebuilt" / "pytorch_model.bin.index.json").is_file()
+    assert_bit_identical(tensors_of(tmp_path / "rebuilt"), tensors_of(target))
+
+
+@pytest.mark.parametrize(("dtype", "stored"), [(torch.float32, "F64"), (torch.float16, "F32"), (torch.bfloat16, "F32")])
+def test_rounding_deltas_are_stored_wider_and_stay_exact(tmp_path: Path, dtype: torch.dtype, stored: str) -> None:
+    gen = torch.Generator().manual_seed(0)
+    base = {"w": torch.randn(64, 64, generator=gen).to(dtype), "n": torch.ones(64, dtype=dtype)}
+    # Unrelated values: target - base rounds in the target's dtype for a good share of the elements.
+    target = {"w": (torch.randn(64, 64, generator=gen) * 100).to(dtype), "n": torch.ones(64, dtype=dtype) * 2}
+    write_checkpoint(tmp_path / "base", base)
+    write_checkpoint(tmp_path / "target", target)
+
+    report = make_delta(tmp_path / "base", tmp_path / "target", tmp_path / "delta")
+    assert report.widened == ["w"]
+    with safe_open(tmp_path / "delta" / "model.safetensors", "pt") as f:
+        assert f.get_slice("w").get_dtype() == stored
+        assert f.get_slice("n").get_dtype() == {torch.float32: "F32", torch.float16: "F16"}.get(dtype, "BF16")
+    apply_delta(tmp_path / "base", tmp_path / "delta", tmp_path / "rebuilt")
+    assert_bit_identical(tensors_of(tmp_path / "rebuilt"), target)
+
+
+def test_compact_delta_keeps_the_targets_dtype_and_counts_rounded_elements(tmp_path: Path) -> None:
+    gen = torch.Generator().manual_seed(1)
+    write_checkpoint(tmp_path / "base", {"w": torch.randn(64, 64, generator=gen)})
+    target = torch.randn(64, 64, generator=gen) * 100
+    write_checkpoint(tmp_path / "target", {"w": target})
+
+    report = make_delta(tmp_path / "base", tmp_path / "target", tmp_path / "delta", exact=False)
+    assert report.widened == [] and report.inexact_elements > 0
+    apply_delta(tmp_path / "base", tmp_path / "delta", tmp_path / "rounded")
+    rounded = tensors_of(tmp_path / "rounded")["w"]
+    assert rounded.dtype == torch.float32 and torch.allclose(rounded, target, rtol=0, atol=1e-4)
+    assert 0 < int((rounded != target).sum()) == report.inexact_elements
+
+
+def write_checkpoint(folder: Path, tensors: dict[str, torch.Tensor]) -> Path:
+    folder.mkdir()
+    save_file(tensors, folder / "model.safetensors")
+    return folder
+
+
+def test_shape_mismatch_and_missing_tensor_are_named(tmp_path: Path) -> None:
+    base = write_checkpoint(tmp_path / "base", {"model.w": torch.zeros(2, 3), "model.b": torch.zeros(3)})
+    wide = write_checkpoint(tmp_path / "wide", {"model.w": torch.zeros(3, 3)})
+    extra = write_checkpoint(tmp_path / "extra", {"model.b": torch.zeros(3), "model.extra": torch.zeros(1)})
+
+    with pytest.raises(WeightsError, match=r"'model\.w' has shape \[3, 3\] in the delta but \[2, 3\] in the base"):
+        apply_delta(base, wide, tmp_path / "out")
+    with pytest.raises(WeightsError, match=r"'model\.w' has shape \[3, 3\] in the target but \[2, 3\] in the base"):
+        make_delta(base, wide, tmp_path / "out")
+    with pytest.raises(WeightsError, match=r"'model\.extra' is missing from the base"):
+        apply_delta(base, extra, tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+    assert leftovers(tmp_path) == []
+
+
+# --- XOR patches -----------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("chunk_size", [64, 4096], ids=["base-longer-than-chunk", "base-shorter-than-chunk"])
+def test_xor_round_trip_is_byte_identical(tmp_path: Path, chunk_size: int) -> None:
+    rng = np.random.default_rng(7)
+    base = tmp_path / "consolidated.00.pth"
+    base.write_bytes(rng.bytes(1000))
+    plain = tmp_path / "plain"
+    plain.mkdir()
+    files = {"long.bin": rng.bytes(5301), "short.bin": rng.bytes(17), "exact.bin": rng.bytes(1000), "empty.txt": b""}
+    for name, data in files.items():
+        (plain / name).write_bytes(data)
+
+    report = encrypt_files(plain, base, tmp_path / "enc", tmp_path / "checksums.md5", chunk_size=chunk_size)
+    assert report.files == sorted(f"{name}.enc" for name in files)
+    encrypted = (tmp_path / "enc" / "long.bin.enc").read_bytes()
+    key = np.frombuffer(base.read_bytes(), dtype=np.uint8)
+    expected = np.frombuffer(files["long.bin"], dtype=np.uint8) ^ np.resize(key, 5301)  # the key repeats
+    assert encrypted == expected.tobytes()
+    assert (tmp_path / "enc" / "empty.txt.enc").read_bytes() == b""
+
+    xor_files(tmp_path / "enc", base, tmp_path / "dec", tmp_path / "checksums.md5", chunk_size=chunk_size)
+    for name, data in files.items():
+        assert (tmp_path / "dec" / name).read_bytes() == data
+    assert read_checksums(tmp_path / "checksums.md5") == report.plain_md5
+
+
+def test_wrong_base_file_is_caught_by_the_checksums(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    rng = np.random.default_rng(8)
+    (tmp_path / "plain").mkdir()
+    (tmp_path / "plain" / "pytorch_model.bin").write_bytes(rng.bytes(3000))
+    (tmp_path / "right.pth").write_bytes(rng.bytes(2048))
+    (tmp_path / "wrong.pth").write_bytes(rng.bytes(2048))
+    encrypt_files(tmp_path / "plain", tmp_path / "right.pth", tmp_path / "enc", tmp_path / "sums.md5")
+
+    with pytest.raises(WeightsError, match="wrong base file"):
+        xor_files(tmp_path / "enc", tmp_path / "wrong.pth", tmp_path / "dec", tmp_path / "sums.md5")
+    assert not (tmp_path / "dec").exists()
+    args = ["xor-decrypt", "--encrypted", str(tmp_path / "enc"), "--base", str(tmp_path / "wrong.pth")]
+    assert main([*args, "--out", str(tmp_path / "dec"), "--checksums", str(tmp_path / "sums.md5"), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "wrong base file" in err
+    assert leftovers(tmp_path) == []
+
+
+# --- command line ----------------------------------------------------------------------------------------------
+
+
+def test_terminated_apply_delta_leaves_no_output(tmp_path: Path) -> None:
+    for name in ("base", "delta"):
+        (tmp_path / name).mkdir()
+        for shard in range(8):  # 64 MB, so the work outlasts the time it takes to notice that it started
+            save_file({f"layer{shard}.w": torch.zeros(2048, 1024)}, tmp_path / name / f"model-{shard:05d}.safetensors")
+    command = [sys.executable, "-m", "backends.weights", "apply-delta", "--base", str(tmp_path / "base")]
+    proc = subprocess.Popen(
+        [*command, "--delta", str(tmp_path / "delta"), "--out", str(tmp_path / "out"), "--quiet"], cwd=REPO
+    )
+    deadline = time.monotonic() + 120
+    while not leftovers(tmp_path):  # the staging folder appears once the run has really started
+        assert proc.poll() is None and time.monotonic() < deadline
+        time.sleep(0.002)
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=120) == 128 + signal.SIGTERM
+    assert not (tmp_path / "out").exists()
+    assert leftovers(tmp_path) == []
+
+
+def test_cli_reports_a_bad_path_in_one_line_with_exit_code_2(tmp_path: Path) -> None:
+    command = [sys.executable, "-m", "backends.weights", "apply-delta", "--base", str(tmp_path / "missing")]
+    result = subprocess.run(
+        [*command, "--delta", str(tmp_path), "--out", str(tmp_path / "out")],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 2
+    assert result.stderr.strip().count("\n") == 0 and "Traceback" not in result.stderr
+    assert "base checkpoint" in result.stderr and "missing" in result.stderr
