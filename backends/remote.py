@@ -282,12 +282,16 @@ async def chat_chunks(
             stop=list(stop) or None,
             extra_body=extra or None,
         )
+        finished = False
         async for event in events:
             if not event.choices:
                 continue
+            finished = finished or event.choices[0].finish_reason is not None
             text = event.choices[0].delta.content or ""
             if text:
                 yield Chunk(text)
+        if not finished:  # servers end every answer with a finish_reason; a bare end means a dropped connection
+            raise GenerationFailed("the stream ended without a finish reason (the server went away)")
     except (BackendError, asyncio.CancelledError, GeneratorExit):
         raise
     except Exception as exc:

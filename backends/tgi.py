@@ -60,6 +60,7 @@ class TgiBackend(RemoteBackend):
             raise GenerationFailed(str(exc)) from exc
 
     def _stops(self, params: GenerationParams) -> list[str]:
+        """Template and request stop strings, as many as the server accepts."""
         stops = [*prompts.stop_strings(self.template), *params.stop]
         return list(dict.fromkeys(stops))[: self.limits.max_stop_sequences]
 
@@ -93,7 +94,9 @@ class TgiBackend(RemoteBackend):
                 seed=params.seed,
                 stop=stops or None,
             )
+            finished = False
             async for event in events:
+                finished = event.generated_text is not None  # TGI's last event carries the whole text
                 if event.token.special:
                     continue
                 text = matcher.feed(event.token.text)
@@ -101,6 +104,8 @@ class TgiBackend(RemoteBackend):
                     yield Chunk(text)
                 if matcher.stopped:
                     return
+            if not finished:
+                raise GenerationFailed("the stream ended before its final event (the server went away)")
             tail = matcher.flush()
             if tail:
                 yield Chunk(tail, tokens=0)

@@ -6,10 +6,11 @@ import json
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 import httpx
 import pytest
-from huggingface_hub import InferenceClient
+from huggingface_hub import InferenceClient, TextGenerationOutput
 from huggingface_hub.errors import OverloadedError, ValidationError
 
 from backends.tgi import adapter_applied, adapter_listed
@@ -24,10 +25,13 @@ def client(server: Process) -> InferenceClient:
 
 def test_non_stream_with_details_and_seed_reproducibility(serve: Process) -> None:
     c = client(serve)
-    kwargs = {"max_new_tokens": 12, "details": True, "do_sample": True, "seed": 42, "return_full_text": False}
-    first = c.text_generation(PROMPT, **kwargs)
-    again = c.text_generation(PROMPT, **kwargs)
-    other = c.text_generation(PROMPT, **{**kwargs, "seed": 43})
+
+    def run(seed: int) -> TextGenerationOutput:
+        return c.text_generation(
+            PROMPT, max_new_tokens=12, details=True, do_sample=True, seed=seed, return_full_text=False
+        )
+
+    first, again, other = run(42), run(42), run(43)
     assert first.generated_text == again.generated_text != other.generated_text
     assert first.details is not None
     assert first.details.generated_tokens == len(first.details.tokens) <= 12
@@ -90,10 +94,9 @@ def test_validation_errors_are_422_with_tgi_shape(serve: Process, parameters: di
     assert r.status_code == 422
     assert r.json()["error_type"] == "validation"
     assert r.json()["error"].startswith("Input validation error: ") and message in r.json()["error"]
+    kwargs: dict[str, Any] = {k: v for k, v in parameters.items() if k != "best_of"} or {"top_p": 1.0}
     with pytest.raises(ValidationError):
-        client(serve).text_generation(
-            PROMPT, **{k: v for k, v in parameters.items() if k != "best_of"} or {"top_p": 1.0}
-        )
+        client(serve).text_generation(PROMPT, **kwargs)
 
 
 def test_malformed_bodies_are_422(serve: Process) -> None:
