@@ -6,7 +6,10 @@ export GRADIO_ANALYTICS_ENABLED := False
 export HF_HUB_DISABLE_TELEMETRY := 1
 export GRADIO_RUN_HISTORY := False
 
-.PHONY: run test lint typecheck unit install install-dev clean
+.PHONY: run test lint typecheck unit install install-dev system-deps clean
+
+# Debian packages the tests use (docker-compose validates docker-compose.yml); installed when missing and root.
+SYSTEM_PACKAGES := docker-compose
 
 $(VENV)/.installed: requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -31,7 +34,14 @@ lint: install-dev
 typecheck: install-dev
 	$(PY) -m mypy
 
-unit: install-dev
+system-deps:
+	@missing=""; for p in $(SYSTEM_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+	  else echo "Please install these Debian packages first:$$missing" >&2; exit 1; fi; \
+	fi
+
+unit: install-dev system-deps
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 test: lint typecheck unit

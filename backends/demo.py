@@ -120,3 +120,20 @@ def _train_tokenizer() -> Any:
     )
     fast.chat_template = CHATML_TEMPLATE
     return fast
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m backends.demo DIR`: build the demo models into DIR (reused when already there)."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m backends.demo", description=main.__doc__)
+    parser.add_argument("out", type=Path, help="folder to build into, e.g. data/demo-models")
+    paths = ensure_demo_models(parser.parse_args(argv).out)
+    print(f"base: {paths.base}")
+    for name, path in paths.adapters.items():
+        print(f"adapter {name}: {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
