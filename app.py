@@ -60,7 +60,8 @@ def main(argv: list[str] | None = None) -> int:
             log.info("demo models ready in %.1f s under %s", time.perf_counter() - t, data_dir / "demo-models")
             config = load_config(DEMO_CONFIG, variables={"data_dir": str(data_dir)})
         else:
-            config = load_config(args.config, variables={"data_dir": str(data_dir)})
+            models_dir = os.environ.get("CORRAL_MODELS_DIR", str(data_dir / "models"))
+            config = load_config(args.config, variables={"data_dir": str(data_dir), "models_dir": models_dir})
         app = build(
             config, db_url=args.db or f"sqlite:///{data_dir / 'corral.db'}", data_dir=data_dir, threads=args.threads
         )

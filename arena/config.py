@@ -22,6 +22,17 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+class Source(_Strict):
+    """Where a model's weights come from and how they become servable (documentation, checked by tests)."""
+
+    hub_id: str
+    revision: str | None = None
+    base: str | None = None  # the base model the published patch applies to
+    form: Literal["full", "lora", "delta", "xor"]
+    serve: Literal["tgi", "tgi-multi-lora", "merge-first", "local"]
+    rebuild: str | None = None  # the one command that turns the published files into what `model` points at
+
+
 class _ModelBase(_Strict):
     """What every contestant has, whatever serves it."""
 
@@ -31,6 +42,7 @@ class _ModelBase(_Strict):
     template: str = prompts.TOKENIZER
     generation: GenerationParams = GenerationParams()
     weight: float = Field(default=1.0, gt=0)
+    source: Source | None = None
 
     @field_validator("template")
     @classmethod

@@ -1,0 +1,136 @@
+"""Every seed model's config: the right template, and the path its card describes, run end to end on tiny stand-ins.
+
+The published patches are simulated with the demo models: adapters are the demo LoRAs, the "fine-tuned"
+model behind the delta and XOR releases is the demo base merged with a demo LoRA. Each config's own
+`source.rebuild` command then rebuilds the servable folder, and the arena's backends load and run it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import shlex
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+import yaml
+from safetensors.torch import load_file
+
+import prompts
+from arena.config import LocalModel, TgiModel, load_config, parse_config
+from backends.base import GenerationParams, Message
+from backends.demo import DemoModels
+from backends.local import LocalModelPool, LocalSpec
+from backends.tgi import TgiBackend
+from backends.weights import encrypt_files, make_delta, merge_lora
+from tests.helpers import ROOT, Process
+
+SEEDS = sorted((ROOT / "configs" / "seeds").glob("*.yaml"))
+# From ../shared/reference/seed-models.md: each seed model, its distribution form and prompt format.
+EXPECTED = {
+    "vigogne-2-7b-chat": ("full", "vigogne_chat_v2"),
+    "vigogne-2-7b-chat-v1": ("full", "vigogne_chat_v1"),
+    "vigogne-2-7b-instruct": ("full", "vigogne_instruct_en_v3"),
+    "vigogne-7b-chat": ("full", "vigogne_chat_v1"),
+    "vigogne-instruct-7b": ("lora", "vigogne_instruct_fr_v2"),
+    "vigogne-lora-7b": ("lora", "vigogne_instruct_fr_v1"),
+    "chinese-alpaca-7b": ("lora", "chinese_alpaca"),
+    "belle-7b-2m": ("full", "belle"),
+    "belle-llama-7b-2m": ("xor", "belle"),
+    "ko-vicuna-7b": ("full", "vicuna_v1.1"),
+    "wizard-vicuna-13b": ("delta", "vicuna_v1.1"),
+}
+ASK = [Message(role="user", content="Bonjour ! 你好 ! 안녕하세요 !")]
+PARAMS = GenerationParams(max_new_tokens=6, seed=1)
+
+
+def raw_models() -> list[dict[str, Any]]:
+    return [m for path in SEEDS for m in yaml.safe_load(path.read_text())["models"]]
+
+
+@dataclass(frozen=True)
+class Published:
+    """The models folder a team starts from, and the fine-tune the delta and XOR releases were made from."""
+
+    models_dir: Path
+    fine_tuned: Path
+
+
+@pytest.fixture(scope="module")
+def published(demo_models: DemoModels, tmp_path_factory: pytest.TempPathFactory) -> Published:
+    """What a team has before rebuilding: its own bases, and the files each seed project published."""
+    root = tmp_path_factory.mktemp("seed-models")
+    work = tmp_path_factory.mktemp("seed-work")
+    for name in ("llama-7b-hf", "llama-13b-hf"):
+        (root / name).symlink_to(demo_models.base)
+    (root / "vigogne-instruct-7b").symlink_to(demo_models.adapters["lora-a"])
+    (root / "vigogne-lora-7b").symlink_to(demo_models.adapters["lora-b"])
+    (root / "chinese-alpaca-lora-7b").symlink_to(demo_models.adapters["lora-a"])
+    fine_tuned = merge_lora(demo_models.base, demo_models.adapters["lora-b"], work / "fine-tuned")
+    make_delta(demo_models.base, fine_tuned, root / "wizard-vicuna-13b-delta")
+    original = root / "llama-7b" / "consolidated.00.pth"
+    original.parent.mkdir()
+    original.write_bytes(hashlib.sha256(b"stand-in for the original LLaMA checkpoint").digest() * 4096)
+    encrypted = root / "belle-llama-7b-2m-enc"
+    encrypt_files(fine_tuned, original, encrypted, encrypted / "md5sum.txt")
+    return Published(models_dir=root, fine_tuned=fine_tuned)
+
+
+def test_every_seed_model_has_a_config_with_the_right_form_and_template() -> None:
+    found = {m["name"]: (m["source"]["form"], m["template"]) for m in raw_models()}
+    assert found == EXPECTED
+    assert all(m.get("license") for m in raw_models()), "every seed model states its license"
+
+
+def test_rebuild_commands_then_every_config_loads_and_runs(published: Published) -> None:
+    models_dir = published.models_dir
+    for model in raw_models():
+        rebuild = (model.get("source") or {}).get("rebuild")
+        if not rebuild or not rebuild.startswith("python -m backends.weights"):
+            continue  # downloads are not possible here; their stand-ins are already in place
+        args = shlex.split(rebuild.replace("${models_dir}", str(models_dir)))
+        result = subprocess.run([sys.executable, *args[1:], "--quiet"], cwd=ROOT, capture_output=True, text=True)
+        assert result.returncode == 0, f"{model['name']}: {result.stderr}"
+    configs = [load_config(path, variables={"models_dir": str(models_dir)}) for path in SEEDS]
+    local = [m for c in configs for m in c.models if isinstance(m, LocalModel)]
+    assert {m.name for m in local} == {n for n, (form, _) in EXPECTED.items() if form != "full"}
+    pool = LocalModelPool()
+    try:
+        backends = pool.load(
+            [LocalSpec(m.name, m.model, m.adapter, m.template, "float32") for m in local]  # fp32: CPU tests
+        )
+        for m in local:
+            # the configured Corral template renders the prompt (not the tokenizer's own ChatML)
+            assert backends[m.name].render(ASK) == prompts.render(m.template, ASK)
+            assert "<|im_start|>" not in backends[m.name].render(ASK)
+            assert asyncio.run(_first_text(backends[m.name])), m.name
+    finally:
+        pool.close()
+    fine_tuned = published.fine_tuned
+    decrypted = models_dir / "belle-llama-7b-2m"
+    for original in fine_tuned.iterdir():
+        assert (decrypted / original.name).read_bytes() == original.read_bytes(), original.name
+    rebuilt = load_file(models_dir / "wizard-vicuna-13b" / "model.safetensors")
+    for name, tensor in load_file(fine_tuned / "model.safetensors").items():
+        assert torch.equal(rebuilt[name], tensor), name
+
+
+async def _first_text(backend: Any) -> str:
+    return "".join([c.text async for c in backend.stream(ASK, PARAMS)])
+
+
+def test_full_weight_seeds_stream_over_tgi_with_their_templates(serve: Process) -> None:
+    tgi_entries = [m for m in raw_models() if m["backend"] == "tgi"]
+    config = parse_config({"models": tgi_entries}, source=Path("seeds.yaml"))
+    remote = [m for m in config.models if isinstance(m, TgiModel)]
+    assert {m.name for m in remote} >= {"vigogne-2-7b-chat", "belle-7b-2m", "ko-vicuna-7b"}
+    for m in remote:
+        # the served model is the demo base; what is under test is the config's path: tgi + its template
+        backend = TgiBackend(name=m.name, urls=[serve.url], template=m.template)
+        chunks = asyncio.run(_first_text(backend))
+        assert isinstance(chunks, str), m.name
