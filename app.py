@@ -7,6 +7,7 @@ import logging
 import os
 import random
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -84,9 +85,13 @@ def build(config: AppConfig, *, db_url: str, data_dir: Path, threads: int | None
     """Wire storage, backends, services and UI from a validated config."""
     import torch
 
-    from arena.battle import BattleService
+    from arena.battle import BattleService, Guards
     from arena.chat import ChatService
     from arena.config import ConfigError
+    from arena.language import LanguageDetector
+    from arena.leaks import DEFAULT_IDENTITY_WORDS, LeakDetector
+    from arena.limits import RateLimiter, RateLimits
+    from arena.matchmaking import Matchmaker
     from arena.privacy import load_or_create_salt
     from arena.store.engine import make_engine
     from arena.store.migrate import upgrade
@@ -110,9 +115,18 @@ def build(config: AppConfig, *, db_url: str, data_dir: Path, threads: int | None
     backends = wired.backends
     env_salt = os.environ.get("CORRAL_IP_SALT")
     salt = env_salt.encode() if env_salt else load_or_create_salt(data_dir / "ip-salt.secret")
-    rng = random.Random()
-    battles = BattleService(config=config, backends=backends, repo=repo, rng=rng)
-    chats = ChatService(config=config, backends=backends, repo=repo)
+    arena = config.arena
+    names = [name for m in config.models for name in (m.name, *m.aliases)]
+    guards = Guards(
+        leaks=LeakDetector(names, arena.identity_words if arena.identity_words is not None else DEFAULT_IDENTITY_WORDS),
+        limiter=RateLimiter(RateLimits(arena.limits.messages_per_minute, arena.limits.votes_per_hour)),
+        language=LanguageDetector(arena.languages),
+    )
+    # lingua loads its models on first use (2-3 s): do it now, off the event loop, not on the first question
+    threading.Thread(target=guards.language.warm_up, name="language-warm-up", daemon=True).start()
+    matchmaker = Matchmaker(config, random.Random(), repo.pair_outcomes)
+    battles = BattleService(config=config, backends=backends, repo=repo, matchmaker=matchmaker, guards=guards)
+    chats = ChatService(config=config, backends=backends, repo=repo, guards=guards)
     return build_ui(config, battles, chats, voter_factory(salt))
 
 

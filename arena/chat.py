@@ -1,4 +1,4 @@
-"""The chat service: one chosen model, multi-turn, every finished turn stored."""
+"""The chat service: one chosen model, multi-turn, regenerate, 👍/👎 feedback; every finished turn stored."""
 
 from __future__ import annotations
 
@@ -6,13 +6,16 @@ import asyncio
 import uuid
 from collections.abc import AsyncGenerator, Callable, Mapping
 
+from arena.battle import Guards, voter_keys
 from arena.config import AppConfig
 from arena.domain import ChatState, Reply, ReplyStatus, Voter
 from arena.errors import InputRejected
 from arena.replies import stream_reply
-from arena.store.repository import Repository
-from arena.text import clean_user_message
+from arena.store.repository import DuplicateFeedback, Repository, UnknownBattle
+from arena.text import clean_text, clean_user_message
 from backends.base import Backend, Message
+
+MAX_COMMENT_CHARS = 2000
 
 
 class ChatService:
@@ -24,12 +27,19 @@ class ChatService:
         config: AppConfig,
         backends: Mapping[str, Backend],
         repo: Repository,
+        guards: Guards,
         new_id: Callable[[], str] = lambda: uuid.uuid4().hex,
     ) -> None:
         self._config = config
         self._backends = backends
         self._repo = repo
+        self._guards = guards
         self._new_id = new_id
+
+    @property
+    def feedback_tags(self) -> list[str]:
+        """Reason tags a user may attach to a 👍/👎."""
+        return list(self._config.arena.feedback_tags)
 
     def model_names(self) -> list[str]:
         """Models a user can chat with (available or not)."""
@@ -46,19 +56,24 @@ class ChatService:
             raise InputRejected("Please choose one of the listed models.")
         return ChatState(model=model, session_id=voter.session_id)
 
-    async def ask(self, state: ChatState, text: object, voter: Voter) -> AsyncGenerator[ChatState, None]:
-        """Send a message and yield the state as the answer streams in."""
+    def _check(self, state: ChatState, voter: Voter) -> None:
         if state.session_id != voter.session_id:
             raise InputRejected("This conversation belongs to another session. Please clear it.")
         if state.streaming:
             raise InputRejected("Please wait until the answer is finished.")
-        if state.turns >= self._config.arena.max_turns:
+        if not self.is_available(state.model):
+            raise InputRejected(f"{state.model} is unavailable right now. Please choose another model or try later.")
+
+    async def ask(self, state: ChatState, text: object, voter: Voter) -> AsyncGenerator[ChatState, None]:
+        """Send a message and yield the state as the answer streams in."""
+        if state.session_id == voter.session_id and state.turns >= self._config.arena.max_turns:
             raise InputRejected(
                 f"This conversation has reached its limit of {self._config.arena.max_turns} turns. Please clear it."
             )
         message = clean_user_message(text, max_chars=self._config.arena.max_input_chars)
-        if not self.is_available(state.model):
-            raise InputRejected(f"{state.model} is unavailable right now. Please choose another model or try later.")
+        self._check(state, voter)
+        self._guards.limiter.check_message(voter_keys(voter))
+        language = await asyncio.to_thread(self._guards.language.detect, message)
         if state.conversation_id is None:
             conversation_id = self._new_id()
             await asyncio.to_thread(
@@ -67,8 +82,33 @@ class ChatService:
             state.conversation_id = conversation_id
         state.history.append(Message(role="user", content=message))
         state.last_question = message
+        async for current in self._turn(state, language=language, regenerated=False):
+            yield current
+
+    async def regenerate(self, state: ChatState, voter: Voter) -> AsyncGenerator[ChatState, None]:
+        """Answer the last question again; the replaced answer stays in the DB as superseded."""
+        self._check(state, voter)
+        if state.turns == 0 or state.reply is None:
+            raise InputRejected("Ask a question first: there is nothing to regenerate yet.")
+        self._guards.limiter.check_message(voter_keys(voter))
+        if state.reply.status is not ReplyStatus.ERROR:
+            state.history.pop()  # the answer being replaced
+        else:
+            state.history.append(Message(role="user", content=state.last_question))
+        state.turns -= 1
+        async for current in self._turn(state, language=None, regenerated=True):
+            yield current
+
+    def stop(self, state: ChatState | None) -> None:
+        """Mark the running answer as stopped by the user (the UI then cancels the stream)."""
+        if state is not None and state.streaming:
+            state.stop_requested = True
+
+    async def _turn(
+        self, state: ChatState, *, language: str | None, regenerated: bool
+    ) -> AsyncGenerator[ChatState, None]:
         reply = state.reply = Reply()
-        state.streaming = True
+        state.streaming, state.stop_requested = True, False
         changed = asyncio.Event()
         params = self._config.model(state.model).generation
         task = asyncio.create_task(
@@ -82,22 +122,58 @@ class ChatService:
         finally:
             task.cancel()
             if reply.status is ReplyStatus.STREAMING:
-                reply.status, reply.error = ReplyStatus.ERROR, "The answer was interrupted."
-            await asyncio.shield(
+                if state.stop_requested:
+                    reply.status = ReplyStatus.STOPPED
+                else:
+                    reply.status, reply.error = ReplyStatus.ERROR, "The answer was interrupted."
+            assert state.conversation_id is not None
+            message_id = await asyncio.shield(
                 asyncio.to_thread(
                     self._repo.record_chat_turn,
                     conversation_id=state.conversation_id,
                     turn_index=state.turns,
-                    user_text=message,
+                    user_text=state.last_question,
                     reply=reply,
                     model=state.model,
                     params=params.model_dump(mode="json"),
+                    language=language,
+                    regenerated=regenerated,
                 )
             )
-            if reply.status is ReplyStatus.OK:
+            if reply.status is not ReplyStatus.ERROR:
                 state.history.append(Message(role="assistant", content=reply.text))
+                state.message_ids[state.turns] = message_id  # only answers shown in the history can be rated
             else:  # keep the failed question out of the context, so the user can simply ask again
                 state.history.pop()
+                state.message_ids.pop(state.turns, None)
             state.turns += 1
             state.streaming = False
         yield state
+
+    async def feedback(
+        self, state: ChatState | None, turn: object, liked: object, tags: object, comment: object, voter: Voter
+    ) -> None:
+        """Store 👍/👎 (with reason tags and a comment) on one answer of this conversation."""
+        if state is None or state.session_id != voter.session_id or not isinstance(turn, int):
+            raise InputRejected("There is no answer to rate here yet.")
+        message_id = state.message_ids.get(turn)
+        if message_id is None:
+            raise InputRejected("That answer cannot be rated (it is still streaming, or was replaced).")
+        if not isinstance(liked, bool):
+            raise InputRejected("Please rate the answer with 👍 or 👎.")
+        chosen = [t for t in tags if t in self.feedback_tags] if isinstance(tags, list) else []
+        note = clean_text(comment).strip()[:MAX_COMMENT_CHARS] if isinstance(comment, str) else ""
+        self._guards.limiter.check_vote(voter_keys(voter))
+        try:
+            await asyncio.to_thread(
+                self._repo.record_feedback,
+                message_id=message_id,
+                rating="up" if liked else "down",
+                tags=chosen,
+                comment=note or None,
+                voter=voter,
+            )
+        except DuplicateFeedback:
+            raise InputRejected("You already rated this answer.") from None
+        except UnknownBattle:
+            raise InputRejected("That answer cannot be rated.") from None

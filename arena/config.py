@@ -42,6 +42,8 @@ class _ModelBase(_Strict):
     template: str = prompts.TOKENIZER
     generation: GenerationParams = GenerationParams()
     weight: float = Field(default=1.0, gt=0)
+    aliases: list[str] = []  # other names the model may call itself (identity-leak guard)
+    self_play: bool = False  # may be drawn against itself (different seed and temperature) for on-policy DPO pairs
     source: Source | None = None
 
     @field_validator("template")
@@ -115,6 +117,33 @@ ModelConfig = Annotated[LocalModel | TgiModel | OpenAIModel, Field(discriminator
 BACKEND_KINDS = ("local", "tgi", "openai")
 
 
+class TargetPair(_Strict):
+    """A pair of models to draw more (or less) often."""
+
+    models: tuple[str, str]
+    factor: float = Field(gt=0)
+
+
+class SamplingConfig(_Strict):
+    """How battle pairs are drawn (all optional: the defaults work with no configuration)."""
+
+    mode: Literal["weighted", "active"] = "weighted"
+    boost_below: int = Field(default=30, ge=0)  # models with fewer battles than this are drawn more
+    boost: float = Field(default=3.0, ge=1)
+    target_pairs: list[TargetPair] = []
+    active_strength: float = Field(default=4.0, ge=0)
+
+
+class LimitsConfig(_Strict):
+    """Per-session and per-IP rate limits (0 switches one off)."""
+
+    messages_per_minute: int = Field(default=20, ge=0)
+    votes_per_hour: int = Field(default=120, ge=0)
+
+
+DEFAULT_FEEDBACK_TAGS = ["wrong", "unhelpful", "wrong language", "harmful", "too long", "too short"]
+
+
 class ArenaSettings(_Strict):
     """Limits and behaviour of the arena itself."""
 
@@ -122,6 +151,12 @@ class ArenaSettings(_Strict):
     max_input_chars: int = Field(default=4000, ge=1)
     max_turns: int = Field(default=8, ge=1)
     concurrency_limit: int = Field(default=64, ge=1)
+    self_play_rate: float = Field(default=0.1, ge=0, le=1)  # share of battles that are self-play, when enabled
+    identity_words: list[str] | None = None  # None: arena.leaks.DEFAULT_IDENTITY_WORDS
+    languages: list[str] | None = None  # None: arena.language's default set
+    limits: LimitsConfig = LimitsConfig()
+    sampling: SamplingConfig = SamplingConfig()
+    feedback_tags: list[str] = DEFAULT_FEEDBACK_TAGS
 
 
 class AppConfig(_Strict):
@@ -146,6 +181,10 @@ class AppConfig(_Strict):
             if m.name in seen:
                 raise ValueError(f"model name '{m.name}' is used twice")
             seen.add(m.name)
+        for pair in self.arena.sampling.target_pairs:
+            for name in pair.models:
+                if name not in seen:
+                    raise ValueError(f"arena.sampling.target_pairs names '{name}', which is not a configured model")
         return self
 
     def model(self, name: str) -> LocalModel | TgiModel | OpenAIModel:

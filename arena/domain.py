@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-from backends.base import Message
+from backends.base import GenerationParams, Message
 
 
 class Side(StrEnum):
@@ -29,7 +29,16 @@ class ReplyStatus(StrEnum):
 
     STREAMING = "streaming"
     OK = "ok"
+    STOPPED = "stopped"  # the user pressed Stop: a complete (if short) answer
     ERROR = "error"
+
+
+class BattleMode(StrEnum):
+    """How a battle was set up; only anonymous battles count towards ratings."""
+
+    ANONYMOUS = "anonymous"
+    NAMED = "named"
+    SELF_PLAY = "self_play"
 
 
 @dataclass
@@ -67,7 +76,8 @@ class BattleState:
 
     models: dict[Side, str]
     session_id: str
-    anonymous: bool = True
+    params: dict[Side, GenerationParams] = field(default_factory=dict)
+    mode: BattleMode = BattleMode.ANONYMOUS
     battle_id: str | None = None
     histories: dict[Side, list[Message]] = field(default_factory=lambda: {Side.A: [], Side.B: []})
     turns: int = 0  # completed rounds
@@ -76,6 +86,16 @@ class BattleState:
     errored: bool = False
     voted_turns: set[int] = field(default_factory=set)  # 0-based indices of judged rounds
     revealed: bool = False
+    identity_leak: str | None = None  # the name or identity word an answer revealed
+    language: str | None = None  # of the first question
+    turn_language: str | None = None  # of the last question
+    last_question: str = ""
+    stop_requested: bool = False
+
+    @property
+    def anonymous(self) -> bool:
+        """Whether the voter does not know the models (a named battle, or one already revealed, is not)."""
+        return self.mode is not BattleMode.NAMED and not self.revealed
 
     @property
     def votable(self) -> bool:
@@ -95,3 +115,5 @@ class ChatState:
     reply: Reply | None = None
     last_question: str = ""
     streaming: bool = False
+    message_ids: dict[int, int] = field(default_factory=dict)  # turn index -> stored assistant message id
+    stop_requested: bool = False

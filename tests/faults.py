@@ -20,6 +20,7 @@ class FaultServer:
     """Serves one behaviour (`mode`) for every POST; GET /health answers `health_status`."""
 
     mode: str = "ok"
+    text: str = "Hi"  # what mode "ok" streams, one word per token
     health_status: int = 200
     port: int = 0
     seen_headers: list[dict[str, str]] = field(default_factory=list)
@@ -120,17 +121,14 @@ class FaultServer:
             writer.transport.abort()  # the process died: the connection drops with no final event
             return
         else:
-            writer.write(_event(EVENT))
-            writer.write(
-                _event(
-                    {
-                        **EVENT,
-                        "index": 2,
-                        "generated_text": "Hi",
-                        "details": {"finish_reason": "length", "generated_tokens": 2},
-                    }
-                )
-            )
+            words = [w + " " for w in self.text.split(" ")]
+            words[-1] = words[-1].rstrip(" ")
+            for i, word in enumerate(words, start=1):
+                last = i == len(words)
+                event = {**EVENT, "index": i, "token": {**EVENT["token"], "text": word}}
+                if last:
+                    event.update(generated_text=self.text, details={"finish_reason": "length", "generated_tokens": i})
+                writer.write(_event(event))
         await writer.drain()
 
 

@@ -60,7 +60,7 @@ def test_blind_battle_end_to_end(app: RunningApp) -> None:
     )
     answer_a, answer_b = text_of(final[PANE_A][-1]), text_of(final[PANE_B][-1])
     assert answer_a and answer_b
-    voted = client.predict(api_name="/vote_b")
+    voted = client.predict(api_name="/battle_vote_b")
     assert voted[NOTICE] == "Thanks, your vote is recorded."
     assert "**Model A** was **demo-" in voted[REVEAL] and "**Model B** was **demo-" in voted[REVEAL]
 
@@ -81,12 +81,12 @@ def test_vote_before_replies_finish_is_refused_and_second_vote_too(app: RunningA
     deadline = time.monotonic() + 30
     while not job.outputs() and time.monotonic() < deadline:
         time.sleep(0.005)
-    early = client.predict(api_name="/vote_a")
+    early = client.predict(api_name="/battle_vote_a")
     assert not job.done(), "the round ended before the early vote could be tested"
     assert early[NOTICE] == "Please wait until both answers are finished before voting."
     job.result()
-    assert client.predict(api_name="/vote_a")[NOTICE] == "Thanks, your vote is recorded."
-    again = client.predict(api_name="/vote_tie")
+    assert client.predict(api_name="/battle_vote_a")[NOTICE] == "Thanks, your vote is recorded."
+    again = client.predict(api_name="/battle_vote_tie")
     assert again[NOTICE] == "You already voted on this round. Ask a follow-up or start a new round."
     mine = [v for v in repo_of(app).votes() if v.session_id == client.session_hash]
     assert [v.outcome.value for v in mine] == ["a"]
@@ -94,7 +94,7 @@ def test_vote_before_replies_finish_is_refused_and_second_vote_too(app: RunningA
 
 def test_bad_messages_and_empty_votes_get_sentences(app: RunningApp) -> None:
     client = Client(app.url, verbose=False)
-    assert client.predict(api_name="/vote_a")[NOTICE] == "Ask a question first: there is nothing to vote on yet."
+    assert client.predict(api_name="/battle_vote_a")[NOTICE] == "Ask a question first: there is nothing to vote on yet."
     assert client.predict("   ", api_name="/battle_send")[NOTICE] == "Please type a message first."
     too_long = client.predict("x" * 201, api_name="/battle_send")[NOTICE]
     assert too_long == "Your message is 201 characters long; the limit is 200. Please shorten it."
@@ -103,10 +103,10 @@ def test_bad_messages_and_empty_votes_get_sentences(app: RunningApp) -> None:
 def test_new_round_starts_a_fresh_pair(app: RunningApp) -> None:
     client = Client(app.url, verbose=False)
     client.predict("Hello", api_name="/battle_send")
-    client.predict(api_name="/vote_a")
+    client.predict(api_name="/battle_vote_a")
     fresh = client.predict(api_name="/battle_new")
     assert fresh[PANE_A] == [] and fresh[PANE_B] == [] and fresh[REVEAL] == ""
-    assert client.predict(api_name="/vote_a")[NOTICE] == "Ask a question first: there is nothing to vote on yet."
+    assert client.predict(api_name="/battle_vote_a")[NOTICE] == "Ask a question first: there is nothing to vote on yet."
 
 
 def test_chat_streams_multi_turn_and_is_stored(app: RunningApp) -> None:

@@ -62,7 +62,7 @@ def test_battle_through_tgi_and_openai_end_to_end(remote_app: RunningApp) -> Non
     final = job.result()
     assert len(updates) > 2
     assert text_of(final[PANE_A][-1]) and text_of(final[PANE_B][-1])
-    voted = client.predict(api_name="/vote_tie")
+    voted = client.predict(api_name="/battle_vote_tie")
     assert voted[NOTICE] == "Thanks, your vote is recorded."
     assert "was **via-tgi**" in voted[REVEAL] and "was **via-openai**" in voted[REVEAL]
     repo = Repository(make_engine(remote_app.db_url))
@@ -81,7 +81,7 @@ def test_a_refusing_backend_errors_one_pane_only(faulty_app: tuple[RunningApp, F
     assert error in panes, panes
     assert any(p and p != error for p in panes), "the healthy pane must still answer"
     assert final[NOTICE] == "This round ended with an error, so it cannot be voted on."
-    refused = client.predict(api_name="/vote_a")
+    refused = client.predict(api_name="/battle_vote_a")
     assert refused[NOTICE].startswith("This round ended with an error")
     repo = Repository(make_engine(app.db_url))
     battles = [repo.battle(v) for v in _battle_ids(app)]

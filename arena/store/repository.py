@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -12,8 +12,10 @@ from sqlalchemy import Engine, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from arena.domain import Outcome, Reply, ReplyStatus, Side, Voter
-from arena.store.schema import BattleRow, ConversationRow, MessageRow, VoteRow
+from arena.domain import BattleMode, Outcome, Reply, ReplyStatus, Side, Voter
+from arena.store.schema import BattleRow, ConversationRow, FeedbackRow, MessageRow, VoteRow
+
+ANSWERED = ("ok", "stopped")  # assistant message statuses that make a round votable
 
 
 class StoreError(Exception):
@@ -26,6 +28,10 @@ class DuplicateVote(StoreError):
 
 class UnknownBattle(StoreError):
     """No battle with that id (or it may not be voted on)."""
+
+
+class DuplicateFeedback(StoreError):
+    """This session already rated this answer."""
 
 
 @dataclass(frozen=True)
@@ -41,6 +47,7 @@ class StoredMessage:
     total_ms: float | None
     token_count: int | None
     generation_params: dict[str, Any] | None
+    language: str | None = None
 
 
 @dataclass(frozen=True)
@@ -52,6 +59,9 @@ class StoredBattle:
     anonymous: bool
     status: str
     conversations: dict[Side, list[StoredMessage]]
+    mode: BattleMode = BattleMode.ANONYMOUS
+    identity_leak: bool = False
+    language: str | None = None
 
 
 @dataclass(frozen=True)
@@ -64,6 +74,19 @@ class StoredVote:
     anonymous: bool
     session_id: str
     ip_hash: str | None
+    identity_leak: bool = False
+    language: str | None = None
+
+
+@dataclass(frozen=True)
+class StoredFeedback:
+    """A thumbs up/down on a chat answer as stored."""
+
+    message_id: int
+    rating: str
+    tags: list[str]
+    comment: str | None
+    session_id: str
 
 
 def utcnow() -> datetime:
@@ -85,7 +108,15 @@ class Repository:
 
     # --- battles -------------------------------------------------------------------------------------
 
-    def create_battle(self, *, battle_id: str, models: Mapping[Side, str], anonymous: bool, voter: Voter) -> None:
+    def create_battle(
+        self,
+        *,
+        battle_id: str,
+        models: Mapping[Side, str],
+        voter: Voter,
+        mode: BattleMode = BattleMode.ANONYMOUS,
+        language: str | None = None,
+    ) -> None:
         """Store a new battle and its two (still empty) conversations."""
         now = self._clock()
         with self._tx() as s:
@@ -94,7 +125,9 @@ class Repository:
                     id=battle_id,
                     model_a=models[Side.A],
                     model_b=models[Side.B],
-                    anonymous=anonymous,
+                    anonymous=mode is not BattleMode.NAMED,
+                    mode=mode.value,
+                    language=language,
                     status="open",
                     session_id=voter.session_id,
                     ip_hash=voter.ip_hash,
@@ -124,23 +157,52 @@ class Repository:
         user_text: str,
         replies: Mapping[Side, Reply],
         params: Mapping[Side, dict[str, Any]],
+        language: str | None = None,
+        identity_leak: bool = False,
+        regenerated: bool = False,
     ) -> None:
-        """Store one round (the question and both answers) in one transaction; an error closes the battle."""
+        """Store one round (the question and both answers) in one transaction; an error closes the battle.
+
+        A regenerated round keeps the replaced answers, marked superseded, and stores the new ones beside them.
+        """
         now = self._clock()
         errored = any(r.status is ReplyStatus.ERROR for r in replies.values())
         with self._tx() as s:
             battle = s.get(BattleRow, battle_id)
             if battle is None:
                 raise UnknownBattle(battle_id)
-            for side in Side:
-                conv = _conversation_id(battle_id, side)
+            convs = [_conversation_id(battle_id, side) for side in Side]
+            if regenerated:
+                s.execute(
+                    update(MessageRow)
+                    .where(
+                        MessageRow.conversation_id.in_(convs),
+                        MessageRow.turn_index == turn_index,
+                        MessageRow.role == "assistant",
+                        MessageRow.status != "superseded",
+                    )
+                    .values(status="superseded")
+                )
+            for side, conv in zip(Side, convs, strict=True):
                 model = battle.model_a if side is Side.A else battle.model_b
-                s.add(_user_message(conv, turn_index, user_text, now))
+                if not regenerated:
+                    s.add(_user_message(conv, turn_index, user_text, now, language))
                 s.add(_assistant_message(conv, turn_index, replies[side], model, params[side], now))
+            battle.identity_leak = battle.identity_leak or identity_leak
             if errored:
                 battle.status, battle.finished_at = "errored", now
 
-    def record_vote(self, *, battle_id: str, turn_index: int, outcome: Outcome, anonymous: bool, voter: Voter) -> None:
+    def record_vote(
+        self,
+        *,
+        battle_id: str,
+        turn_index: int,
+        outcome: Outcome,
+        anonymous: bool,
+        voter: Voter,
+        identity_leak: bool = False,
+        language: str | None = None,
+    ) -> None:
         """Store a vote on one stored, error-free round; a second vote on the same round raises DuplicateVote."""
         now = self._clock()
         try:
@@ -153,7 +215,7 @@ class Repository:
                         MessageRow.conversation_id.in_([_conversation_id(battle_id, side) for side in Side]),
                         MessageRow.turn_index == turn_index,
                         MessageRow.role == "assistant",
-                        MessageRow.status == "ok",
+                        MessageRow.status.in_(ANSWERED),
                     )
                 )
                 if stored != 2:
@@ -167,6 +229,8 @@ class Repository:
                         session_id=voter.session_id,
                         ip_hash=voter.ip_hash,
                         created_at=now,
+                        identity_leak=identity_leak,
+                        language=language,
                     )
                 )
                 s.execute(update(BattleRow).where(BattleRow.id == battle_id).values(status="voted", finished_at=now))
@@ -186,6 +250,9 @@ class Repository:
                 anonymous=row.anonymous,
                 status=row.status,
                 conversations=convs,
+                mode=BattleMode(row.mode),
+                identity_leak=row.identity_leak,
+                language=row.language,
             )
 
     def votes(self, *, battle_id: str | None = None) -> list[StoredVote]:
@@ -202,9 +269,48 @@ class Repository:
                     anonymous=v.anonymous,
                     session_id=v.session_id,
                     ip_hash=v.ip_hash,
+                    identity_leak=v.identity_leak,
+                    language=v.language,
                 )
                 for v in s.scalars(query)
             ]
+
+    def pair_outcomes(
+        self,
+        *,
+        anonymous_only: bool = True,
+        include_leaks: bool = False,
+        include_self_play: bool = False,
+        language: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        models: Collection[str] | None = None,
+    ) -> list[tuple[str, str, Outcome, int]]:
+        """Votes aggregated to (model_a, model_b, outcome, count): what ratings are computed from.
+
+        By default only anonymous votes with no identity leak, outside self-play battles, count.
+        """
+        query = (
+            select(BattleRow.model_a, BattleRow.model_b, VoteRow.outcome, func.count(VoteRow.id))
+            .join(BattleRow, VoteRow.battle_id == BattleRow.id)
+            .group_by(BattleRow.model_a, BattleRow.model_b, VoteRow.outcome)
+        )
+        if anonymous_only:
+            query = query.where(VoteRow.anonymous.is_(True))
+        if not include_leaks:
+            query = query.where(VoteRow.identity_leak.is_(False))
+        if not include_self_play:
+            query = query.where(BattleRow.mode != BattleMode.SELF_PLAY.value)
+        if language is not None:
+            query = query.where(VoteRow.language == language)
+        if since is not None:
+            query = query.where(VoteRow.created_at >= since)
+        if until is not None:
+            query = query.where(VoteRow.created_at < until)
+        if models is not None:
+            query = query.where(BattleRow.model_a.in_(list(models)), BattleRow.model_b.in_(list(models)))
+        with self._tx() as s:
+            return [(a, b, Outcome(o), int(n)) for a, b, o, n in s.execute(query)]
 
     # --- single-model chat ---------------------------------------------------------------------------
 
@@ -223,13 +329,68 @@ class Repository:
             )
 
     def record_chat_turn(
-        self, *, conversation_id: str, turn_index: int, user_text: str, reply: Reply, model: str, params: dict[str, Any]
-    ) -> None:
-        """Store one question and its answer in a single-model conversation."""
+        self,
+        *,
+        conversation_id: str,
+        turn_index: int,
+        user_text: str,
+        reply: Reply,
+        model: str,
+        params: dict[str, Any],
+        language: str | None = None,
+        regenerated: bool = False,
+    ) -> int:
+        """Store one question and its answer (or a regenerated answer) in a chat; returns the answer's id."""
         now = self._clock()
         with self._tx() as s:
-            s.add(_user_message(conversation_id, turn_index, user_text, now))
-            s.add(_assistant_message(conversation_id, turn_index, reply, model, params, now))
+            if regenerated:
+                s.execute(
+                    update(MessageRow)
+                    .where(
+                        MessageRow.conversation_id == conversation_id,
+                        MessageRow.turn_index == turn_index,
+                        MessageRow.role == "assistant",
+                    )
+                    .values(status="superseded")
+                )
+            else:
+                s.add(_user_message(conversation_id, turn_index, user_text, now, language))
+            answer = _assistant_message(conversation_id, turn_index, reply, model, params, now)
+            s.add(answer)
+            s.flush()
+            return answer.id
+
+    def record_feedback(
+        self, *, message_id: int, rating: str, tags: list[str], comment: str | None, voter: Voter
+    ) -> None:
+        """Store a thumbs up/down on a chat answer of this voter's session (once per answer and session)."""
+        try:
+            with self._tx() as s:
+                message = s.get(MessageRow, message_id)
+                conv = s.get(ConversationRow, message.conversation_id) if message is not None else None
+                if message is None or conv is None or conv.session_id != voter.session_id:
+                    raise UnknownBattle(f"message {message_id}")
+                s.add(
+                    FeedbackRow(
+                        message_id=message_id,
+                        rating=rating,
+                        tags=tags,
+                        comment=comment,
+                        session_id=voter.session_id,
+                        ip_hash=voter.ip_hash,
+                        created_at=self._clock(),
+                    )
+                )
+        except IntegrityError as exc:
+            raise DuplicateFeedback(f"message {message_id}") from exc
+
+    def feedback(self) -> list[StoredFeedback]:
+        """All chat feedback in the order it was given."""
+        with self._tx() as s:
+            return [
+                StoredFeedback(f.message_id, f.rating, list(f.tags or []), f.comment, f.session_id)
+                for f in s.scalars(select(FeedbackRow).order_by(FeedbackRow.id))
+            ]
 
     def conversation(self, conversation_id: str) -> list[StoredMessage]:
         """The stored messages of a conversation in order."""
@@ -252,6 +413,7 @@ class Repository:
                 total_ms=m.total_ms,
                 token_count=m.token_count,
                 generation_params=m.generation_params,
+                language=m.language,
             )
             for m in rows
         ]
@@ -261,9 +423,17 @@ def _conversation_id(battle_id: str, side: Side) -> str:
     return f"{battle_id[:30]}-{side.value}"
 
 
-def _user_message(conversation_id: str, turn_index: int, text: str, now: datetime) -> MessageRow:
+def _user_message(
+    conversation_id: str, turn_index: int, text: str, now: datetime, language: str | None = None
+) -> MessageRow:
     return MessageRow(
-        conversation_id=conversation_id, turn_index=turn_index, role="user", content=text, status="ok", created_at=now
+        conversation_id=conversation_id,
+        turn_index=turn_index,
+        role="user",
+        content=text,
+        status="ok",
+        created_at=now,
+        language=language,
     )
 
 
@@ -276,7 +446,7 @@ def _assistant_message(
         role="assistant",
         content=reply.text,
         model=model,
-        status="error" if reply.status is ReplyStatus.ERROR else "ok",
+        status=reply.status.value if reply.status is not ReplyStatus.STREAMING else "error",
         error=reply.error,
         ttft_ms=reply.ttft_ms,
         total_ms=reply.total_ms,

@@ -26,6 +26,9 @@ class BattleRow(Base):
     ip_hash: Mapped[str | None] = mapped_column(String(64))
     started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    mode: Mapped[str] = mapped_column(String(16), default="anonymous", index=True)  # anonymous | named | self_play
+    identity_leak: Mapped[bool] = mapped_column(Boolean, default=False)
+    language: Mapped[str | None] = mapped_column(String(32))
 
 
 class ConversationRow(Base):
@@ -54,13 +57,14 @@ class MessageRow(Base):
     role: Mapped[str] = mapped_column(String(16))
     content: Mapped[str] = mapped_column(Text)
     model: Mapped[str | None] = mapped_column(String(80))
-    status: Mapped[str] = mapped_column(String(16))  # ok | error
+    status: Mapped[str] = mapped_column(String(16))  # ok | stopped | error | superseded
     error: Mapped[str | None] = mapped_column(Text)
     ttft_ms: Mapped[float | None] = mapped_column(Float)
     total_ms: Mapped[float | None] = mapped_column(Float)
     token_count: Mapped[int | None] = mapped_column(Integer)
     generation_params: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    language: Mapped[str | None] = mapped_column(String(32))
 
 
 class VoteRow(Base):
@@ -76,3 +80,20 @@ class VoteRow(Base):
     session_id: Mapped[str] = mapped_column(String(64))
     ip_hash: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    identity_leak: Mapped[bool] = mapped_column(Boolean, default=False)
+    language: Mapped[str | None] = mapped_column(String(32))
+
+
+class FeedbackRow(Base):
+    """A thumbs up or down on one single-chat answer, with optional reason tags and comment."""
+
+    __tablename__ = "chat_feedback"
+    __table_args__ = (UniqueConstraint("message_id", "session_id", name="uq_feedback_message_session"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    message_id: Mapped[int] = mapped_column(ForeignKey("messages.id"))
+    rating: Mapped[str] = mapped_column(String(8))  # up | down
+    tags: Mapped[list[str] | None] = mapped_column(JSON)
+    comment: Mapped[str | None] = mapped_column(Text)
+    session_id: Mapped[str] = mapped_column(String(64))
+    ip_hash: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

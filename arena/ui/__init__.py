@@ -26,7 +26,9 @@ def build_ui(config: AppConfig, battles: BattleService, chats: ChatService, vote
         if config.demo:
             gr.Markdown(DEMO_NOTICE, elem_id="demo-notice")
         with gr.Tab("Arena (battle)", id="arena"):
-            build_battle_tab(battles, voter_of, limit)
+            build_battle_tab(battles, voter_of, limit, named=False)
+        with gr.Tab("Side by side (named)", id="named"):
+            build_battle_tab(battles, voter_of, limit, named=True)
         with gr.Tab("Chat", id="chat") as chat_tab:
             build_chat_tab(chats, voter_of, limit, chat_tab)
     ui.queue(default_concurrency_limit=limit)

@@ -1,15 +1,18 @@
-"""The Arena tab: two anonymous panes streaming at once, four vote buttons, the reveal, and New round."""
+"""The Arena and Side-by-side tabs: two panes streaming at once, votes, reveal, regenerate, stop, new round.
+
+One builder serves both: `named=False` draws an anonymous pair, `named=True` lets the user pick the two models.
+"""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
 
 import gradio as gr
 
-from arena.battle import BattleService
-from arena.domain import BattleState, Contestant, Outcome, Side
+from arena.battle import BattleService, leak_notice
+from arena.domain import BattleState, Contestant, Outcome, Side, Voter
 from arena.errors import UserError
 from arena.ui.common import VoterOf, pane
 
@@ -20,9 +23,16 @@ VOTES = [
     (Outcome.BOTH_BAD, "👎 Both are bad"),
 ]
 RULES = (
-    "Ask anything. Two anonymous models answer side by side; vote for the better answer and their names are "
-    "revealed. You may ask follow-ups before voting. Names revealed by the models themselves don't count."
+    "**Rules.** Ask anything; two anonymous models answer side by side. Ask follow-ups if you like, then vote on "
+    "the last round: the names are revealed after your vote, and you may keep chatting (later votes in the same "
+    "battle are not anonymous). If an answer names a model, your vote is kept but does not count towards the "
+    "leaderboard. *Regenerate* draws new answers to the last question before you vote."
 )
+NAMED_RULES = (
+    "Pick two models (or the same one twice) and compare them side by side. These votes are stored as "
+    "**named**: they do not count towards the anonymous leaderboard."
+)
+ROUND_ERROR = "This round ended with an error, so it cannot be voted on."
 
 
 @dataclass
@@ -43,103 +53,147 @@ def _reveal(contestants: dict[Side, Contestant]) -> str:
     return "\n\n".join(lines)
 
 
-def build_battle_tab(service: BattleService, voter_of: VoterOf, concurrency_limit: int) -> None:
-    """Lay out the Arena tab and wire its events (inside an open gr.Blocks)."""
-    gr.Markdown(RULES)
+def build_battle_tab(service: BattleService, voter_of: VoterOf, concurrency_limit: int, *, named: bool) -> None:
+    """Lay out one battle tab and wire its events (inside an open gr.Blocks)."""
+    prefix = "named" if named else "battle"
+    gr.Markdown(NAMED_RULES if named else RULES)
     slot = gr.State(Slot())
+    pickers: list[Any] = []
+    if named:
+        names = [m for m in service.available()]
+        with gr.Row():
+            pickers = [
+                gr.Dropdown(names, value=names[0] if names else None, label="Model A", elem_id=f"{prefix}-model-a"),
+                gr.Dropdown(names, value=names[-1] if names else None, label="Model B", elem_id=f"{prefix}-model-b"),
+            ]
     with gr.Row():
-        chat_a = gr.Chatbot(label="Model A", height=420, buttons=["copy"])
-        chat_b = gr.Chatbot(label="Model B", height=420, buttons=["copy"])
-    notice = gr.Markdown(elem_id="battle-notice")
-    reveal = gr.Markdown(elem_id="battle-reveal")
+        chat_a = gr.Chatbot(label="Model A", height=420, buttons=["copy"], elem_id=f"{prefix}-pane-a")
+        chat_b = gr.Chatbot(label="Model B", height=420, buttons=["copy"], elem_id=f"{prefix}-pane-b")
+    notice = gr.Markdown(elem_id=f"{prefix}-notice")
+    reveal = gr.Markdown(elem_id=f"{prefix}-reveal")
     with gr.Row():
-        vote_buttons = [gr.Button(label, interactive=False, elem_id=f"vote-{o.value}") for o, label in VOTES]
+        vote_buttons = [gr.Button(label, interactive=False, elem_id=f"{prefix}-vote-{o.value}") for o, label in VOTES]
     with gr.Row():
-        box = gr.Textbox(placeholder="Ask both models a question …", show_label=False, scale=8, elem_id="battle-input")
-        send = gr.Button("Send", variant="primary", scale=1, elem_id="battle-send")
-    new_round = gr.Button("🔄 New round", elem_id="battle-new")
+        box = gr.Textbox(
+            placeholder="Ask both models a question …", show_label=False, scale=8, elem_id=f"{prefix}-input"
+        )
+        send = gr.Button("Send", variant="primary", scale=1, elem_id=f"{prefix}-send")
+    with gr.Row():
+        regen = gr.Button("🔁 Regenerate", elem_id=f"{prefix}-regenerate")
+        stop = gr.Button("⏹ Stop", elem_id=f"{prefix}-stop")
+        new_round = gr.Button("🔄 New round", elem_id=f"{prefix}-new")
 
     outputs: list[Any] = [chat_a, chat_b, box, notice, reveal, *vote_buttons]
+    keep = gr.update()
 
-    def view(st: BattleState | None, *, box_value: Any, message: str = "", revealed: Any = "") -> tuple[Any, ...]:
+    def view(
+        st: BattleState | None, *, box_value: Any = keep, message: Any = keep, revealed: Any = keep
+    ) -> tuple[Any, ...]:
         if st is None:
             panes: tuple[Any, Any] = ([], [])
             votable = False
         else:
-            panes = tuple(pane(st.histories[s], st.replies.get(s), st.streaming) for s in Side)  # type: ignore[assignment]
+            panes = (
+                pane(st.histories[Side.A], st.replies.get(Side.A), st.streaming),
+                pane(st.histories[Side.B], st.replies.get(Side.B), st.streaming),
+            )
             votable = st.votable
         buttons = [gr.update(interactive=votable) for _ in VOTES]
         return (*panes, box_value, message, revealed, *buttons)
 
-    async def on_send(text: str, holder: Slot, request: gr.Request) -> AsyncIterator[tuple[Any, ...]]:
+    def after_round(st: BattleState) -> str:
+        if st.errored:
+            return ROUND_ERROR
+        return leak_notice(st)
+
+    async def stream(
+        holder: Slot,
+        make: Callable[[BattleState, Voter], AsyncIterator[BattleState]],
+        request: gr.Request,
+        *picked: Any,
+    ) -> AsyncGenerator[tuple[Any, ...], None]:
         voter = voter_of(request)
         st = holder.battle
         try:
-            if st is None:
-                st = holder.battle = service.new_battle(voter)
-            async for current in service.ask(st, text, voter):
-                yield view(current, box_value="", revealed=gr.update())
+            if st is None or (named and st.turns == 0 and [st.models[Side.A], st.models[Side.B]] != list(picked)):
+                st = holder.battle = service.new_named_battle(voter, *picked) if named else service.new_battle(voter)
+            revealed: Any = _reveal(service.contestants(st)) if named else keep
+            async for current in make(st, voter):
+                yield view(current, box_value="", message=leak_notice(current), revealed=revealed)
         except UserError as exc:
             gr.Warning(str(exc))
-            yield view(st, box_value=gr.update(), message=str(exc), revealed=gr.update())
+            yield view(st, message=str(exc))
             return
-        if st.errored:
-            yield view(
-                st,
-                box_value="",
-                message="This round ended with an error, so it cannot be voted on.",
-                revealed=gr.update(),
-            )
+        yield view(st, box_value="", message=after_round(st))
+
+    async def on_send(
+        text: str, holder: Slot, request: gr.Request, *picked: Any
+    ) -> AsyncGenerator[tuple[Any, ...], None]:
+        async for update in stream(holder, lambda st, v: service.ask(st, text, v), request, *picked):
+            yield update
+
+    async def on_regenerate(holder: Slot, request: gr.Request) -> AsyncGenerator[tuple[Any, ...], None]:
+        if holder.battle is None:
+            yield view(None, message="Ask a question first: there is nothing to regenerate yet.")
+            return
+        async for update in stream(holder, service.regenerate, request, *_models(holder.battle)):
+            yield update
 
     async def on_vote(outcome: Outcome, holder: Slot, request: gr.Request) -> tuple[Any, ...]:
         voter = voter_of(request)
         st = holder.battle
         if st is None:
             gr.Warning("Ask a question first: there is nothing to vote on yet.")
-            return view(st, box_value=gr.update(), message="Ask a question first: there is nothing to vote on yet.")
+            return view(st, message="Ask a question first: there is nothing to vote on yet.")
         try:
             contestants = await service.vote(st, outcome, voter)
         except UserError as exc:
             gr.Warning(str(exc))
-            return view(st, box_value=gr.update(), message=str(exc), revealed=gr.update())
-        return view(st, box_value=gr.update(), message="Thanks, your vote is recorded.", revealed=_reveal(contestants))
+            return view(st, message=str(exc))
+        thanks = "Thanks, your vote is recorded."
+        if st.identity_leak is not None:
+            thanks += " It will not count towards the leaderboard, because an answer named a model."
+        return view(st, message=thanks, revealed=_reveal(contestants))
+
+    def on_stop(holder: Slot) -> None:
+        service.stop(holder.battle)
 
     def on_new_round(holder: Slot, request: gr.Request) -> tuple[Any, ...]:
         if holder.battle is not None and holder.battle.streaming:
             gr.Warning("Please wait until both answers are finished.")
-            return view(
-                holder.battle,
-                box_value=gr.update(),
-                message="Please wait until both answers are finished.",
-                revealed=gr.update(),
-            )
+            return view(holder.battle, message="Please wait until both answers are finished.")
+        holder.battle = None
+        if named:
+            return view(None, box_value="", message="", revealed="")
         try:
             holder.battle = service.new_battle(voter_of(request))
         except UserError as exc:
-            holder.battle = None
-            return view(None, box_value="", message=str(exc))
-        return view(holder.battle, box_value="", message="")
+            return view(None, box_value="", message=str(exc), revealed="")
+        return view(holder.battle, box_value="", message="", revealed="")
 
-    submit_args: dict[str, Any] = {
+    common: dict[str, Any] = {"outputs": outputs, "concurrency_limit": concurrency_limit}
+    send_args: dict[str, Any] = {
         "fn": on_send,
-        "inputs": [box, slot],
-        "outputs": outputs,
-        "concurrency_limit": concurrency_limit,
-        "concurrency_id": "battle_send",
+        "inputs": [box, slot, *pickers],
+        "concurrency_id": f"{prefix}_send",
+        **common,
     }
-    send.click(api_name="battle_send", **submit_args)
-    box.submit(api_visibility="private", **submit_args)
+    streams: list[Any] = [
+        send.click(api_name=f"{prefix}_send", **send_args),
+        box.submit(api_visibility="private", **send_args),
+        regen.click(on_regenerate, [slot], api_name=f"{prefix}_regenerate", concurrency_id=f"{prefix}_send", **common),
+    ]
+    stop.click(on_stop, [slot], None, cancels=streams, api_name=f"{prefix}_stop", concurrency_limit=concurrency_limit)
     for (outcome, _), button in zip(VOTES, vote_buttons, strict=True):
 
         async def vote_fn(holder: Slot, request: gr.Request, _o: Outcome = outcome) -> tuple[Any, ...]:
             return await on_vote(_o, holder, request)
 
         button.click(
-            vote_fn,
-            [slot],
-            outputs,
-            api_name=f"vote_{outcome.value}",
-            concurrency_limit=concurrency_limit,
-            concurrency_id="vote",
+            vote_fn, [slot], api_name=f"{prefix}_vote_{outcome.value}", concurrency_id=f"{prefix}_vote", **common
         )
-    new_round.click(on_new_round, [slot], outputs, api_name="battle_new", concurrency_limit=concurrency_limit)
+    new_round.click(on_new_round, [slot], api_name=f"{prefix}_new", **common)
+
+
+def _models(st: BattleState) -> list[str]:
+    return [st.models[Side.A], st.models[Side.B]]

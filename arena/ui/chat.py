@@ -1,17 +1,19 @@
-"""The Chat tab: talk to one chosen model, streaming, multi-turn, with Clear."""
+"""The Chat tab: talk to one chosen model, streaming, multi-turn; regenerate, stop, clear, 👍/👎 with reasons."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
 
 import gradio as gr
 
 from arena.chat import ChatService
-from arena.domain import ChatState, ReplyStatus
+from arena.domain import ChatState, ReplyStatus, Voter
 from arena.errors import UserError
 from arena.ui.common import VoterOf, pane, shown
+
+UP, DOWN = "👍", "👎"
 
 
 @dataclass
@@ -34,6 +36,15 @@ def _messages(st: ChatState | None) -> list[dict[str, str]]:
     return pane(st.history, st.reply, st.streaming)
 
 
+def _answer_turn(st: ChatState | None, answer: object) -> int | None:
+    """The stored turn of the n-th answer shown (1-based, as the user counts), or None."""
+    if st is None or isinstance(answer, bool) or not isinstance(answer, (int, float)):
+        return None
+    turns = sorted(st.message_ids)
+    index = int(answer) - 1
+    return turns[index] if 0 <= index < len(turns) else None
+
+
 def build_chat_tab(service: ChatService, voter_of: VoterOf, concurrency_limit: int, chat_tab: gr.Tab) -> None:
     """Lay out the Chat tab and wire its events (inside an open gr.Blocks)."""
     names = service.model_names()
@@ -43,15 +54,27 @@ def build_chat_tab(service: ChatService, voter_of: VoterOf, concurrency_limit: i
 
     slot = gr.State(Slot())
     model = gr.Dropdown(choices=choices(), value=names[0] if names else None, label="Model", elem_id="chat-model")
-    chatbot = gr.Chatbot(label="Chat", height=460)
+    chatbot = gr.Chatbot(label="Chat", height=460, elem_id="chat-pane")
     notice = gr.Markdown(elem_id="chat-notice")
     with gr.Row():
         box = gr.Textbox(placeholder="Type a message …", show_label=False, scale=8, elem_id="chat-input")
         send = gr.Button("Send", variant="primary", scale=1, elem_id="chat-send")
-    clear = gr.Button("🗑️ Clear", elem_id="chat-clear")
+    with gr.Row():
+        regen = gr.Button("🔁 Regenerate", elem_id="chat-regenerate")
+        stop = gr.Button("⏹ Stop", elem_id="chat-stop")
+        clear = gr.Button("🗑️ Clear", elem_id="chat-clear")
+    with gr.Accordion("Rate an answer", open=False):
+        with gr.Row():
+            rating = gr.Radio([UP, DOWN], label="Rating", elem_id="chat-rating")
+            answer = gr.Number(label="Answer # (1 = first)", precision=0, minimum=1, elem_id="chat-answer")
+        tags = gr.CheckboxGroup(service.feedback_tags, label="Reasons (optional)", elem_id="chat-tags")
+        comment = gr.Textbox(label="Comment (optional)", max_lines=4, elem_id="chat-comment")
+        rate = gr.Button("Send feedback", elem_id="chat-send-feedback")
     outputs: list[Any] = [chatbot, box, notice]
 
-    async def on_send(name: str, text: str, holder: Slot, request: gr.Request) -> AsyncIterator[tuple[Any, ...]]:
+    async def stream(
+        holder: Slot, make: Callable[[ChatState, Voter], AsyncIterator[ChatState]], name: str, request: gr.Request
+    ) -> AsyncGenerator[tuple[Any, ...], None]:
         voter = voter_of(request)
         st = holder.chat
         try:
@@ -59,11 +82,19 @@ def build_chat_tab(service: ChatService, voter_of: VoterOf, concurrency_limit: i
                 if st is not None and st.streaming:
                     raise UserError("Please wait until the answer is finished.")
                 st = holder.chat = service.new_chat(name, voter)
-            async for current in service.ask(st, text, voter):
+            async for current in make(st, voter):
                 yield _messages(current), "", ""
         except UserError as exc:
             gr.Warning(str(exc))
             yield _messages(st), gr.update(), str(exc)
+
+    async def on_send(name: str, text: str, holder: Slot, request: gr.Request) -> AsyncGenerator[tuple[Any, ...], None]:
+        async for update in stream(holder, lambda st, v: service.ask(st, text, v), name, request):
+            yield update
+
+    async def on_regenerate(name: str, holder: Slot, request: gr.Request) -> AsyncGenerator[tuple[Any, ...], None]:
+        async for update in stream(holder, service.regenerate, name, request):
+            yield update
 
     def on_clear(holder: Slot) -> tuple[Any, ...]:
         if holder.chat is not None and holder.chat.streaming:
@@ -71,19 +102,38 @@ def build_chat_tab(service: ChatService, voter_of: VoterOf, concurrency_limit: i
         holder.chat = None
         return [], "", ""
 
-    args: dict[str, Any] = {
-        "fn": on_send,
-        "inputs": [model, box, slot],
-        "outputs": outputs,
-        "concurrency_limit": concurrency_limit,
-        "concurrency_id": "chat_send",
-    }
-    send.click(api_name="chat_send", **args)
-    box.submit(api_visibility="private", **args)
+    async def on_feedback(
+        choice: Any, number: Any, reasons: Any, note: Any, holder: Slot, request: gr.Request
+    ) -> tuple[Any, ...]:
+        turn = _answer_turn(holder.chat, number)
+        liked = {UP: True, DOWN: False}.get(choice) if isinstance(choice, str) else None
+        try:
+            await service.feedback(holder.chat, turn, liked, reasons, note, voter_of(request))
+        except UserError as exc:
+            gr.Warning(str(exc))
+            return str(exc), gr.update(), gr.update()
+        return "Thanks for your feedback.", [], ""
 
-    def refresh_models() -> Any:
-        return gr.update(choices=choices())
+    def on_like(holder: Slot, data: gr.LikeData) -> tuple[Any, ...]:
+        # the chatbot's own thumbs pick the answer and the rating; reasons and comment are then optional
+        index = data.index[0] if isinstance(data.index, (list, tuple)) else data.index
+        number = sum(1 for m in _messages(holder.chat)[: int(index) + 1] if m["role"] == "assistant")
+        return (UP if data.liked else DOWN), number
 
-    chat_tab.select(refresh_models, None, [model], api_visibility="private", concurrency_limit=concurrency_limit)
-    clear.click(on_clear, [slot], outputs, api_name="chat_clear", concurrency_limit=concurrency_limit)
-    model.change(on_clear, [slot], outputs, api_visibility="private", concurrency_limit=concurrency_limit)
+    common: dict[str, Any] = {"concurrency_limit": concurrency_limit}
+    args: dict[str, Any] = {"inputs": [model, box, slot], "outputs": outputs, "concurrency_id": "chat_send", **common}
+    streams: list[Any] = [
+        send.click(on_send, api_name="chat_send", **args),
+        box.submit(on_send, api_visibility="private", **args),
+        regen.click(
+            on_regenerate, [model, slot], outputs, api_name="chat_regenerate", concurrency_id="chat_send", **common
+        ),
+    ]
+    stop.click(lambda holder: service.stop(holder.chat), [slot], None, cancels=streams, api_name="chat_stop", **common)
+    clear.click(on_clear, [slot], outputs, api_name="chat_clear", **common)
+    model.change(on_clear, [slot], outputs, api_visibility="private", **common)
+    rate.click(
+        on_feedback, [rating, answer, tags, comment, slot], [notice, tags, comment], api_name="chat_feedback", **common
+    )
+    chatbot.like(on_like, [slot], [rating, answer], api_visibility="private", **common)
+    chat_tab.select(lambda: gr.update(choices=choices()), None, [model], api_visibility="private", **common)

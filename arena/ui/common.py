@@ -28,6 +28,8 @@ def shown(reply: Reply) -> str:
     """A reply as the pane shows it: its text, and the error sentence if it failed."""
     if reply.status is ReplyStatus.ERROR:
         return f"{reply.text}\n\n⚠️ {reply.error}".strip()
+    if reply.status is ReplyStatus.STOPPED:
+        return f"{reply.text}\n\n*(stopped)*".strip()
     return reply.text or ("…" if reply.status is ReplyStatus.STREAMING else "")
 
 

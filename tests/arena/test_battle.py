@@ -4,22 +4,42 @@ from __future__ import annotations
 
 import asyncio
 import random
+from pathlib import Path
+from typing import Any
 
 import pytest
 
-from arena.battle import BattleService
-from arena.config import AppConfig
-from arena.domain import BattleState, Outcome, ReplyStatus, Side, Voter
-from arena.errors import InputRejected, VoteRefused
+from arena.battle import BattleService, Guards, leak_notice
+from arena.config import AppConfig, parse_config
+from arena.domain import BattleMode, BattleState, Outcome, ReplyStatus, Side, Voter
+from arena.errors import InputRejected, UserError, VoteRefused
+from arena.language import LanguageDetector
+from arena.leaks import DEFAULT_IDENTITY_WORDS, LeakDetector
+from arena.limits import RateLimiter, RateLimits
+from arena.matchmaking import Matchmaker
 from arena.store.repository import Repository
 from backends.local import LocalBackend
+from backends.tgi import TgiBackend
+from tests.faults import FaultServer
 
 VOTER = Voter(session_id="sess-1", ip_hash="iphash")
 
 
+def guards(config: AppConfig, *, messages_per_minute: int = 0, votes_per_hour: int = 0) -> Guards:
+    names = [n for m in config.models for n in (m.name, *m.aliases)]
+    return Guards(
+        leaks=LeakDetector(names, DEFAULT_IDENTITY_WORDS),
+        limiter=RateLimiter(RateLimits(messages_per_minute, votes_per_hour)),
+        language=LanguageDetector(),
+    )
+
+
 @pytest.fixture
 def service(demo_config: AppConfig, local_backends: dict[str, LocalBackend], repo: Repository) -> BattleService:
-    return BattleService(config=demo_config, backends=local_backends, repo=repo, rng=random.Random(3))
+    matchmaker = Matchmaker(demo_config, random.Random(3), repo.pair_outcomes)
+    return BattleService(
+        config=demo_config, backends=local_backends, repo=repo, matchmaker=matchmaker, guards=guards(demo_config)
+    )
 
 
 def pair(a: str, b: str) -> BattleState:
@@ -139,3 +159,152 @@ def test_new_battle_pairs_two_different_configured_models(service: BattleService
     for _ in range(20):
         state = service.new_battle(VOTER)
         assert state.models[Side.A] != state.models[Side.B]
+
+
+# --- arena mechanics: named mode, self-play, regenerate, stop, leaks, language, limits -------------------------
+
+
+def make_service(
+    config: AppConfig, backends: dict[str, Any], repo: Repository, *, seed: int = 3, **limits: int
+) -> BattleService:
+    matchmaker = Matchmaker(config, random.Random(seed), repo.pair_outcomes)
+    return BattleService(
+        config=config, backends=backends, repo=repo, matchmaker=matchmaker, guards=guards(config, **limits)
+    )
+
+
+def test_named_battle_votes_are_not_anonymous(service: BattleService, repo: Repository) -> None:
+    state = service.new_named_battle(VOTER, "demo-lora-a", "demo-lora-b")
+    assert state.mode is BattleMode.NAMED and not state.anonymous
+    asyncio.run(ask_all(service, state, "Salut"))
+    asyncio.run(service.vote(state, Outcome.A, VOTER))
+    [vote] = repo.votes()
+    assert not vote.anonymous
+    assert state.battle_id is not None
+    stored = repo.battle(state.battle_id)
+    assert stored is not None and stored.mode is BattleMode.NAMED and not stored.anonymous
+    assert repo.pair_outcomes() == []  # named votes do not count towards ratings
+    with pytest.raises(InputRejected, match="choose two of the listed models"):
+        service.new_named_battle(VOTER, "demo-lora-a", "nope")
+
+
+def test_one_model_twice_gives_two_different_samples(service: BattleService) -> None:
+    state = service.new_named_battle(VOTER, "demo-base", "demo-base")
+    assert state.params[Side.A].seed != state.params[Side.B].seed
+    asyncio.run(ask_all(service, state, "Hello"))
+    assert state.replies[Side.A].text != state.replies[Side.B].text
+
+
+def test_self_play_is_stored_as_such_and_left_out_of_ratings(
+    demo_config: AppConfig, local_backends: dict[str, LocalBackend], repo: Repository
+) -> None:
+    models = [m.model_copy(update={"self_play": m.name == "demo-lora-b"}) for m in demo_config.models]
+    arena = demo_config.arena.model_copy(update={"self_play_rate": 1.0})
+    config = demo_config.model_copy(update={"models": models, "arena": arena})
+    service = make_service(config, local_backends, repo)
+    state = service.new_battle(VOTER)
+    assert state.mode is BattleMode.SELF_PLAY and state.models == {Side.A: "demo-lora-b", Side.B: "demo-lora-b"}
+    assert state.anonymous and state.params[Side.A] != state.params[Side.B]
+    asyncio.run(ask_all(service, state, "Hello"))
+    asyncio.run(service.vote(state, Outcome.B, VOTER))
+    assert state.battle_id is not None
+    stored = repo.battle(state.battle_id)
+    assert stored is not None and stored.mode is BattleMode.SELF_PLAY
+    assert repo.pair_outcomes() == [] and len(repo.pair_outcomes(include_self_play=True)) == 1
+
+
+def test_regenerate_keeps_the_replaced_answers_as_superseded(service: BattleService, repo: Repository) -> None:
+    state = pair("demo-base", "demo-lora-a")
+    asyncio.run(ask_all(service, state, "Bonjour"))
+    first = dict(state.replies)
+
+    async def regen() -> None:
+        async for _ in service.regenerate(state, VOTER):
+            pass
+
+    asyncio.run(regen())
+    assert state.turns == 1 and state.histories[Side.A][0]["content"] == "Bonjour" and len(state.histories[Side.A]) == 2
+    asyncio.run(service.vote(state, Outcome.TIE, VOTER))
+    assert state.battle_id is not None
+    stored = repo.battle(state.battle_id)
+    assert stored is not None
+    a = [(m.role, m.status, m.content) for m in stored.conversations[Side.A]]
+    assert a == [
+        ("user", "ok", "Bonjour"),
+        ("assistant", "superseded", first[Side.A].text),
+        ("assistant", "ok", state.replies[Side.A].text),
+    ]
+    with pytest.raises(InputRejected, match="already voted on this round"):
+        asyncio.run(regen())
+
+
+def test_stop_keeps_a_votable_stopped_round(service: BattleService, repo: Repository) -> None:
+    async def scenario(state: BattleState) -> None:
+        stream = service.ask(state, "Raconte une histoire", VOTER)
+        await anext(stream)
+        service.stop(state)
+        await stream.aclose()  # what Gradio's cancel does to the running event
+
+    state = pair("demo-base", "demo-lora-b")
+    asyncio.run(scenario(state))
+    assert {r.status for r in state.replies.values()} <= {ReplyStatus.STOPPED, ReplyStatus.OK}
+    assert state.votable
+    asyncio.run(service.vote(state, Outcome.A, VOTER))
+    assert state.battle_id is not None
+    stored = repo.battle(state.battle_id)
+    assert stored is not None and stored.status == "voted"
+    assert {m.status for m in stored.conversations[Side.A] if m.role == "assistant"} <= {"stopped", "ok"}
+
+
+def test_identity_leak_is_flagged_live_and_the_vote_does_not_count(
+    demo_config: AppConfig, local_backends: dict[str, LocalBackend], repo: Repository
+) -> None:
+    fault = FaultServer(text="Bonjour ! Je suis ChatGPT, un modèle d'OpenAI.").start()
+    try:
+        leaky = TgiBackend(name="leaky", urls=[fault.url], template="chatml")
+        models = [
+            *demo_config.models,
+            parse_config(
+                {"models": [{"name": "leaky", "backend": "tgi", "endpoints": [fault.url], "template": "chatml"}]},
+                source=Path("x.yaml"),
+            ).models[0],
+        ]
+        config = demo_config.model_copy(update={"models": models})
+        service = make_service(config, {**local_backends, "leaky": leaky}, repo)
+        state = pair("demo-base", "leaky")
+        updates = asyncio.run(ask_all(service, state, "Qui es-tu ?"))
+        assert updates and state.identity_leak == "ChatGPT"
+        assert leak_notice(state).startswith("⚠️ An answer names a model")
+        asyncio.run(service.vote(state, Outcome.B, VOTER))
+        [vote] = repo.votes()
+        assert vote.identity_leak and repo.pair_outcomes() == []
+        assert len(repo.pair_outcomes(include_leaks=True)) == 1
+    finally:
+        fault.stop()
+
+
+def test_language_is_stored_per_turn_battle_and_vote(service: BattleService, repo: Repository) -> None:
+    state = pair("demo-base", "demo-lora-a")
+    asyncio.run(ask_all(service, state, "Bonjour, pouvez-vous m'expliquer comment faire du pain ?"))
+    asyncio.run(service.vote(state, Outcome.A, VOTER))
+    assert state.battle_id is not None
+    stored = repo.battle(state.battle_id)
+    assert stored is not None and stored.language == "French"
+    assert stored.conversations[Side.A][0].language == "French"
+    assert repo.votes()[0].language == "French"
+    assert repo.pair_outcomes(language="French") and not repo.pair_outcomes(language="English")
+
+
+def test_rate_limits_refuse_with_a_sentence(
+    demo_config: AppConfig, local_backends: dict[str, LocalBackend], repo: Repository
+) -> None:
+    service = make_service(demo_config, local_backends, repo, messages_per_minute=2, votes_per_hour=1)
+    state = pair("demo-base", "demo-lora-a")
+    asyncio.run(ask_all(service, state, "one"))
+    asyncio.run(service.vote(state, Outcome.A, VOTER))
+    asyncio.run(ask_all(service, state, "two"))
+    with pytest.raises(UserError, match="limit is 2 per minute"):
+        asyncio.run(ask_all(service, state, "three"))
+    with pytest.raises(UserError, match="voting too fast: the limit is 1 per hour"):
+        asyncio.run(service.vote(state, Outcome.B, VOTER))
+    assert len(repo.votes()) == 1

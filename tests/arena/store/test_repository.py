@@ -22,7 +22,7 @@ def ok(text: str) -> Reply:
 
 
 def battle_with_turn(repo: Repository, battle_id: str = "b" * 32, *, error: bool = False) -> str:
-    repo.create_battle(battle_id=battle_id, models=MODELS, anonymous=True, voter=VOTER)
+    repo.create_battle(battle_id=battle_id, models=MODELS, voter=VOTER)
     b = Reply(text="", status=ReplyStatus.ERROR, error="The model is busy.") if error else ok("réponse B")
     repo.record_battle_turn(
         battle_id=battle_id,

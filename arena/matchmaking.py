@@ -1,0 +1,124 @@
+"""Deciding the next battle: which two models, in which mode, with which sampling parameters per side."""
+
+from __future__ import annotations
+
+import random
+import time
+from collections import Counter
+from collections.abc import Callable, Collection
+from dataclasses import dataclass
+
+from arena.config import AppConfig
+from arena.domain import BattleMode, Outcome, Side
+from arena.errors import NotEnoughModels
+from arena.ratings import fit_bradley_terry
+from arena.sampling import SamplingSettings, choose_pair
+from backends.base import GenerationParams
+
+# Votes as the repository aggregates them: (model_a, model_b, outcome, count).
+PairOutcomes = list[tuple[str, str, Outcome, int]]
+STATS_SECONDS = 30.0  # how long vote statistics are reused before the next aggregate query
+SELF_PLAY_TEMPERATURE_STEP = 0.3
+
+
+@dataclass(frozen=True)
+class Matchup:
+    """Who meets whom, how, and with which parameters on each side."""
+
+    models: dict[Side, str]
+    mode: BattleMode
+    params: dict[Side, GenerationParams]
+
+
+class Matchmaker:
+    """Draws battles: self-play now and then for models that allow it, else a pair from arena.sampling."""
+
+    def __init__(
+        self,
+        config: AppConfig,
+        rng: random.Random,
+        stats: Callable[[], PairOutcomes],
+        *,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._config = config
+        self._rng = rng
+        self._stats = stats
+        self._clock = clock
+        self._cached: tuple[float, PairOutcomes] | None = None
+        s = config.arena.sampling
+        self._settings = SamplingSettings(
+            mode=s.mode,
+            boost_below=s.boost_below,
+            boost=s.boost,
+            target_pairs=tuple((p.models[0], p.models[1], p.factor) for p in s.target_pairs),
+            active_strength=s.active_strength,
+        )
+
+    def next(self, available: Collection[str]) -> Matchup:
+        """The next anonymous battle among the available models."""
+        models = [m for m in self._config.models if m.name in available]
+        self_players = [m for m in models if m.self_play]
+        if self_players and self._rng.random() < self._config.arena.self_play_rate:
+            chosen = self._rng.choices(self_players, weights=[m.weight for m in self_players])[0]
+            return self.same_model(chosen.name, BattleMode.SELF_PLAY)
+        weights = {m.name: m.weight for m in models}
+        votes = self._votes()
+        battles: Counter[str] = Counter()
+        pairs: Counter[frozenset[str]] = Counter()
+        for a, b, _, n in votes:
+            battles[a] += n
+            battles[b] += n
+            pairs[frozenset((a, b))] += n
+        ratings = None
+        if self._settings.mode == "active" and votes:
+            ratings = fit_bradley_terry(_counts(votes), models=list(weights))
+        a, b = choose_pair(
+            weights, self._rng, settings=self._settings, battles=battles, pair_battles=pairs, ratings=ratings
+        )
+        return Matchup(
+            {Side.A: a, Side.B: b}, BattleMode.ANONYMOUS, {s: self._params(m) for s, m in ((Side.A, a), (Side.B, b))}
+        )
+
+    def named(self, a: str, b: str) -> Matchup:
+        """A battle the user chose; one model twice gets two different samples, as in self-play."""
+        if a == b:
+            return self.same_model(a, BattleMode.NAMED)
+        return Matchup({Side.A: a, Side.B: b}, BattleMode.NAMED, {Side.A: self._params(a), Side.B: self._params(b)})
+
+    def same_model(self, name: str, mode: BattleMode) -> Matchup:
+        """One model on both sides with different seeds and temperatures, so the two answers differ."""
+        base = self._params(name)
+        seed_a, seed_b = self._rng.sample(range(1, 2**31), 2)
+        hotter = min(base.temperature + SELF_PLAY_TEMPERATURE_STEP, 2.0)
+        params = {
+            Side.A: base.model_copy(update={"seed": seed_a}),
+            Side.B: base.model_copy(update={"seed": seed_b, "temperature": hotter}),
+        }
+        if self._rng.random() < 0.5:  # the hotter sample may be on either side
+            params = {Side.A: params[Side.B], Side.B: params[Side.A]}
+        return Matchup({Side.A: name, Side.B: name}, mode, params)
+
+    def _params(self, name: str) -> GenerationParams:
+        return self._config.model(name).generation
+
+    def _votes(self) -> PairOutcomes:
+        now = self._clock()
+        if self._cached is None or now - self._cached[0] > STATS_SECONDS:
+            self._cached = (now, self._stats())
+        return self._cached[1]
+
+
+def _counts(votes: PairOutcomes) -> dict[tuple[str, str], tuple[float, float, float]]:
+    """Aggregate outcomes per ordered pair into (wins of a, wins of b, ties incl. both bad)."""
+    out: dict[tuple[str, str], list[float]] = {}
+    for a, b, outcome, n in votes:
+        row = out.setdefault((a, b), [0.0, 0.0, 0.0])
+        row[{Outcome.A: 0, Outcome.B: 1}.get(outcome, 2)] += n
+    return {k: (v[0], v[1], v[2]) for k, v in out.items()}
+
+
+def require_two(available: Collection[str]) -> None:
+    """Raise the user's sentence when fewer than two models can battle."""
+    if len(set(available)) < 2:
+        raise NotEnoughModels("A battle needs at least two available models, and fewer are configured or up.")
