@@ -12,7 +12,11 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any
 
-EVENT = {"index": 1, "token": {"id": 5, "text": "Hi", "logprob": -0.1, "special": False}, "generated_text": None}
+EVENT: dict[str, Any] = {
+    "index": 1,
+    "token": {"id": 5, "text": "Hi", "logprob": -0.1, "special": False},
+    "generated_text": None,
+}
 
 
 @dataclass

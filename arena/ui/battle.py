@@ -124,7 +124,7 @@ def build_battle_tab(service: BattleService, voter_of: VoterOf, concurrency_limi
             gr.Warning(str(exc))
             yield view(st, message=str(exc))
             return
-        yield view(st, box_value="", message=after_round(st))
+        yield view(st, box_value="", message=after_round(st), revealed=revealed)
 
     async def on_send(
         text: str, holder: Slot, request: gr.Request, *picked: Any
