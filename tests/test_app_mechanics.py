@@ -67,7 +67,7 @@ def test_regenerate_then_vote(app: RunningApp) -> None:
     [vote] = [v for v in Repository(make_engine(app.db_url)).votes() if v.session_id == client.session_hash]
     statuses = rows(
         app,
-        f"SELECT status FROM messages WHERE conversation_id LIKE '{vote.battle_id[:30]}%' "
+        f"SELECT status FROM messages WHERE conversation_id LIKE '{vote.battle_id}%' "
         "AND role = 'assistant' ORDER BY id",
     )
     assert [s for (s,) in statuses].count("superseded") == 2 and [s for (s,) in statuses].count("ok") == 2

@@ -5,15 +5,17 @@ from __future__ import annotations
 from collections.abc import Callable, Collection, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 from sqlalchemy import Engine, func, select, update
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from arena.domain import BattleMode, Outcome, Reply, ReplyStatus, Side, Voter
-from arena.store.schema import BattleRow, ConversationRow, FeedbackRow, MessageRow, VoteRow
+from arena.store.schema import BattleRow, ConversationRow, FeedbackRow, MessageRow, VoteCountRow, VoteRow
 
 ANSWERED = ("ok", "stopped")  # assistant message statuses that make a round votable
 
@@ -233,7 +235,9 @@ class Repository:
                         language=language,
                     )
                 )
+                s.flush()  # a duplicate vote fails here, before anything is counted
                 s.execute(update(BattleRow).where(BattleRow.id == battle_id).values(status="voted", finished_at=now))
+                _count_vote(s, battle, outcome.value, anonymous, identity_leak, language, now)
         except IntegrityError as exc:
             raise DuplicateVote(f"{battle_id} round {turn_index}") from exc
 
@@ -282,14 +286,54 @@ class Repository:
         include_leaks: bool = False,
         include_self_play: bool = False,
         language: str | None = None,
-        since: datetime | None = None,
-        until: datetime | None = None,
+        since: date | None = None,
+        until: date | None = None,
         models: Collection[str] | None = None,
     ) -> list[tuple[str, str, Outcome, int]]:
         """Votes aggregated to (model_a, model_b, outcome, count): what ratings are computed from.
 
-        By default only anonymous votes with no identity leak, outside self-play battles, count.
+        Read from the vote_counts table (kept in each vote's transaction), so the cost grows with the number of
+        models, languages and days, not of votes. By default only anonymous votes with no identity leak, outside
+        self-play battles, count. Date ranges are whole UTC days: `since` inclusive, `until` exclusive.
         """
+        c = VoteCountRow
+        query = select(c.model_a, c.model_b, c.outcome, func.sum(c.count)).group_by(c.model_a, c.model_b, c.outcome)
+        if anonymous_only:
+            query = query.where(c.anonymous.is_(True))
+        if not include_leaks:
+            query = query.where(c.identity_leak.is_(False))
+        if not include_self_play:
+            query = query.where(c.mode != BattleMode.SELF_PLAY.value)
+        if language is not None:
+            query = query.where(c.language == language)
+        if since is not None:
+            query = query.where(c.day >= since.isoformat())
+        if until is not None:
+            query = query.where(c.day < until.isoformat())
+        if models is not None:
+            query = query.where(c.model_a.in_(list(models)), c.model_b.in_(list(models)))
+        with self._tx() as s:
+            return [(a, b, Outcome(o), int(n)) for a, b, o, n in s.execute(query)]
+
+    def languages(self) -> list[str]:
+        """Languages that have counted votes, most voted first."""
+        c = VoteCountRow
+        query = select(c.language).group_by(c.language).order_by(func.sum(c.count).desc())
+        with self._tx() as s:
+            return [lang for lang in s.scalars(query) if lang != "unknown"]
+
+    def pair_outcomes_from_votes(
+        self,
+        *,
+        anonymous_only: bool = True,
+        include_leaks: bool = False,
+        include_self_play: bool = False,
+        language: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        models: Collection[str] | None = None,
+    ) -> list[tuple[str, str, Outcome, int]]:
+        """The same aggregate as pair_outcomes, from every vote row (the reference the counts must match; slow)."""
         query = (
             select(BattleRow.model_a, BattleRow.model_b, VoteRow.outcome, func.count(VoteRow.id))
             .join(BattleRow, VoteRow.battle_id == BattleRow.id)
@@ -419,8 +463,30 @@ class Repository:
         ]
 
 
+def _count_vote(
+    s: Session, battle: BattleRow, outcome: str, anonymous: bool, leak: bool, language: str | None, now: datetime
+) -> None:
+    """Add one to the vote's cell of vote_counts (an upsert, so concurrent writers never lose a count)."""
+    values = {
+        "model_a": battle.model_a,
+        "model_b": battle.model_b,
+        "outcome": outcome,
+        "anonymous": anonymous,
+        "identity_leak": leak,
+        "mode": battle.mode,
+        "language": language or "unknown",
+        "day": now.astimezone(UTC).date().isoformat(),
+        "count": 1,
+    }
+    dialect = s.get_bind().dialect.name
+    insert_: Any = postgresql_insert if dialect == "postgresql" else sqlite_insert
+    statement = insert_(VoteCountRow).values(**values)
+    keys = [k for k in values if k != "count"]
+    s.execute(statement.on_conflict_do_update(index_elements=keys, set_={"count": VoteCountRow.count + 1}))
+
+
 def _conversation_id(battle_id: str, side: Side) -> str:
-    return f"{battle_id[:30]}-{side.value}"
+    return f"{battle_id}-{side.value}"
 
 
 def _user_message(

@@ -36,7 +36,7 @@ class ConversationRow(Base):
 
     __tablename__ = "conversations"
     __table_args__ = (UniqueConstraint("battle_id", "side"),)
-    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
     kind: Mapped[str] = mapped_column(String(16))  # battle | chat
     battle_id: Mapped[str | None] = mapped_column(ForeignKey("battles.id"), index=True)
     side: Mapped[str | None] = mapped_column(String(1))
@@ -82,6 +82,21 @@ class VoteRow(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
     identity_leak: Mapped[bool] = mapped_column(Boolean, default=False)
     language: Mapped[str | None] = mapped_column(String(32))
+
+
+class VoteCountRow(Base):
+    """Votes counted per pair, outcome, rating filters and UTC day; updated in each vote's transaction."""
+
+    __tablename__ = "vote_counts"
+    model_a: Mapped[str] = mapped_column(String(80), primary_key=True)
+    model_b: Mapped[str] = mapped_column(String(80), primary_key=True)
+    outcome: Mapped[str] = mapped_column(String(16), primary_key=True)
+    anonymous: Mapped[bool] = mapped_column(Boolean, primary_key=True)
+    identity_leak: Mapped[bool] = mapped_column(Boolean, primary_key=True)
+    mode: Mapped[str] = mapped_column(String(16), primary_key=True)
+    language: Mapped[str] = mapped_column(String(32), primary_key=True)  # "unknown" rather than NULL: keys compare
+    day: Mapped[str] = mapped_column(String(10), primary_key=True)  # YYYY-MM-DD, UTC
+    count: Mapped[int] = mapped_column(Integer)
 
 
 class FeedbackRow(Base):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+from typing import Any
 
 import pytest
 from sqlalchemy import inspect
@@ -108,3 +109,43 @@ def test_no_raw_ip_column_anywhere(db_url: str) -> None:
             row[1] for t in ("battles", "conversations", "votes") for row in conn.execute(f"PRAGMA table_info({t})")
         ]
     assert "ip_hash" in columns and not any(c in ("ip", "ip_address", "client_ip") for c in columns)
+
+
+def test_vote_counts_agree_with_the_votes_under_every_filter(repo: Repository) -> None:
+    import itertools
+    import random as random_module
+
+    from arena.domain import BattleMode
+
+    rng = random_module.Random(4)
+    models = ["m1", "m2", "m3", "m4"]
+    for i in range(60):
+        a, b = rng.sample(models, 2)
+        mode = rng.choice(list(BattleMode))
+        battle_id = f"{i:032x}"
+        repo.create_battle(battle_id=battle_id, models={Side.A: a, Side.B: b}, voter=VOTER, mode=mode)
+        for turn in range(rng.randint(1, 2)):
+            replies = {Side.A: ok("x"), Side.B: ok("y")}
+            repo.record_battle_turn(battle_id=battle_id, turn_index=turn, user_text="q", replies=replies, params=PARAMS)
+            repo.record_vote(
+                battle_id=battle_id,
+                turn_index=turn,
+                outcome=rng.choice(list(Outcome)),
+                anonymous=mode is not BattleMode.NAMED and turn == 0,
+                voter=VOTER,
+                identity_leak=rng.random() < 0.2,
+                language=rng.choice(["French", "English", None]),
+            )
+    for anonymous_only, leaks, self_play, language in itertools.product(
+        [True, False], [True, False], [True, False], [None, "French", "English"]
+    ):
+        kwargs: dict[str, Any] = {
+            "anonymous_only": anonymous_only,
+            "include_leaks": leaks,
+            "include_self_play": self_play,
+            "language": language,
+        }
+        assert sorted(repo.pair_outcomes(**kwargs)) == sorted(repo.pair_outcomes_from_votes(**kwargs)), kwargs
+    assert sum(
+        n for *_, n in repo.pair_outcomes(anonymous_only=False, include_leaks=True, include_self_play=True)
+    ) == len(repo.votes())

@@ -31,7 +31,7 @@ def upgrade() -> None:
     )
     op.create_table(
         "conversations",
-        sa.Column("id", sa.String(32), primary_key=True),
+        sa.Column("id", sa.String(40), primary_key=True),
         sa.Column("kind", sa.String(16), nullable=False),
         sa.Column("battle_id", sa.String(32), sa.ForeignKey("battles.id")),
         sa.Column("side", sa.String(1)),
@@ -45,7 +45,7 @@ def upgrade() -> None:
     op.create_table(
         "messages",
         sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-        sa.Column("conversation_id", sa.String(32), sa.ForeignKey("conversations.id"), nullable=False),
+        sa.Column("conversation_id", sa.String(40), sa.ForeignKey("conversations.id"), nullable=False),
         sa.Column("turn_index", sa.Integer, nullable=False),
         sa.Column("role", sa.String(16), nullable=False),
         sa.Column("content", sa.Text, nullable=False),
