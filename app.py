@@ -89,6 +89,7 @@ def build(config: AppConfig, *, db_url: str, data_dir: Path, threads: int | None
     from arena.chat import ChatService
     from arena.config import ConfigError
     from arena.language import LanguageDetector
+    from arena.leaderboard import LeaderboardService
     from arena.leaks import DEFAULT_IDENTITY_WORDS, LeakDetector
     from arena.limits import RateLimiter, RateLimits
     from arena.matchmaking import Matchmaker
@@ -127,7 +128,8 @@ def build(config: AppConfig, *, db_url: str, data_dir: Path, threads: int | None
     matchmaker = Matchmaker(config, random.Random(), repo.pair_outcomes)
     battles = BattleService(config=config, backends=backends, repo=repo, matchmaker=matchmaker, guards=guards)
     chats = ChatService(config=config, backends=backends, repo=repo, guards=guards)
-    return build_ui(config, battles, chats, voter_factory(salt))
+    board = LeaderboardService(repo, models=[m.name for m in config.models])
+    return build_ui(config, battles, chats, board, voter_factory(salt))
 
 
 if __name__ == "__main__":

@@ -157,6 +157,7 @@ class ArenaSettings(_Strict):
     limits: LimitsConfig = LimitsConfig()
     sampling: SamplingConfig = SamplingConfig()
     feedback_tags: list[str] = DEFAULT_FEEDBACK_TAGS
+    leaderboard_rounds: int = Field(default=1000, ge=10, le=10000)  # bootstrap rounds per page view
 
 
 class AppConfig(_Strict):

@@ -134,3 +134,121 @@ def fit_bradley_terry(
     else:
         ratings += anchor[1] - ratings[names.index(anchor[0])]
     return {name: float(r) for name, r in zip(names, ratings, strict=True)}
+
+
+# --- uncertainty, ranks and matrices (the leaderboard) -----------------------------------------------------------
+
+_BOOTSTRAP_STEPS = 12
+_MAX_STEP = 2.0  # nats per Newton step in the bootstrap: damping without a per-round line search
+
+
+def _cells(counts: PairCounts, models: list[str]) -> tuple[NDArray[np.intp], NDArray[np.intp], NDArray[np.float64]]:
+    """Each unordered pair once, as index arrays i < j and its [wins_i, wins_j, ties] counts."""
+    index = {name: k for k, name in enumerate(models)}
+    merged: dict[tuple[int, int], list[float]] = {}
+    for (a, b), (wins_a, wins_b, ties) in counts.items():
+        x, y = index[a], index[b]
+        row = merged.setdefault((min(x, y), max(x, y)), [0.0, 0.0, 0.0])
+        row[0] += wins_a if x < y else wins_b
+        row[1] += wins_b if x < y else wins_a
+        row[2] += ties
+    keys = list(merged)
+    i = np.array([k[0] for k in keys], dtype=np.intp)
+    j = np.array([k[1] for k in keys], dtype=np.intp)
+    return i, j, np.array([merged[k] for k in keys], dtype=np.float64).reshape(len(keys), 3)
+
+
+def bootstrap_log_strengths(
+    counts: PairCounts,
+    models: list[str],
+    *,
+    rounds: int,
+    rng: np.random.Generator,
+    prior: float = DEFAULT_PRIOR,
+    start: NDArray[np.float64] | None = None,
+) -> NDArray[np.float64]:
+    """Log-strengths refitted on `rounds` multinomial resamples of the pair counts: an array (rounds, models).
+
+    All rounds are fitted at once: batched Newton steps on (rounds, models, models) arrays, started from the
+    full-data fit, so the cost grows with rounds x models², not with the number of votes.
+    """
+    n = len(models)
+    i, j, cells = _cells(counts, models)
+    flat = cells.ravel()
+    total = int(flat.sum())
+    if total == 0 or n == 0:
+        return np.zeros((rounds, n))
+    draws = rng.multinomial(total, flat / flat.sum(), size=rounds).reshape(rounds, len(i), 3).astype(np.float64)
+    wins = np.zeros((rounds, n, n))
+    wins[:, i, j] = draws[:, :, 0] + draws[:, :, 2] / 2  # pairs are unique and i < j, so plain assignment
+    wins[:, j, i] = draws[:, :, 1] + draws[:, :, 2] / 2
+    votes = wins + wins.transpose(0, 2, 1)
+    won = wins.sum(axis=2)
+    theta = np.tile(start if start is not None else np.zeros(n), (rounds, 1))
+    eye = np.eye(n)
+    for _ in range(_BOOTSTRAP_STEPS):
+        p = 1.0 / (1.0 + np.exp(theta[:, None, :] - theta[:, :, None]))
+        gradient = won - (votes * p).sum(axis=2) - prior * theta
+        curvature = votes * p * (1.0 - p)
+        hessian = eye * (curvature.sum(axis=2) + prior)[:, :, None] - curvature
+        step = np.linalg.solve(hessian, gradient[:, :, None])[:, :, 0]
+        step = np.clip(step, -_MAX_STEP, _MAX_STEP)
+        theta = theta + step
+        if float(np.abs(step).max()) < 1e-9:
+            break
+    return theta
+
+
+def to_ratings(
+    theta: NDArray[np.float64],
+    *,
+    scale: float = 400.0,
+    base: float = 10.0,
+    init: float = 1000.0,
+    anchor_index: int | None = None,
+    anchor_rating: float = 1000.0,
+) -> NDArray[np.float64]:
+    """Log-strengths (last axis = models) on the rating scale, centred on `init` or pinned at an anchor."""
+    ratings: NDArray[np.float64] = init + scale * theta / math.log(base)
+    shift: NDArray[np.float64] = (
+        init - ratings.mean(axis=-1, keepdims=True)
+        if anchor_index is None
+        else anchor_rating - ratings[..., anchor_index : anchor_index + 1]
+    )
+    return ratings + shift
+
+
+def arena_ranks(lower: NDArray[np.float64], upper: NDArray[np.float64]) -> list[int]:
+    """Chatbot Arena's rule: 1 + the number of models whose lower bound is above this model's upper bound."""
+    return [1 + int((lower > u).sum()) for u in upper]
+
+
+def win_rate_matrix(wins: NDArray[np.float64]) -> NDArray[np.float64]:
+    """`R[i, j]`: share of i's battles against j that i won (ties half); NaN where they never met."""
+    votes = wins + wins.T
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(votes > 0, wins / np.where(votes > 0, votes, 1), np.nan)
+
+
+def online_elo(
+    votes: Iterable[tuple[str, str, str]],
+    *,
+    k: float = 4.0,
+    init: float = 1000.0,
+    scale: float = 400.0,
+    base: float = 10.0,
+    every: int = 0,
+) -> tuple[dict[str, float], list[tuple[int, dict[str, float]]]]:
+    """Elo updated vote by vote in the given order (ties and both-bad count half); with `every` > 0 also a
+    snapshot of all ratings after every `every` votes, for a history chart."""
+    ratings: dict[str, float] = {}
+    history: list[tuple[int, dict[str, float]]] = []
+    for count, (model_a, model_b, outcome) in enumerate(votes, start=1):
+        ra, rb = ratings.setdefault(model_a, init), ratings.setdefault(model_b, init)
+        expected = 1.0 / (1.0 + base ** ((rb - ra) / scale))
+        score = {"a": 1.0, "b": 0.0}.get(outcome, 0.5)
+        ratings[model_a] = ra + k * (score - expected)
+        ratings[model_b] = rb - k * (score - expected)
+        if every and count % every == 0:
+            history.append((count, dict(ratings)))
+    return ratings, history

@@ -7,9 +7,11 @@ import gradio as gr
 from arena.battle import BattleService
 from arena.chat import ChatService
 from arena.config import AppConfig
+from arena.leaderboard import LeaderboardService
 from arena.ui.battle import build_battle_tab
 from arena.ui.chat import build_chat_tab
 from arena.ui.common import VoterOf
+from arena.ui.leaderboard import build_leaderboard_tab
 
 DEMO_NOTICE = (
     "⚠️ **Demo models.** These are tiny models with random weights, built on this machine: they print random "
@@ -18,7 +20,9 @@ DEMO_NOTICE = (
 )
 
 
-def build_ui(config: AppConfig, battles: BattleService, chats: ChatService, voter_of: VoterOf) -> gr.Blocks:
+def build_ui(
+    config: AppConfig, battles: BattleService, chats: ChatService, board: LeaderboardService, voter_of: VoterOf
+) -> gr.Blocks:
     """The whole web app, ready to queue and launch."""
     limit = config.arena.concurrency_limit
     with gr.Blocks(title=config.arena.title, analytics_enabled=False) as ui:
@@ -31,5 +35,7 @@ def build_ui(config: AppConfig, battles: BattleService, chats: ChatService, vote
             build_battle_tab(battles, voter_of, limit, named=True)
         with gr.Tab("Chat", id="chat") as chat_tab:
             build_chat_tab(chats, voter_of, limit, chat_tab)
+        with gr.Tab("Leaderboard", id="leaderboard") as board_tab:
+            build_leaderboard_tab(board, limit, board_tab, rounds=config.arena.leaderboard_rounds)
     ui.queue(default_concurrency_limit=limit)
     return ui  # type: ignore[no-any-return]

@@ -1,0 +1,120 @@
+"""`python -m arena …`: the arena's command-line tools (the only code here that reads argv and the environment)."""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+import os
+import sys
+from collections.abc import Sequence
+from datetime import date
+from pathlib import Path
+
+DEFAULT_DB = f"sqlite:///{Path(os.environ.get('CORRAL_DATA_DIR', 'data')) / 'corral.db'}"
+
+
+def _language(value: str) -> str:
+    """A language name ("French") or ISO 639-1 code ("fr") → the stored name."""
+    if len(value) == 2:
+        from lingua import IsoCode639_1, Language
+
+        try:
+            return Language.from_iso_code_639_1(getattr(IsoCode639_1, value.upper())).name.capitalize()
+        except AttributeError:
+            raise argparse.ArgumentTypeError(f"unknown language code '{value}'") from None
+    return value.capitalize()
+
+
+def _leaderboard(args: argparse.Namespace) -> int:
+    from arena.leaderboard import Filters, LeaderboardService
+    from arena.store.engine import make_engine
+    from arena.store.migrate import upgrade
+    from arena.store.repository import Repository
+
+    engine = make_engine(args.db)
+    upgrade(engine)
+    service = LeaderboardService(Repository(engine))
+    filters = Filters(
+        language=args.language,
+        since=args.since,
+        until=args.until,
+        models=tuple(args.model) if args.model else None,
+        include_named=args.include_named,
+        include_leaks=args.include_leaks,
+        include_self_play=args.include_self_play,
+    )
+    board = service.compute(filters, rounds=args.rounds, seed=args.seed)
+    rows = [
+        {
+            "rank": s.rank,
+            "model": s.model,
+            "rating": None if s.rating is None else round(s.rating, 1),
+            "lower": None if s.lower is None else round(s.lower, 1),
+            "upper": None if s.upper is None else round(s.upper, 1),
+            "votes": s.votes,
+            "win_rate": None if s.win_rate is None else round(s.win_rate, 4),
+        }
+        for s in board.standings
+    ]
+    if args.format == "json":
+        meta = {
+            "votes": board.votes,
+            "rounds": board.rounds,
+            "computed_at": board.computed_at.isoformat(),
+            "db_seconds": round(board.db_seconds, 4),
+            "fit_seconds": round(board.fit_seconds, 4),
+        }
+        print(json.dumps({**meta, "standings": rows}, indent=2))
+    elif args.format == "csv":
+        out = io.StringIO()
+        writer = csv.DictWriter(out, fieldnames=list(rows[0]) if rows else ["rank", "model"])
+        writer.writeheader()
+        writer.writerows(rows)
+        print(out.getvalue(), end="")
+    else:
+        print(f"{'rank':>4}  {'model':<32} {'rating':>7}  {'95% interval':>15}  {'votes':>8}  {'win rate':>8}")
+        for r in rows:
+            interval = "" if r["lower"] is None else f"{r['lower']:.0f} – {r['upper']:.0f}"
+            rating = "" if r["rating"] is None else f"{r['rating']:.0f}"
+            rate = "" if r["win_rate"] is None else f"{100 * r['win_rate']:.1f}%"
+            rank = "" if r["rank"] is None else str(r["rank"])
+            print(f"{rank:>4}  {r['model']:<32} {rating:>7}  {interval:>15}  {r['votes']:>8}  {rate:>8}")
+        print(
+            f"\n{board.votes:,} votes, {board.rounds} bootstrap rounds, "
+            f"{board.db_seconds + board.fit_seconds:.2f} s (database {board.db_seconds:.2f} s)",
+            file=sys.stderr,
+        )
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    """The command line."""
+    p = argparse.ArgumentParser(prog="python -m arena", description="Corral's arena tools.")
+    sub = p.add_subparsers(dest="command", required=True)
+    lb = sub.add_parser("leaderboard", help="Bradley–Terry ratings with bootstrap 95% intervals")
+    lb.add_argument("--db", default=os.environ.get("DATABASE_URL", DEFAULT_DB), help="SQLAlchemy URL")
+    lb.add_argument("--language", type=_language, help="a language name or ISO 639-1 code, e.g. French or fr")
+    lb.add_argument("--since", type=date.fromisoformat, help="first UTC day (YYYY-MM-DD), inclusive")
+    lb.add_argument("--until", type=date.fromisoformat, help="last UTC day (YYYY-MM-DD), exclusive")
+    lb.add_argument("--model", action="append", help="only battles between these models (repeatable)")
+    lb.add_argument("--rounds", type=int, default=1000, help="bootstrap rounds")
+    lb.add_argument("--seed", type=int, default=0)
+    lb.add_argument("--format", choices=["table", "json", "csv"], default="table")
+    lb.add_argument("--include-named", action="store_true", help="count votes cast with the names visible")
+    lb.add_argument("--include-leaks", action="store_true", help="count votes on battles with an identity leak")
+    lb.add_argument("--include-self-play", action="store_true", help="count self-play battles")
+    lb.set_defaults(run=_leaderboard)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run one sub-command."""
+    args = parser().parse_args(argv)
+    code: int = args.run(args)
+    return code
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

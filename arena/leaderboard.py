@@ -1,0 +1,174 @@
+"""The leaderboard: Bradley–Terry ratings with bootstrap 95% intervals, ranks and matrices, from vote counts."""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+
+import numpy as np
+
+from arena.domain import Outcome
+from arena.ratings import (
+    DEFAULT_PRIOR,
+    arena_ranks,
+    bootstrap_log_strengths,
+    fit_log_strengths,
+    to_ratings,
+    win_matrix,
+    win_rate_matrix,
+)
+from arena.store.repository import Repository
+
+PairOutcomes = Sequence[tuple[str, str, Outcome, int]]
+
+
+@dataclass(frozen=True)
+class Standing:
+    """One model's line in the leaderboard (no rank or interval before its first vote)."""
+
+    model: str
+    votes: int
+    rank: int | None = None
+    rating: float | None = None
+    lower: float | None = None
+    upper: float | None = None
+    win_rate: float | None = None
+
+
+@dataclass(frozen=True)
+class Filters:
+    """Which votes count (the defaults: anonymous, no identity leak, no self-play, every language and day)."""
+
+    language: str | None = None
+    since: date | None = None
+    until: date | None = None
+    models: tuple[str, ...] | None = None
+    include_named: bool = False
+    include_leaks: bool = False
+    include_self_play: bool = False
+
+
+@dataclass(frozen=True)
+class Leaderboard:
+    """Standings (best first), the pairwise matrices over the rated models, and how it was computed."""
+
+    standings: list[Standing]
+    models: list[str]  # rated models, in standings order: the axes of the matrices
+    win_rates: list[list[float | None]]
+    battles: list[list[int]]
+    votes: int
+    rounds: int
+    computed_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    db_seconds: float = 0.0
+    fit_seconds: float = 0.0
+
+
+def _counts(outcomes: PairOutcomes) -> dict[tuple[str, str], tuple[float, float, float]]:
+    out: dict[tuple[str, str], list[float]] = {}
+    for a, b, outcome, n in outcomes:
+        if a == b:
+            continue  # self-play when asked to include it: no information about the difference of two models
+        row = out.setdefault((a, b), [0.0, 0.0, 0.0])
+        row[{Outcome.A: 0, Outcome.B: 1}.get(outcome, 2)] += n
+    return {k: (v[0], v[1], v[2]) for k, v in out.items()}
+
+
+def build_leaderboard(
+    outcomes: PairOutcomes,
+    *,
+    models: Sequence[str] = (),
+    rounds: int = 1000,
+    seed: int = 0,
+    anchor: tuple[str, float] | None = None,
+    prior: float = DEFAULT_PRIOR,
+) -> Leaderboard:
+    """Fit, bootstrap and rank; `models` adds configured models that have no votes yet (listed last)."""
+    counts = _counts(outcomes)
+    rated = sorted({m for pair in counts for m in pair})
+    wins = win_matrix(counts, rated)
+    theta = fit_log_strengths(wins, prior=prior) if rated else np.zeros(0)
+    anchor_index = rated.index(anchor[0]) if anchor is not None and anchor[0] in rated else None
+    anchor_rating = anchor[1] if anchor is not None else 1000.0
+    point = to_ratings(theta, anchor_index=anchor_index, anchor_rating=anchor_rating)
+    samples = to_ratings(
+        bootstrap_log_strengths(
+            counts, rated, rounds=rounds, rng=np.random.default_rng(seed), prior=prior, start=theta
+        ),
+        anchor_index=anchor_index,
+        anchor_rating=anchor_rating,
+    )
+    lower = np.percentile(samples, 2.5, axis=0) if rated else np.zeros(0)
+    upper = np.percentile(samples, 97.5, axis=0) if rated else np.zeros(0)
+    ranks = arena_ranks(lower, upper)
+    votes = wins + wins.T
+    per_model = votes.sum(axis=1)
+    won = wins.sum(axis=1)
+    standings = [
+        Standing(
+            model=name,
+            votes=round(float(per_model[k])),
+            rank=ranks[k],
+            rating=float(point[k]),
+            lower=float(lower[k]),
+            upper=float(upper[k]),
+            win_rate=float(won[k] / per_model[k]) if per_model[k] else None,
+        )
+        for k, name in enumerate(rated)
+    ]
+    standings.sort(key=lambda s: (s.rank or 0, -(s.rating or 0.0)))
+    order = [rated.index(s.model) for s in standings]
+    rates = win_rate_matrix(wins)[np.ix_(order, order)] if rated else np.zeros((0, 0))
+    battles = votes[np.ix_(order, order)] if rated else np.zeros((0, 0))
+    standings += [Standing(model=m, votes=0) for m in models if m not in rated]
+    return Leaderboard(
+        standings=standings,
+        models=[s.model for s in standings if s.rank is not None],
+        win_rates=[[None if math.isnan(x) else float(x) for x in row] for row in rates],
+        battles=[[round(float(x)) for x in row] for row in battles],
+        votes=int(sum(n for *_, n in outcomes)),
+        rounds=rounds,
+    )
+
+
+class LeaderboardService:
+    """Reads vote counts through the repository and builds the leaderboard, timing both halves."""
+
+    def __init__(
+        self, repo: Repository, *, models: Sequence[str] = (), clock: Callable[[], float] = time.perf_counter
+    ) -> None:
+        self._repo = repo
+        self._models = list(models)
+        self._clock = clock
+
+    def languages(self) -> list[str]:
+        """Languages with votes, most voted first."""
+        return self._repo.languages()
+
+    def compute(self, filters: Filters = Filters(), *, rounds: int = 1000, seed: int = 0) -> Leaderboard:
+        """The leaderboard for these filters, with DB and fit times."""
+        start = self._clock()
+        outcomes = self._repo.pair_outcomes(
+            anonymous_only=not filters.include_named,
+            include_leaks=filters.include_leaks,
+            include_self_play=filters.include_self_play,
+            language=filters.language,
+            since=filters.since,
+            until=filters.until,
+            models=filters.models,
+        )
+        fetched = self._clock()
+        board = build_leaderboard(outcomes, models=self._models, rounds=rounds, seed=seed)
+        done = self._clock()
+        return Leaderboard(
+            standings=board.standings,
+            models=board.models,
+            win_rates=board.win_rates,
+            battles=board.battles,
+            votes=board.votes,
+            rounds=rounds,
+            db_seconds=fetched - start,
+            fit_seconds=done - fetched,
+        )

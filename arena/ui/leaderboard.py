@@ -1,0 +1,99 @@
+"""The Leaderboard tab: ratings with 95% intervals, win-rate and battle-count heatmaps, per language."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import gradio as gr
+import plotly.graph_objects as go
+
+from arena.leaderboard import Filters, Leaderboard, LeaderboardService
+
+ALL = "All languages"
+COLUMNS = ["Rank", "Model", "Rating", "95% interval", "Votes", "Win rate"]
+EXPLAIN = (
+    "Bradley–Terry ratings from anonymous votes (ties and *both bad* count half to each side), with 95% "
+    "bootstrap intervals. **Rank** = 1 + the number of models that are better beyond doubt (whose lower bound "
+    "is above this model's upper bound), so models whose intervals overlap share a rank. Named votes, "
+    "self-play and battles where an answer named a model are left out."
+)
+
+
+def rating_chart(board: Leaderboard) -> go.Figure:
+    """Each rated model's rating with its 95% interval as whiskers."""
+    rated = [s for s in board.standings if s.rating is not None]
+    fig = go.Figure(
+        go.Scatter(
+            x=[s.model for s in rated],
+            y=[s.rating for s in rated],
+            mode="markers",
+            error_y={
+                "type": "data",
+                "symmetric": False,
+                "array": [(s.upper or 0) - (s.rating or 0) for s in rated],
+                "arrayminus": [(s.rating or 0) - (s.lower or 0) for s in rated],
+            },
+        )
+    )
+    fig.update_layout(title="Rating with 95% interval", yaxis_title="rating", height=380, margin={"t": 50})
+    return fig
+
+
+def heatmap(board: Leaderboard, values: list[list[Any]], title: str, fmt: str) -> go.Figure:
+    """A model × model heatmap (row = the model, column = its opponent)."""
+    fig = go.Figure(
+        go.Heatmap(
+            z=values, x=board.models, y=board.models, texttemplate=fmt, colorscale="RdBu" if "%" in fmt else "Blues"
+        )
+    )
+    fig.update_layout(title=title, height=420, margin={"t": 50}, yaxis={"autorange": "reversed"})
+    return fig
+
+
+def table(board: Leaderboard) -> list[list[Any]]:
+    """The standings as rows for a gr.Dataframe."""
+    rows = []
+    for s in board.standings:
+        if s.rating is None:
+            rows.append(["", s.model, "", "no votes yet", 0, ""])
+            continue
+        interval = f"{s.lower:.0f} – {s.upper:.0f}"
+        rate = "" if s.win_rate is None else f"{100 * s.win_rate:.1f}%"
+        rows.append([s.rank, s.model, round(s.rating), interval, s.votes, rate])
+    return rows
+
+
+def build_leaderboard_tab(service: LeaderboardService, concurrency_limit: int, tab: gr.Tab, *, rounds: int) -> None:
+    """Lay out the Leaderboard tab and wire its refreshes (inside an open gr.Blocks)."""
+    gr.Markdown(EXPLAIN)
+    with gr.Row():
+        language = gr.Dropdown([ALL], value=ALL, label="Language", elem_id="leaderboard-language", scale=3)
+        refresh = gr.Button("↻ Refresh", elem_id="leaderboard-refresh", scale=1)
+    status = gr.Markdown(elem_id="leaderboard-status")
+    frame = gr.Dataframe(headers=COLUMNS, interactive=False, elem_id="leaderboard-table")
+    ratings = gr.Plot(elem_id="leaderboard-ratings")
+    with gr.Row():
+        rates = gr.Plot(elem_id="leaderboard-win-rates")
+        counts = gr.Plot(elem_id="leaderboard-battles")
+
+    def compute(choice: Any) -> tuple[Any, ...]:
+        chosen = choice if isinstance(choice, str) and choice != ALL else None
+        board = service.compute(Filters(language=chosen), rounds=rounds)
+        when = board.computed_at.strftime("%Y-%m-%d %H:%M:%S UTC")
+        took = board.db_seconds + board.fit_seconds
+        note = f"Computed {when} from **{board.votes:,}** votes in {took:.2f} s ({board.rounds} bootstrap rounds)."
+        languages = [ALL, *service.languages()]
+        return (
+            note,
+            table(board),
+            rating_chart(board),
+            heatmap(board, board.win_rates, "Win rate (row beats column)", "%{z:.0%}"),
+            heatmap(board, board.battles, "Battles per pair", "%{z}"),
+            gr.update(choices=languages, value=choice if choice in languages else ALL),
+        )
+
+    outputs = [status, frame, ratings, rates, counts, language]
+    common: dict[str, Any] = {"concurrency_limit": concurrency_limit, "concurrency_id": "leaderboard"}
+    refresh.click(compute, [language], outputs, api_name="leaderboard", **common)
+    language.input(compute, [language], outputs, api_visibility="private", **common)
+    tab.select(compute, [language], outputs, api_visibility="private", **common)
