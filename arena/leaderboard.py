@@ -92,6 +92,9 @@ def build_leaderboard(
     theta = fit_log_strengths(wins, prior=prior) if rated else np.zeros(0)
     anchor_index = rated.index(anchor[0]) if anchor is not None and anchor[0] in rated else None
     anchor_rating = anchor[1] if anchor is not None else 1000.0
+    if not rated:
+        empty = [Standing(model=m, votes=0) for m in models]
+        return Leaderboard(standings=empty, models=[], win_rates=[], battles=[], votes=0, rounds=rounds)
     point = to_ratings(theta, anchor_index=anchor_index, anchor_rating=anchor_rating)
     samples = to_ratings(
         bootstrap_log_strengths(

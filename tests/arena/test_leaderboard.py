@@ -1,0 +1,168 @@
+"""The leaderboard: bootstrap intervals, the rank rule, matrices, zero-vote models, Elo, the CLI and the DB path."""
+
+from __future__ import annotations
+
+import json
+import random
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from arena.domain import Outcome, Side, Voter
+from arena.leaderboard import Filters, LeaderboardService, build_leaderboard
+from arena.ratings import (
+    arena_ranks,
+    bootstrap_log_strengths,
+    fit_log_strengths,
+    online_elo,
+    win_matrix,
+)
+from arena.store.repository import Repository
+from tests.arena.store.test_repository import ok
+from tests.helpers import ROOT
+
+TRUE = {"strong": 1200.0, "middle": 1000.0, "weak": 850.0}
+
+
+def simulated(n: int, seed: int = 1, tie_rate: float = 0.1) -> list[tuple[str, str, Outcome, int]]:
+    rng = random.Random(seed)
+    out: dict[tuple[str, str, Outcome], int] = {}
+    names = list(TRUE)
+    for _ in range(n):
+        a, b = rng.sample(names, 2)
+        p = 1 / (1 + 10 ** ((TRUE[b] - TRUE[a]) / 400))
+        r = rng.random()
+        outcome = Outcome.TIE if r < tie_rate else (Outcome.A if rng.random() < p else Outcome.B)
+        out[(a, b, outcome)] = out.get((a, b, outcome), 0) + 1
+    return [(a, b, o, n) for (a, b, o), n in out.items()]
+
+
+def test_recovers_known_strengths_and_ranks_them() -> None:
+    board = build_leaderboard(simulated(6000, tie_rate=0.0), rounds=300)  # random ties would pull ratings together
+    assert [s.model for s in board.standings] == ["strong", "middle", "weak"]
+    assert [s.rank for s in board.standings] == [1, 2, 3]
+    rating = {s.model: s.rating for s in board.standings}
+    assert abs((rating["strong"] or 0) - (rating["weak"] or 0) - 350) < 40
+    for s in board.standings:
+        assert s.lower is not None and s.upper is not None and s.rating is not None
+        assert s.lower < s.rating < s.upper
+
+
+def test_intervals_shrink_with_more_votes() -> None:
+    small = build_leaderboard(simulated(300), rounds=300)
+    large = build_leaderboard(simulated(30000), rounds=300)
+
+    def width(board: object) -> float:
+        return float(np.mean([(s.upper or 0) - (s.lower or 0) for s in board.standings]))  # type: ignore[attr-defined]
+
+    assert width(large) < width(small) / 5
+
+
+def test_batched_bootstrap_equals_fitting_each_resample_alone() -> None:
+    # keys already in the bootstrap's own cell order (sorted names, i < j), so the same draws can be replayed
+    counts = {
+        ("middle", "strong"): (3.0, 9.0, 1.0),
+        ("middle", "weak"): (12.0, 9.0, 2.0),
+        ("strong", "weak"): (30.0, 5.0, 4.0),
+    }
+    models = sorted(TRUE)
+    batched = bootstrap_log_strengths(counts, models, rounds=20, rng=np.random.default_rng(7))
+    # the same multinomial draws, fitted one by one with the line-searched single fit
+    rng = np.random.default_rng(7)
+    cells = np.array([counts[k] for k in counts]).ravel()
+    draws = rng.multinomial(int(cells.sum()), cells / cells.sum(), size=20).reshape(20, 3, 3)
+    for r in range(20):
+        resampled = {k: tuple(map(float, draws[r, n])) for n, k in enumerate(counts)}
+        alone = fit_log_strengths(win_matrix(resampled, models))  # type: ignore[arg-type]
+        np.testing.assert_allclose(batched[r] - batched[r].mean(), alone - alone.mean(), atol=1e-6)
+
+
+def test_rank_rule_counts_models_better_beyond_doubt() -> None:
+    lower = np.array([1100.0, 1050.0, 900.0, 890.0])
+    upper = np.array([1200.0, 1150.0, 1000.0, 960.0])
+    assert arena_ranks(lower, upper) == [1, 1, 3, 3]
+
+
+def test_zero_vote_model_two_models_and_a_model_that_never_lost() -> None:
+    outcomes = [("winner", "loser", Outcome.A, 25), ("winner", "loser", Outcome.BOTH_BAD, 3)]
+    board = build_leaderboard(outcomes, models=["winner", "loser", "newcomer"], rounds=200)
+    rated = {s.model: s for s in board.standings}
+    assert rated["newcomer"].votes == 0 and rated["newcomer"].rating is None and rated["newcomer"].rank is None
+    assert board.standings[-1].model == "newcomer"
+    winner = rated["winner"]
+    assert winner.rating is not None and winner.upper is not None and np.isfinite(winner.upper)
+    assert winner.rank == 1 and rated["loser"].rank == 2
+    assert board.win_rates == [[None, pytest.approx(26.5 / 28)], [pytest.approx(1.5 / 28), None]]
+    assert board.battles == [[0, 28], [28, 0]]
+
+
+def test_ties_and_both_bad_count_half() -> None:
+    tied = build_leaderboard([("x", "y", Outcome.TIE, 10), ("x", "y", Outcome.BOTH_BAD, 10)], rounds=100)
+    assert [round(s.rating or 0) for s in tied.standings] == [1000, 1000]
+    assert all(s.win_rate == pytest.approx(0.5) for s in tied.standings)
+
+
+def test_empty_leaderboard() -> None:
+    board = build_leaderboard([], models=["a", "b"], rounds=50)
+    assert [s.votes for s in board.standings] == [0, 0] and board.models == [] and board.votes == 0
+
+
+def test_online_elo_history() -> None:
+    votes = [("a", "b", "a")] * 30 + [("a", "b", "tie")] * 10
+    final, history = online_elo(votes, k=8, every=10)
+    assert final["a"] > 1000 > final["b"] and len(history) == 4
+    assert history[0][0] == 10 and history[-1][1] == final
+
+
+def test_service_reads_counts_from_the_database_with_filters(repo: Repository) -> None:
+    voter = Voter("s")
+    for i, (language, outcome) in enumerate([("French", Outcome.A)] * 6 + [("English", Outcome.B)] * 4):
+        battle = f"{i:032x}"
+        repo.create_battle(battle_id=battle, models={Side.A: "m1", Side.B: "m2"}, voter=voter)
+        repo.record_battle_turn(
+            battle_id=battle,
+            turn_index=0,
+            user_text="q",
+            replies={Side.A: ok("a"), Side.B: ok("b")},
+            params={Side.A: {}, Side.B: {}},
+            language=language,
+        )
+        repo.record_vote(
+            battle_id=battle, turn_index=0, outcome=outcome, anonymous=True, voter=voter, language=language
+        )
+    service = LeaderboardService(repo, models=["m1", "m2", "m3"])
+    everything = service.compute(rounds=100)
+    french = service.compute(Filters(language="French"), rounds=100)
+    assert everything.votes == 10 and french.votes == 6
+    assert french.standings[0].model == "m1" and french.standings[0].win_rate == 1.0
+    assert service.languages() == ["French", "English"]
+    assert everything.db_seconds >= 0 and everything.fit_seconds > 0
+
+
+def test_cli_formats(db_url: str, repo: Repository) -> None:
+    voter = Voter("s")
+    repo.create_battle(battle_id="c" * 32, models={Side.A: "m1", Side.B: "m2"}, voter=voter)
+    repo.record_battle_turn(
+        battle_id="c" * 32,
+        turn_index=0,
+        user_text="q",
+        replies={Side.A: ok("a"), Side.B: ok("b")},
+        params={Side.A: {}, Side.B: {}},
+    )
+    repo.record_vote(
+        battle_id="c" * 32, turn_index=0, outcome=Outcome.A, anonymous=True, voter=voter, language="French"
+    )
+
+    def run(*extra: str) -> str:
+        cmd = [sys.executable, "-m", "arena", "leaderboard", "--db", db_url, "--rounds", "50", *extra]
+        result = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=120)
+        assert result.returncode == 0, result.stderr
+        return result.stdout
+
+    data = json.loads(run("--format", "json", "--language", "fr"))
+    assert data["votes"] == 1 and [s["model"] for s in data["standings"]] == ["m1", "m2"]
+    assert run("--format", "csv").splitlines()[0] == "rank,model,rating,lower,upper,votes,win_rate"
+    assert "m1" in run()
+    assert json.loads(run("--format", "json", "--language", "English"))["votes"] == 0
