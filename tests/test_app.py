@@ -174,3 +174,15 @@ def _wait_for_page(url: str, proc: subprocess.Popen[bytes], timeout: float = 120
         except OSError:
             time.sleep(0.3)
     raise AssertionError(f"{url} did not answer within {timeout} s")
+
+
+def test_leaderboard_tab_renders_from_the_votes(app: RunningApp) -> None:
+    client = Client(app.url, verbose=False)
+    client.predict("Bonjour, qui êtes-vous ?", api_name="/battle_send")
+    client.predict(api_name="/battle_vote_a")
+    status, table, ratings, rates, counts, _ = client.predict("All languages", api_name="/leaderboard")
+    assert status.startswith("Computed ") and "votes" in status
+    assert table["headers"] == ["Rank", "Model", "Rating", "95% interval", "Votes", "Win rate"]
+    models = [row[1] for row in table["data"]]
+    assert set(models) == set(NAMES)
+    assert all(plot is not None for plot in (ratings, rates, counts))
