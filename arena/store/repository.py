@@ -15,7 +15,15 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from arena.domain import BattleMode, Outcome, Reply, ReplyStatus, Side, Voter
-from arena.store.schema import BattleRow, ConversationRow, FeedbackRow, MessageRow, VoteCountRow, VoteRow
+from arena.store.schema import (
+    BattleRow,
+    ConversationRow,
+    FeedbackRow,
+    MessageRow,
+    VoteCountRow,
+    VoteRow,
+    VoteTotalRow,
+)
 
 ANSWERED = ("ok", "stopped")  # assistant message statuses that make a round votable
 
@@ -296,7 +304,8 @@ class Repository:
         models, languages and days, not of votes. By default only anonymous votes with no identity leak, outside
         self-play battles, count. Date ranges are whole UTC days: `since` inclusive, `until` exclusive.
         """
-        c = VoteCountRow
+        dated = since is not None or until is not None
+        c: Any = VoteCountRow if dated else VoteTotalRow  # daily cells only when a date range asks for them
         query = select(c.model_a, c.model_b, c.outcome, func.sum(c.count)).group_by(c.model_a, c.model_b, c.outcome)
         if anonymous_only:
             query = query.where(c.anonymous.is_(True))
@@ -307,9 +316,9 @@ class Repository:
         if language is not None:
             query = query.where(c.language == language)
         if since is not None:
-            query = query.where(c.day >= since.isoformat())
+            query = query.where(VoteCountRow.day >= since.isoformat())
         if until is not None:
-            query = query.where(c.day < until.isoformat())
+            query = query.where(VoteCountRow.day < until.isoformat())
         if models is not None:
             query = query.where(c.model_a.in_(list(models)), c.model_b.in_(list(models)))
         with self._tx() as s:
@@ -317,7 +326,7 @@ class Repository:
 
     def languages(self) -> list[str]:
         """Languages that have counted votes, most voted first."""
-        c = VoteCountRow
+        c = VoteTotalRow
         query = select(c.language).group_by(c.language).order_by(func.sum(c.count).desc())
         with self._tx() as s:
             return [lang for lang in s.scalars(query) if lang != "unknown"]
@@ -480,9 +489,10 @@ def _count_vote(
     }
     dialect = s.get_bind().dialect.name
     insert_: Any = postgresql_insert if dialect == "postgresql" else sqlite_insert
-    statement = insert_(VoteCountRow).values(**values)
-    keys = [k for k in values if k != "count"]
-    s.execute(statement.on_conflict_do_update(index_elements=keys, set_={"count": VoteCountRow.count + 1}))
+    for table, cells in ((VoteCountRow, values), (VoteTotalRow, {k: v for k, v in values.items() if k != "day"})):
+        keys = [k for k in cells if k != "count"]
+        statement = insert_(table).values(**cells)
+        s.execute(statement.on_conflict_do_update(index_elements=keys, set_={"count": table.count + 1}))
 
 
 def _conversation_id(battle_id: str, side: Side) -> str:

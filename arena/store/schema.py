@@ -99,6 +99,20 @@ class VoteCountRow(Base):
     count: Mapped[int] = mapped_column(Integer)
 
 
+class VoteTotalRow(Base):
+    """The same counts as vote_counts summed over all days: what an undated leaderboard reads."""
+
+    __tablename__ = "vote_totals"
+    model_a: Mapped[str] = mapped_column(String(80), primary_key=True)
+    model_b: Mapped[str] = mapped_column(String(80), primary_key=True)
+    outcome: Mapped[str] = mapped_column(String(16), primary_key=True)
+    anonymous: Mapped[bool] = mapped_column(Boolean, primary_key=True)
+    identity_leak: Mapped[bool] = mapped_column(Boolean, primary_key=True)
+    mode: Mapped[str] = mapped_column(String(16), primary_key=True)
+    language: Mapped[str] = mapped_column(String(32), primary_key=True)
+    count: Mapped[int] = mapped_column(Integer)
+
+
 class FeedbackRow(Base):
     """A thumbs up or down on one single-chat answer, with optional reason tags and comment."""
 

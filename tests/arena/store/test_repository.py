@@ -149,3 +149,21 @@ def test_vote_counts_agree_with_the_votes_under_every_filter(repo: Repository) -
     assert sum(
         n for *_, n in repo.pair_outcomes(anonymous_only=False, include_leaks=True, include_self_play=True)
     ) == len(repo.votes())
+
+
+def test_dated_counts_match_whole_utc_days(repo: Repository) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    battle_with_turn(repo)
+    repo.record_vote(
+        battle_id="b" * 32, turn_index=0, outcome=Outcome.A, anonymous=True, voter=VOTER, language="French"
+    )
+    today = datetime.now(UTC).date()
+    midnight = datetime(today.year, today.month, today.day, tzinfo=UTC)
+    assert repo.pair_outcomes(since=today, until=today + timedelta(days=1)) == repo.pair_outcomes_from_votes(
+        since=midnight, until=midnight + timedelta(days=1)
+    )
+    assert repo.pair_outcomes(since=today + timedelta(days=1)) == []
+    assert repo.pair_outcomes(until=today) == []
+    assert repo.pair_outcomes() == [("m-a", "m-b", Outcome.A, 1)]
+    assert repo.languages() == ["French"]
