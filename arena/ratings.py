@@ -119,8 +119,8 @@ def fit_bradley_terry(
     `prior / 2 * sum(theta**2)` on the log-likelihood. It is symmetric (it pulls every model towards the centre
     alike) and it keeps a model that never lost, or one in a group that never met the others, finite. With the
     default 0.01 (a prior standard deviation of 10 nats, about 1,737 points at scale 400) it moves a model with a
-    hundred votes by well under one rating point, while a model with 10 wins and no loss lands about 900 points up
-    rather than at infinity.
+    hundred votes by about a hundredth of a point, while a model that won all its 10 votes against one opponent lands
+    about 950 points above it rather than at infinity.
     """
     names = sorted({name for pair in counts for name in pair} | set(models or ()))
     if anchor is not None and anchor[0] not in names:

@@ -97,22 +97,10 @@ def start_serve(demo: DemoModels, workdir: Path, *extra: str) -> Process:
 
 
 @dataclass
-class RunningApp:
-    """An app.py process serving on loopback."""
+class RunningApp(Process):
+    """An app.py process serving on loopback, with its database."""
 
-    url: str
-    db_url: str
-    process: subprocess.Popen[bytes]
-    log: Path
-
-    def stop(self) -> None:
-        """Terminate the process and wait for it."""
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+    db_url: str = ""
 
 
 def start_app(config: dict[str, Any], workdir: Path, *, timeout: float = 120) -> RunningApp:
@@ -128,14 +116,5 @@ def start_app(config: dict[str, Any], workdir: Path, *, timeout: float = 120) ->
     cmd += ["--db", db_url, "--data-dir", str(workdir), "--threads", "1"]
     with log.open("wb") as out:
         proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"app.py exited with {proc.returncode}:\n{log.read_text()[-3000:]}")
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                return RunningApp(url=f"http://127.0.0.1:{port}/", db_url=db_url, process=proc, log=log)
-        except OSError:
-            time.sleep(0.2)
-    proc.kill()
-    raise RuntimeError(f"app.py did not start within {timeout} s:\n{log.read_text()[-3000:]}")
+    wait_for_port(proc, port, log, timeout)
+    return RunningApp(url=f"http://127.0.0.1:{port}/", process=proc, log=log, db_url=db_url)

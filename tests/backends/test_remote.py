@@ -107,30 +107,22 @@ def test_hang_before_the_first_token_times_out(fault: FaultServer) -> None:
         asyncio.run(collect(tgi(fault.url)))
 
 
-def test_stall_between_tokens_times_out_after_text_was_shown(fault: FaultServer, serve: Process) -> None:
-    fault.mode = "stall_mid_stream"
+@pytest.mark.parametrize(
+    ("mode", "error"), [("stall_mid_stream", BackendTimeout), ("die_mid_stream", GenerationFailed)]
+)
+def test_failure_after_text_was_shown_is_not_retried(
+    fault: FaultServer, serve: Process, mode: str, error: type[Exception]
+) -> None:
+    fault.mode = mode
     seen: list[str] = []
 
     async def run() -> None:
         async for chunk in tgi(fault.url, serve.url).stream(ASK, PARAMS):
             seen.append(chunk.text)
 
-    with pytest.raises(BackendTimeout):
+    with pytest.raises(error):
         asyncio.run(run())
-    assert seen == ["Hi", "Hi"]  # no retry on the healthy replica once tokens were shown
-
-
-def test_death_mid_stream_is_a_generation_failure_without_retry(fault: FaultServer, serve: Process) -> None:
-    fault.mode = "die_mid_stream"
-    seen: list[str] = []
-
-    async def run() -> None:
-        async for chunk in tgi(fault.url, serve.url).stream(ASK, PARAMS):
-            seen.append(chunk.text)
-
-    with pytest.raises(GenerationFailed):
-        asyncio.run(run())
-    assert seen == ["Hi", "Hi"]
+    assert seen == ["Hi", "Hi"]  # the healthy replica is not tried once tokens were shown
 
 
 def test_malformed_sse_is_a_generation_failure(fault: FaultServer) -> None:
