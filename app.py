@@ -93,7 +93,7 @@ def build(config: AppConfig, *, db_url: str, data_dir: Path, threads: int | None
     from arena.leaks import DEFAULT_IDENTITY_WORDS, LeakDetector
     from arena.limits import RateLimiter, RateLimits
     from arena.matchmaking import Matchmaker
-    from arena.privacy import load_or_create_salt
+    from arena.privacy import SaltError, check_salt, load_or_create_salt
     from arena.store.engine import make_engine
     from arena.store.migrate import upgrade
     from arena.store.repository import Repository
@@ -115,7 +115,15 @@ def build(config: AppConfig, *, db_url: str, data_dir: Path, threads: int | None
     wired.monitor.start()
     backends = wired.backends
     env_salt = os.environ.get("CORRAL_IP_SALT")
-    salt = env_salt.encode() if env_salt else load_or_create_salt(data_dir / "ip-salt.secret")
+    try:
+        salt = (
+            check_salt(env_salt.encode(), "CORRAL_IP_SALT")
+            if env_salt
+            else load_or_create_salt(data_dir / "ip-salt.secret")
+        )
+    except SaltError as exc:
+        wired.close()
+        raise ConfigError(str(exc)) from None
     arena = config.arena
     names = [name for m in config.models for name in (m.name, *m.aliases)]
     guards = Guards(

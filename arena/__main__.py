@@ -12,7 +12,9 @@ from collections.abc import Sequence
 from datetime import date
 from pathlib import Path
 
-DEFAULT_DB = f"sqlite:///{Path(os.environ.get('CORRAL_DATA_DIR', 'data')) / 'corral.db'}"
+# the same default as app.py: the data folder beside app.py, unless CORRAL_DATA_DIR says otherwise
+ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_DB = f"sqlite:///{Path(os.environ.get('CORRAL_DATA_DIR', ROOT / 'data')) / 'corral.db'}"
 
 
 def _language(value: str) -> str:
@@ -28,13 +30,19 @@ def _language(value: str) -> str:
 
 
 def _leaderboard(args: argparse.Namespace) -> int:
+    from sqlalchemy.engine import make_url
+
     from arena.leaderboard import Filters, LeaderboardService
     from arena.store.engine import make_engine
     from arena.store.migrate import upgrade
     from arena.store.repository import Repository
 
+    url = make_url(args.db)
+    if url.get_backend_name() == "sqlite" and url.database and not Path(url.database).exists():
+        print(f"arena: no database at {url.database} (give --db or DATABASE_URL)", file=sys.stderr)
+        return 2
     engine = make_engine(args.db)
-    upgrade(engine)
+    upgrade(engine)  # a report on an older database needs its newer tables (vote counts)
     service = LeaderboardService(Repository(engine))
     filters = Filters(
         language=args.language,

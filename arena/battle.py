@@ -8,6 +8,8 @@ import uuid
 from collections.abc import AsyncGenerator, Callable, Mapping
 from dataclasses import dataclass
 
+from sqlalchemy.exc import SQLAlchemyError
+
 from arena.config import AppConfig
 from arena.domain import BattleMode, BattleState, Contestant, Outcome, Reply, ReplyStatus, Side, Voter
 from arena.errors import InputRejected, VoteRefused
@@ -21,7 +23,8 @@ from arena.text import clean_user_message
 from backends.base import Backend, Message
 
 log = logging.getLogger(__name__)
-INTERRUPTED = "The answer was interrupted."
+NOT_SAVED = "Sorry, this round could not be saved. Please start a new round."
+NOT_STARTED = "Sorry, the arena could not start this battle right now. Please try again in a moment."
 
 
 @dataclass(frozen=True)
@@ -96,18 +99,27 @@ class BattleService:
         self._check_can_ask(state, voter)
         message = clean_user_message(text, max_chars=self._config.arena.max_input_chars)
         self._guards.limiter.check_message(voter_keys(voter))
-        language = await asyncio.to_thread(self._guards.language.detect, message)
-        if state.battle_id is None:
-            battle_id = self._new_id()
-            await asyncio.to_thread(
-                self._repo.create_battle,
-                battle_id=battle_id,
-                models=state.models,
-                voter=voter,
-                mode=state.mode,
-                language=language,
-            )
-            state.battle_id, state.language = battle_id, language
+        state.streaming = True  # claimed before the first await: a second send in this session is refused
+        try:
+            language = await asyncio.to_thread(self._guards.language.detect, message)
+            if state.battle_id is None:
+                battle_id = self._new_id()
+                await asyncio.to_thread(
+                    self._repo.create_battle,
+                    battle_id=battle_id,
+                    models=state.models,
+                    voter=voter,
+                    mode=state.mode,
+                    language=language,
+                )
+                state.battle_id, state.language = battle_id, language
+        except SQLAlchemyError:
+            state.streaming = False
+            log.exception("could not store a new battle")
+            raise InputRejected(NOT_STARTED) from None
+        except BaseException:
+            state.streaming = False
+            raise
         for side in Side:
             state.histories[side].append(Message(role="user", content=message))
         state.last_question, state.turn_language = message, language
@@ -124,7 +136,7 @@ class BattleService:
             raise InputRejected("Please wait until both answers are finished.")
         if state.errored:
             raise InputRejected("This round ended with an error. Please start a new round.")
-        if state.turns - 1 in state.voted_turns:
+        if state.turns - 1 in state.voted_turns:  # also while a vote on it is being written
             raise InputRejected("You already voted on this round, so it can no longer be regenerated.")
         self._guards.limiter.check_message(voter_keys(voter))
         for side in Side:
@@ -162,6 +174,10 @@ class BattleService:
                 if all(t.done() for t in tasks):
                     break
                 yield state
+        except (asyncio.CancelledError, GeneratorExit):
+            # Only Stop (Gradio cancels the event) or a closed page cancels a round: keep what was written.
+            state.stop_requested = True
+            raise
         finally:
             for t in tasks:
                 t.cancel()
@@ -185,13 +201,10 @@ class BattleService:
             )
 
     async def _finish_round(self, state: BattleState, *, regenerated: bool) -> None:
-        """Close the round: stopped answers stay votable, interrupted ones become errors; store; move on."""
+        """Close the round: stopped answers stay votable; store it; move on (a failed write closes the battle)."""
         for reply in state.replies.values():
             if reply.status is ReplyStatus.STREAMING:
-                if state.stop_requested:
-                    reply.status = ReplyStatus.STOPPED
-                else:
-                    reply.status, reply.error = ReplyStatus.ERROR, INTERRUPTED
+                reply.status = ReplyStatus.STOPPED
         self._check_leak(state)
         assert state.battle_id is not None
         params = {s: (state.params.get(s) or self._config.model(state.models[s]).generation) for s in Side}
@@ -210,6 +223,10 @@ class BattleService:
                     regenerated=regenerated,
                 )
             )
+        except SQLAlchemyError:
+            log.exception("could not store a battle round")
+            for reply in state.replies.values():
+                reply.status, reply.error = ReplyStatus.ERROR, NOT_SAVED
         finally:
             for side, reply in state.replies.items():
                 state.histories[side].append(Message(role="assistant", content=reply.text))
@@ -232,6 +249,7 @@ class BattleService:
             raise VoteRefused("You already voted on this round. Ask a follow-up or start a new round.")
         self._guards.limiter.check_vote(voter_keys(voter))
         assert state.battle_id is not None
+        state.voted_turns.add(turn_index)  # reserved before the await: no regenerate or second vote meanwhile
         try:
             await asyncio.to_thread(
                 self._repo.record_vote,
@@ -244,11 +262,14 @@ class BattleService:
                 language=state.turn_language,
             )
         except DuplicateVote:
-            state.voted_turns.add(turn_index)
             raise VoteRefused("You already voted on this round. Ask a follow-up or start a new round.") from None
         except UnknownBattle:
+            state.voted_turns.discard(turn_index)
             raise VoteRefused("This battle can no longer be voted on. Please start a new round.") from None
-        state.voted_turns.add(turn_index)
+        except SQLAlchemyError:
+            state.voted_turns.discard(turn_index)
+            log.exception("could not store a vote")
+            raise VoteRefused("Sorry, your vote could not be saved right now. Please try again.") from None
         state.revealed = True
         return self.contestants(state)
 

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import uuid
 from collections.abc import AsyncGenerator, Callable, Mapping
+
+from sqlalchemy.exc import SQLAlchemyError
 
 from arena.battle import Guards, voter_keys
 from arena.config import AppConfig
@@ -16,6 +19,8 @@ from arena.text import clean_text, clean_user_message
 from backends.base import Backend, Message
 
 MAX_COMMENT_CHARS = 2000
+NOT_SAVED = "Sorry, this answer could not be saved. Please try again."
+log = logging.getLogger(__name__)
 
 
 class ChatService:
@@ -73,13 +78,22 @@ class ChatService:
         message = clean_user_message(text, max_chars=self._config.arena.max_input_chars)
         self._check(state, voter)
         self._guards.limiter.check_message(voter_keys(voter))
-        language = await asyncio.to_thread(self._guards.language.detect, message)
-        if state.conversation_id is None:
-            conversation_id = self._new_id()
-            await asyncio.to_thread(
-                self._repo.create_chat, conversation_id=conversation_id, model=state.model, voter=voter
-            )
-            state.conversation_id = conversation_id
+        state.streaming = True  # claimed before the first await: a second send in this session is refused
+        try:
+            language = await asyncio.to_thread(self._guards.language.detect, message)
+            if state.conversation_id is None:
+                conversation_id = self._new_id()
+                await asyncio.to_thread(
+                    self._repo.create_chat, conversation_id=conversation_id, model=state.model, voter=voter
+                )
+                state.conversation_id = conversation_id
+        except SQLAlchemyError:
+            state.streaming = False
+            log.exception("could not store a new conversation")
+            raise InputRejected(NOT_SAVED) from None
+        except BaseException:
+            state.streaming = False
+            raise
         state.history.append(Message(role="user", content=message))
         state.last_question = message
         async for current in self._turn(state, language=language, regenerated=False):
@@ -119,13 +133,22 @@ class ChatService:
                 await changed.wait()
                 changed.clear()
                 yield state
+        except (asyncio.CancelledError, GeneratorExit):
+            state.stop_requested = True  # only Stop or a closed page cancels an answer: keep what was written
+            raise
         finally:
             task.cancel()
-            if reply.status is ReplyStatus.STREAMING:
-                if state.stop_requested:
-                    reply.status = ReplyStatus.STOPPED
-                else:
-                    reply.status, reply.error = ReplyStatus.ERROR, "The answer was interrupted."
+            await self._finish_turn(state, reply, params.model_dump(mode="json"), language, regenerated)
+        yield state
+
+    async def _finish_turn(
+        self, state: ChatState, reply: Reply, params: dict[str, object], language: str | None, regenerated: bool
+    ) -> None:
+        """Store the turn and move on; the session is released whatever happens to the write."""
+        if reply.status is ReplyStatus.STREAMING:
+            reply.status = ReplyStatus.STOPPED
+        message_id: int | None = None
+        try:
             assert state.conversation_id is not None
             message_id = await asyncio.shield(
                 asyncio.to_thread(
@@ -135,12 +158,16 @@ class ChatService:
                     user_text=state.last_question,
                     reply=reply,
                     model=state.model,
-                    params=params.model_dump(mode="json"),
+                    params=params,
                     language=language,
                     regenerated=regenerated,
                 )
             )
-            if reply.status is not ReplyStatus.ERROR:
+        except SQLAlchemyError:
+            log.exception("could not store a chat turn")
+            reply.status, reply.error = ReplyStatus.ERROR, NOT_SAVED
+        finally:
+            if reply.status is not ReplyStatus.ERROR and message_id is not None:
                 state.history.append(Message(role="assistant", content=reply.text))
                 state.message_ids[state.turns] = message_id  # only answers shown in the history can be rated
             else:  # keep the failed question out of the context, so the user can simply ask again
@@ -148,7 +175,6 @@ class ChatService:
                 state.message_ids.pop(state.turns, None)
             state.turns += 1
             state.streaming = False
-        yield state
 
     async def feedback(
         self, state: ChatState | None, turn: object, liked: object, tags: object, comment: object, voter: Voter
@@ -177,3 +203,6 @@ class ChatService:
             raise InputRejected("You already rated this answer.") from None
         except UnknownBattle:
             raise InputRejected("That answer cannot be rated.") from None
+        except SQLAlchemyError:
+            log.exception("could not store chat feedback")
+            raise InputRejected("Sorry, your feedback could not be saved right now. Please try again.") from None

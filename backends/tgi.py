@@ -128,7 +128,12 @@ class TgiBackend(RemoteBackend):
             )
         if self.adapter_id is None:
             return True
-        if adapter_listed(http, url, self.adapter_id, headers) or adapter_applied(http, url, self.adapter_id, headers):
+        if adapter_listed(http, url, self.adapter_id, headers):
+            return True
+        applied = adapter_applied(http, url, self.adapter_id, headers)
+        if applied is None:  # busy, warming up or odd answer: no verdict, the server itself is healthy
+            return True
+        if applied:
             return True
         self.problem = f"model '{self.name}': the server at {url} does not serve adapter '{self.adapter_id}'"
         log.error("%s", self.problem)
@@ -142,21 +147,30 @@ def adapter_listed(http: httpx.Client, url: str, adapter_id: str, headers: dict[
     return isinstance(data, list) and any(isinstance(m, dict) and m.get("id") == adapter_id for m in data)
 
 
-def adapter_applied(http: httpx.Client, url: str, adapter_id: str, headers: dict[str, str]) -> bool:
-    """Whether a greedy one-token answer with the adapter differs from the base model's.
+def adapter_applied(http: httpx.Client, url: str, adapter_id: str, headers: dict[str, str]) -> bool | None:
+    """Whether a greedy one-token answer with the adapter differs from the base model's; None: no verdict.
 
     TGI answers an unknown adapter_id with the base model instead of an error, so equal log-probabilities
-    mean the adapter is not loaded.
+    mean the adapter is not loaded. A 422 (a server that checks adapter names) means it is not; any other
+    failure (busy, warming up, a malformed body) gives no verdict.
     """
 
-    def first_token(extra: dict[str, Any]) -> tuple[int, float] | None:
+    def first_token(extra: dict[str, Any]) -> tuple[int, float] | str | None:
         body = {"inputs": ADAPTER_PROBE, "parameters": {"max_new_tokens": 1, "details": True, **extra}}
         reply = http.post(f"{url}/generate", json=body, headers=headers)
+        if reply.status_code == 422:
+            return "refused"
         data = json_or_none(reply)
-        if reply.status_code != 200 or not isinstance(data, dict):
+        try:
+            token = data["details"]["tokens"][0] if reply.status_code == 200 else None
+            return None if token is None else (int(token["id"]), float(token["logprob"]))
+        except (KeyError, IndexError, TypeError, ValueError):
             return None
-        token = data["details"]["tokens"][0]
-        return int(token["id"]), float(token["logprob"])
 
-    base, adapted = first_token({}), first_token({"adapter_id": adapter_id})
-    return base is not None and adapted is not None and base != adapted
+    adapted = first_token({"adapter_id": adapter_id})
+    if adapted == "refused":
+        return False
+    base = first_token({})
+    if not isinstance(base, tuple) or not isinstance(adapted, tuple):
+        return None
+    return base != adapted

@@ -111,7 +111,7 @@ def start_app(config: dict[str, Any], workdir: Path, *, timeout: float = 120) ->
     port = free_port()
     db_url = f"sqlite:///{workdir / 'corral.db'}"
     log = workdir / "app.log"
-    env = {**os.environ, "CORRAL_IP_SALT": "test-salt", "PYTHONUNBUFFERED": "1"}
+    env = {**os.environ, "CORRAL_IP_SALT": "test-salt-0123456789abcdef", "PYTHONUNBUFFERED": "1"}
     cmd = [sys.executable, str(ROOT / "app.py"), "--config", str(config_file), "--port", str(port)]
     cmd += ["--db", db_url, "--data-dir", str(workdir), "--threads", "1"]
     with log.open("wb") as out:

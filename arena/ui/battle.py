@@ -5,6 +5,7 @@ One builder serves both: `named=False` draws an anonymous pair, `named=True` let
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -33,6 +34,7 @@ NAMED_RULES = (
     "**named**: they do not count towards the anonymous leaderboard."
 )
 ROUND_ERROR = "This round ended with an error, so it cannot be voted on."
+STOP_WAIT_SECONDS = 10.0  # how long the render after Stop waits for the cancelled round to be stored
 
 
 @dataclass
@@ -116,7 +118,12 @@ def build_battle_tab(service: BattleService, voter_of: VoterOf, concurrency_limi
         st = holder.battle
         try:
             if st is None or (named and st.turns == 0 and [st.models[Side.A], st.models[Side.B]] != list(picked)):
-                st = holder.battle = service.new_named_battle(voter, *picked) if named else service.new_battle(voter)
+                # drawing may read vote statistics and fit ratings: keep it off the event loop
+                if named:
+                    st = await asyncio.to_thread(service.new_named_battle, voter, *picked)
+                else:
+                    st = await asyncio.to_thread(service.new_battle, voter)
+                holder.battle = st
             revealed: Any = _reveal(service.contestants(st)) if named else keep
             async for current in make(st, voter):
                 yield view(current, box_value="", message=leak_notice(current), revealed=revealed)
@@ -158,6 +165,15 @@ def build_battle_tab(service: BattleService, voter_of: VoterOf, concurrency_limi
     def on_stop(holder: Slot) -> None:
         service.stop(holder.battle)
 
+    async def after_stop(holder: Slot) -> tuple[Any, ...]:
+        # The cancelled stream never sends its last frame: once the round is stored, render it (votes enabled).
+        st = holder.battle
+        waited = 0.0
+        while st is not None and st.streaming and waited < STOP_WAIT_SECONDS:
+            await asyncio.sleep(0.05)
+            waited += 0.05
+        return view(st, box_value="", message=after_round(st) if st is not None else "")
+
     def on_new_round(holder: Slot, request: gr.Request) -> tuple[Any, ...]:
         if holder.battle is not None and holder.battle.streaming:
             gr.Warning("Please wait until both answers are finished.")
@@ -172,6 +188,7 @@ def build_battle_tab(service: BattleService, voter_of: VoterOf, concurrency_limi
         return view(holder.battle, box_value="", message="", revealed="")
 
     common: dict[str, Any] = {"outputs": outputs, "concurrency_limit": concurrency_limit}
+    common_no_outputs: dict[str, Any] = {"concurrency_limit": concurrency_limit}
     send_args: dict[str, Any] = {
         "fn": on_send,
         "inputs": [box, slot, *pickers],
@@ -183,7 +200,9 @@ def build_battle_tab(service: BattleService, voter_of: VoterOf, concurrency_limi
         box.submit(api_visibility="private", **send_args),
         regen.click(on_regenerate, [slot], api_name=f"{prefix}_regenerate", concurrency_id=f"{prefix}_send", **common),
     ]
-    stop.click(on_stop, [slot], None, cancels=streams, api_name=f"{prefix}_stop", concurrency_limit=concurrency_limit)
+    stop.click(on_stop, [slot], None, cancels=streams, api_name=f"{prefix}_stop", **common_no_outputs).then(
+        after_stop, [slot], outputs, api_visibility="private", **common_no_outputs
+    )
     for (outcome, _), button in zip(VOTES, vote_buttons, strict=True):
 
         async def vote_fn(holder: Slot, request: gr.Request, _o: Outcome = outcome) -> tuple[Any, ...]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -129,7 +130,18 @@ def build_chat_tab(service: ChatService, voter_of: VoterOf, concurrency_limit: i
             on_regenerate, [model, slot], outputs, api_name="chat_regenerate", concurrency_id="chat_send", **common
         ),
     ]
-    stop.click(lambda holder: service.stop(holder.chat), [slot], None, cancels=streams, api_name="chat_stop", **common)
+
+    async def after_stop(holder: Slot) -> tuple[Any, ...]:
+        # the cancelled stream never sends its last frame: render the stored answer once it is written
+        for _ in range(200):
+            if holder.chat is None or not holder.chat.streaming:
+                break
+            await asyncio.sleep(0.05)
+        return _messages(holder.chat), gr.update(), ""
+
+    stop.click(
+        lambda holder: service.stop(holder.chat), [slot], None, cancels=streams, api_name="chat_stop", **common
+    ).then(after_stop, [slot], outputs, api_visibility="private", **common)
     clear.click(on_clear, [slot], outputs, api_name="chat_clear", **common)
     model.change(on_clear, [slot], outputs, api_visibility="private", **common)
     rate.click(

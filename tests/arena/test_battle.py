@@ -141,18 +141,75 @@ def test_turn_limit(service: BattleService) -> None:
         asyncio.run(ask_all(service, state, "one more"))
 
 
-def test_cancelled_round_is_stored_as_interrupted(service: BattleService, repo: Repository) -> None:
+def test_a_cancelled_round_is_kept_as_stopped_and_votable(service: BattleService, repo: Repository) -> None:
     async def scenario(state: BattleState) -> None:
         stream = service.ask(state, "Bonjour", VOTER)
         await anext(stream)
-        await stream.aclose()  # the browser went away mid-stream
+        await stream.aclose()  # Gradio cancelling the event (Stop), or the page closing
 
     state = pair("demo-base", "demo-lora-b")
     asyncio.run(scenario(state))
-    assert state.battle_id is not None and not state.streaming and state.errored
+    assert state.battle_id is not None and not state.streaming and not state.errored and state.votable
     stored = repo.battle(state.battle_id)
-    assert stored is not None and stored.status == "errored"
-    assert {m.role for m in stored.conversations[Side.A]} == {"user", "assistant"}
+    assert stored is not None and stored.status == "open"
+    assert {m.status for m in stored.conversations[Side.A] if m.role == "assistant"} <= {"stopped", "ok"}
+
+
+def test_a_second_send_while_the_first_is_starting_is_refused(service: BattleService) -> None:
+    async def scenario() -> str:
+        state = pair("demo-base", "demo-lora-a")
+        first = service.ask(state, "one", VOTER)
+        started = asyncio.ensure_future(anext(first))  # runs up to its first await (language detection)
+        await asyncio.sleep(0)
+        try:
+            await anext(service.ask(state, "two", VOTER))
+        except InputRejected as exc:
+            return str(exc)
+        finally:
+            await started
+            async for _ in first:
+                pass
+        return "accepted"
+
+    assert asyncio.run(scenario()) == "Please wait until both answers are finished."
+
+
+def test_regenerate_is_refused_while_a_vote_is_being_written(service: BattleService, repo: Repository) -> None:
+    async def scenario() -> str:
+        state = pair("demo-base", "demo-lora-a")
+        async for _ in service.ask(state, "Hello", VOTER):
+            pass
+        vote = asyncio.ensure_future(service.vote(state, Outcome.A, VOTER))
+        await asyncio.sleep(0)  # the vote has reserved the round and is writing it in a thread
+        try:
+            async for _ in service.regenerate(state, VOTER):
+                pass
+        except InputRejected as exc:
+            return str(exc)
+        finally:
+            await vote
+        return "regenerated"
+
+    assert asyncio.run(scenario()) == "You already voted on this round, so it can no longer be regenerated."
+    assert len(repo.votes()) == 1
+
+
+def test_a_vote_the_database_cannot_store_is_a_sentence_and_can_be_retried(
+    service: BattleService, repo: Repository, db_url: str
+) -> None:
+    import sqlite3
+
+    state = pair("demo-base", "demo-lora-a")
+    asyncio.run(ask_all(service, state, "Hello"))
+    path = db_url.removeprefix("sqlite:///")
+    with sqlite3.connect(path) as conn:
+        conn.execute("ALTER TABLE votes RENAME TO votes_away")  # a real failure of the next write
+    with pytest.raises(VoteRefused, match="could not be saved right now"):
+        asyncio.run(service.vote(state, Outcome.A, VOTER))
+    with sqlite3.connect(path) as conn:
+        conn.execute("ALTER TABLE votes_away RENAME TO votes")
+    asyncio.run(service.vote(state, Outcome.A, VOTER))  # the round was not burned by the failure
+    assert len(repo.votes()) == 1
 
 
 def test_new_battle_pairs_two_different_configured_models(service: BattleService) -> None:

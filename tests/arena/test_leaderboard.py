@@ -166,3 +166,14 @@ def test_cli_formats(db_url: str, repo: Repository) -> None:
     assert run("--format", "csv").splitlines()[0] == "rank,model,rating,lower,upper,votes,win_rate"
     assert "m1" in run()
     assert json.loads(run("--format", "json", "--language", "English"))["votes"] == 0
+
+
+def test_cli_refuses_a_missing_database(tmp_path: object) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "arena", "leaderboard", "--db", f"sqlite:///{tmp_path}/nope.db"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 2 and result.stderr.strip().startswith("arena: no database at")
