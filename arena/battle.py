@@ -11,13 +11,14 @@ from dataclasses import dataclass
 from sqlalchemy.exc import SQLAlchemyError
 
 from arena.config import AppConfig
-from arena.domain import BattleMode, BattleState, Contestant, Outcome, Reply, ReplyStatus, Side, Voter
+from arena.domain import BattleState, Contestant, Outcome, Reply, ReplyStatus, Side, Voter
 from arena.errors import InputRejected, VoteRefused
 from arena.language import LanguageDetector
 from arena.leaks import LeakDetector
 from arena.limits import RateLimiter
-from arena.matchmaking import Matchmaker, Matchup, require_two
+from arena.matchmaking import Matchmaker, Matchup
 from arena.replies import stream_reply
+from arena.sampling import require_two
 from arena.store.repository import DuplicateVote, Repository, UnknownBattle
 from arena.text import clean_user_message
 from backends.base import Backend, Message
@@ -282,6 +283,3 @@ def leak_notice(state: BattleState) -> str:
         "⚠️ An answer names a model, so your vote on this battle will be kept "
         "but will not count towards the leaderboard."
     )
-
-
-__all__ = ["BattleMode", "BattleService", "Guards", "leak_notice", "voter_keys"]

@@ -16,6 +16,7 @@ from arena.ratings import (
     arena_ranks,
     bootstrap_log_strengths,
     fit_log_strengths,
+    outcome_counts,
     to_ratings,
     win_matrix,
     win_rate_matrix,
@@ -66,16 +67,6 @@ class Leaderboard:
     fit_seconds: float = 0.0
 
 
-def _counts(outcomes: PairOutcomes) -> dict[tuple[str, str], tuple[float, float, float]]:
-    out: dict[tuple[str, str], list[float]] = {}
-    for a, b, outcome, n in outcomes:
-        if a == b:
-            continue  # self-play when asked to include it: no information about the difference of two models
-        row = out.setdefault((a, b), [0.0, 0.0, 0.0])
-        row[{Outcome.A: 0, Outcome.B: 1}.get(outcome, 2)] += n
-    return {k: (v[0], v[1], v[2]) for k, v in out.items()}
-
-
 def build_leaderboard(
     outcomes: PairOutcomes,
     *,
@@ -86,7 +77,7 @@ def build_leaderboard(
     prior: float = DEFAULT_PRIOR,
 ) -> Leaderboard:
     """Fit, bootstrap and rank; `models` adds configured models that have no votes yet (listed last)."""
-    counts = _counts(outcomes)
+    counts = outcome_counts(outcomes)
     rated = sorted({m for pair in counts for m in pair})
     wins = win_matrix(counts, rated)
     theta = fit_log_strengths(wins, prior=prior) if rated else np.zeros(0)

@@ -10,8 +10,7 @@ from dataclasses import dataclass
 
 from arena.config import AppConfig
 from arena.domain import BattleMode, Outcome, Side
-from arena.errors import NotEnoughModels
-from arena.ratings import fit_bradley_terry
+from arena.ratings import fit_bradley_terry, outcome_counts
 from arena.sampling import SamplingSettings, choose_pair
 from backends.base import GenerationParams
 
@@ -72,7 +71,7 @@ class Matchmaker:
             pairs[frozenset((a, b))] += n
         ratings = None
         if self._settings.mode == "active" and votes:
-            ratings = fit_bradley_terry(_counts(votes), models=list(weights))
+            ratings = fit_bradley_terry(outcome_counts(votes), models=list(weights))
         a, b = choose_pair(
             weights, self._rng, settings=self._settings, battles=battles, pair_battles=pairs, ratings=ratings
         )
@@ -107,18 +106,3 @@ class Matchmaker:
         if self._cached is None or now - self._cached[0] > STATS_SECONDS:
             self._cached = (now, self._stats())
         return self._cached[1]
-
-
-def _counts(votes: PairOutcomes) -> dict[tuple[str, str], tuple[float, float, float]]:
-    """Aggregate outcomes per ordered pair into (wins of a, wins of b, ties incl. both bad)."""
-    out: dict[tuple[str, str], list[float]] = {}
-    for a, b, outcome, n in votes:
-        row = out.setdefault((a, b), [0.0, 0.0, 0.0])
-        row[{Outcome.A: 0, Outcome.B: 1}.get(outcome, 2)] += n
-    return {k: (v[0], v[1], v[2]) for k, v in out.items()}
-
-
-def require_two(available: Collection[str]) -> None:
-    """Raise the user's sentence when fewer than two models can battle."""
-    if len(set(available)) < 2:
-        raise NotEnoughModels("A battle needs at least two available models, and fewer are configured or up.")

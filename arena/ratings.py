@@ -41,6 +41,18 @@ def pair_counts(votes: Iterable[tuple[str, str, str]]) -> dict[tuple[str, str], 
     return out
 
 
+def outcome_counts(rows: Iterable[tuple[str, str, str, int]]) -> dict[tuple[str, str], tuple[float, float, float]]:
+    """Aggregated `(model_a, model_b, outcome, count)` rows as PairCounts; a model against itself (self-play)
+    says nothing about the difference between two models and is left out."""
+    out: dict[tuple[str, str], list[float]] = {}
+    for model_a, model_b, outcome, n in rows:
+        if model_a == model_b:
+            continue
+        row = out.setdefault((model_a, model_b), [0.0, 0.0, 0.0])
+        row[{"a": 0, "b": 1}.get(outcome, 2)] += n
+    return {pair: (v[0], v[1], v[2]) for pair, v in out.items()}
+
+
 def win_probability(rating_a: float, rating_b: float, scale: float = 400.0, base: float = 10.0) -> float:
     """The chance that the model rated `rating_a` beats the one rated `rating_b` (a tie counted as half)."""
     # The expit form with a clamped exponent never overflows, whatever the gap.

@@ -5,7 +5,7 @@ from __future__ import annotations
 import itertools
 import math
 import random
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Literal
 
@@ -19,15 +19,10 @@ ACTIVE_FLOOR = 1e-3
 """In active mode no pair's factor falls below this share of the most wanted pair's, so nothing starves."""
 
 
-def pick_pair(weights: Mapping[str, float], rng: random.Random) -> tuple[str, str]:
-    """Two different models, drawn in proportion to their weights, in random side order."""
-    names = sorted(n for n, w in weights.items() if w > 0)
-    if len(names) < 2:
+def require_two(names: Collection[str]) -> None:
+    """Raise the user's sentence when fewer than two models can battle."""
+    if len(set(names)) < 2:
         raise NotEnoughModels(NOT_ENOUGH)
-    first = rng.choices(names, weights=[weights[n] for n in names])[0]
-    rest = [n for n in names if n != first]
-    second = rng.choices(rest, weights=[weights[n] for n in rest])[0]
-    return (first, second) if rng.random() < 0.5 else (second, first)
 
 
 @dataclass(frozen=True)
@@ -63,8 +58,7 @@ def pair_probabilities(
 ) -> dict[tuple[str, str], float]:
     """The chance `choose_pair` picks each unordered pair (keys in name order), summing to 1."""
     names = sorted(n for n, w in weights.items() if w > 0)
-    if len(names) < 2:
-        raise NotEnoughModels(NOT_ENOUGH)
+    require_two(names)
     pairs = list(itertools.combinations(names, 2))
     targets: dict[frozenset[str], float] = {}
     for a, b, multiplier in settings.target_pairs:

@@ -29,6 +29,11 @@ class Wired:
         self.pool.close()
 
 
+def local_spec(model: LocalModel) -> LocalSpec:
+    """What the local backend needs from a `local` model entry."""
+    return LocalSpec(model.name, model.model, model.adapter, model.template, model.dtype)
+
+
 def _api_key(model: TgiModel | OpenAIModel, env: Mapping[str, str]) -> str | None:
     if model.api_key_env is None:
         return None
@@ -42,9 +47,7 @@ def build_backends(config: AppConfig, env: Mapping[str, str]) -> Wired:
     """Load local models and create remote clients; secrets come from `env` only."""
     pool = LocalModelPool()
     local = [m for m in config.models if isinstance(m, LocalModel)]
-    backends: dict[str, Backend] = dict(
-        pool.load([LocalSpec(m.name, m.model, m.adapter, m.template, m.dtype) for m in local])
-    )
+    backends: dict[str, Backend] = dict(pool.load([local_spec(m) for m in local]))
     remote: list[RemoteBackend] = []
     for m in config.models:
         if isinstance(m, LocalModel):

@@ -12,7 +12,6 @@ from typing import Any
 
 import prompts
 from backends.base import (
-    BackendError,
     Chunk,
     GenerationFailed,
     GenerationParams,
@@ -231,6 +230,3 @@ def _post(loop: asyncio.AbstractEventLoop, events: asyncio.Queue[StepEvent], ev:
 def is_local_path(value: str) -> bool:
     """Whether a model reference is meant as a local folder rather than a hub id."""
     return value.startswith(("/", "./", "../", "~")) or Path(value).exists()
-
-
-__all__ = ["BackendError", "LocalBackend", "LocalModelPool", "LocalSpec", "ModelLoadError", "is_local_path"]

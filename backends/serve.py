@@ -172,17 +172,23 @@ async def run_tokens(
         await events.aclose()
 
 
+def fit_to_context(served: ServedModel, req: GenerateRequest, input_tokens: int) -> GenerationParams:
+    """The request's parameters with max_new_tokens filling the room left when not given (as TGI does),
+    after TGI's length checks."""
+    params = req.params
+    if not req.max_new_tokens_given:
+        room = served.limits.max_total_tokens - input_tokens
+        params = params.model_copy(update={"max_new_tokens": max(1, min(params.max_new_tokens, room))})
+    check_lengths(input_tokens, params.max_new_tokens, served.limits)
+    return params
+
+
 def _prepare(served: ServedModel, req: GenerateRequest) -> tuple[LocalBackend, list[int], GenerationParams]:
     backend = served.backend(req.adapter_id)
     ids = backend.encode(req.inputs, add_special_tokens=True)  # raw inputs: the tokenizer adds BOS, as in TGI
     if req.truncate is not None:
         ids = ids[-req.truncate :]
-    params = req.params
-    if not req.max_new_tokens_given:  # TGI fills the room left in the context
-        room = served.limits.max_total_tokens - len(ids)
-        params = params.model_copy(update={"max_new_tokens": max(1, min(params.max_new_tokens, room))})
-    check_lengths(len(ids), params.max_new_tokens, served.limits)
-    return backend, ids, params
+    return backend, ids, fit_to_context(served, req, len(ids))
 
 
 def _error(exc: ProtocolError, served: ServedModel) -> JSONResponse:
@@ -352,11 +358,7 @@ async def chat_events(
 ) -> AsyncGenerator[tuple[str, Token | None], None]:
     """Text pieces of a chat answer (stop strings cut, as OpenAI does); the last item carries no token."""
     ids = backend.encode(req.inputs, add_special_tokens=served.template != prompts.TOKENIZER)
-    params = req.params
-    if not req.max_new_tokens_given:
-        room = served.limits.max_total_tokens - len(ids)
-        params = params.model_copy(update={"max_new_tokens": max(1, min(params.max_new_tokens, room))})
-    check_lengths(len(ids), params.max_new_tokens, served.limits)
+    params = fit_to_context(served, req, len(ids))
     stops = [*prompts.stop_strings(served.template), *req.stop]
     matcher = StopMatcher(stops)
     async for token in run_tokens(backend, ids, params, stops, finish):

@@ -19,8 +19,9 @@ from arena.config import AppConfig, LocalModel
 from arena.store.engine import make_engine
 from arena.store.migrate import upgrade
 from arena.store.repository import Repository
+from arena.wiring import local_spec
 from backends.demo import DemoModels, ensure_demo_models
-from backends.local import LocalBackend, LocalModelPool, LocalSpec
+from backends.local import LocalBackend, LocalModelPool
 from tests.helpers import Process, config_for, start_serve
 
 torch.set_num_threads(1)  # several times faster for tiny models on 2 cores
@@ -42,11 +43,7 @@ def demo_config(demo_models: DemoModels) -> AppConfig:
 def local_backends(demo_config: AppConfig) -> Iterator[dict[str, LocalBackend]]:
     """Every model of `demo_config`, loaded once through the real transformers + peft path."""
     pool = LocalModelPool()
-    specs = [
-        LocalSpec(m.name, m.model, m.adapter, m.template, m.dtype)
-        for m in demo_config.models
-        if isinstance(m, LocalModel)
-    ]
+    specs = [local_spec(m) for m in demo_config.models if isinstance(m, LocalModel)]
     yield pool.load(specs)
     pool.close()
 

@@ -23,9 +23,10 @@ from safetensors.torch import load_file
 
 import prompts
 from arena.config import LocalModel, TgiModel, load_config, parse_config
+from arena.wiring import local_spec
 from backends.base import GenerationParams, Message
 from backends.demo import DemoModels
-from backends.local import LocalModelPool, LocalSpec
+from backends.local import LocalModelPool
 from backends.tgi import TgiBackend
 from backends.weights import encrypt_files, make_delta, merge_lora
 from tests.helpers import ROOT, Process
@@ -102,7 +103,7 @@ def test_rebuild_commands_then_every_config_loads_and_runs(published: Published)
     pool = LocalModelPool()
     try:
         backends = pool.load(
-            [LocalSpec(m.name, m.model, m.adapter, m.template, "float32") for m in local]  # fp32: CPU tests
+            [local_spec(m.model_copy(update={"dtype": "float32"})) for m in local]  # fp32: CPU tests
         )
         for m in local:
             # the configured Corral template renders the prompt (not the tokenizer's own ChatML)
@@ -132,5 +133,6 @@ def test_full_weight_seeds_stream_over_tgi_with_their_templates(serve: Process) 
     for m in remote:
         # the served model is the demo base; what is under test is the config's path: tgi + its template
         backend = TgiBackend(name=m.name, urls=[serve.url], template=m.template)
-        chunks = asyncio.run(_first_text(backend))
-        assert isinstance(chunks, str), m.name
+        # what is checked: the seed's template renders the chat, and the tgi path streams without an error
+        assert backend._prepare(ASK, PARAMS) == prompts.render(m.template, ASK), m.name
+        asyncio.run(_first_text(backend))
