@@ -6,10 +6,11 @@ export GRADIO_ANALYTICS_ENABLED := False
 export HF_HUB_DISABLE_TELEMETRY := 1
 export GRADIO_RUN_HISTORY := False
 
-.PHONY: run test lint typecheck unit install install-dev system-deps clean
+.PHONY: run test bench lint typecheck unit install install-dev system-deps clean
 
-# Debian packages the tests use (docker-compose validates docker-compose.yml); installed when missing and root.
-SYSTEM_PACKAGES := docker-compose
+# Debian packages the tests use, installed when missing and root: docker-compose validates docker-compose.yml,
+# postgresql runs the storage suite a second time, chromium drives the browser tests.
+SYSTEM_PACKAGES := docker-compose postgresql chromium chromium-driver
 
 $(VENV)/.installed: requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -45,6 +46,10 @@ unit: install-dev system-deps
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 test: lint typecheck unit
+
+# Every benchmark; JSON figures and a markdown summary land in benchmarks/results/.
+bench: install-dev
+	$(PY) -m benchmarks $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
