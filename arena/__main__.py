@@ -12,6 +12,9 @@ from collections.abc import Sequence
 from datetime import date
 from pathlib import Path
 
+from arena.export.cli import add_export_parser
+from arena.maintenance_cli import add_maintenance_parsers
+
 # the same default as app.py: the data folder beside app.py, unless CORRAL_DATA_DIR says otherwise
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DB = f"sqlite:///{Path(os.environ.get('CORRAL_DATA_DIR', ROOT / 'data')) / 'corral.db'}"
@@ -101,7 +104,7 @@ def parser() -> argparse.ArgumentParser:
     """The command line."""
     p = argparse.ArgumentParser(prog="python -m arena", description="Corral's arena tools.")
     sub = p.add_subparsers(dest="command", required=True)
-    lb = sub.add_parser("leaderboard", help="Bradley–Terry ratings with bootstrap 95% intervals")
+    lb = sub.add_parser("leaderboard", help="Bradley–Terry ratings with bootstrap 95%% intervals")
     lb.add_argument("--db", default=os.environ.get("DATABASE_URL", DEFAULT_DB), help="SQLAlchemy URL")
     lb.add_argument("--language", type=_language, help="a language name or ISO 639-1 code, e.g. French or fr")
     lb.add_argument("--since", type=date.fromisoformat, help="first UTC day (YYYY-MM-DD), inclusive")
@@ -114,6 +117,8 @@ def parser() -> argparse.ArgumentParser:
     lb.add_argument("--include-leaks", action="store_true", help="count votes on battles with an identity leak")
     lb.add_argument("--include-self-play", action="store_true", help="count self-play battles")
     lb.set_defaults(run=_leaderboard)
+    add_export_parser(sub, default_db=os.environ.get("DATABASE_URL", DEFAULT_DB), language=_language)
+    add_maintenance_parsers(sub, default_db=os.environ.get("DATABASE_URL", DEFAULT_DB))
     return p
 
 

@@ -1,0 +1,173 @@
+"""One export: read votes in batches, shape them, drop duplicates, write, and count what happened."""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine
+
+from arena.export import formats
+from arena.export.dedup import SeenSet, digest
+from arena.export.formats import Judges, Shaped, Skip
+from arena.export.writers import ExportError, Writing, open_writer
+from arena.store.export_source import ExportFilters, ExportSource
+
+BATCH_ROWS = 2000
+
+
+@dataclass
+class Summary:
+    """What an export wrote and what it left out, and why."""
+
+    format: str
+    path: Path
+    rows: int = 0
+    read: int = 0  # votes (plus chat ratings for kto, or battles and chats for raw) read
+    skipped: Counter[str] = field(default_factory=Counter)
+    excluded: dict[str, int] = field(default_factory=dict)  # votes the filters left out by default, by reason
+    models: Counter[str] = field(default_factory=Counter)  # rows per model
+    languages: Counter[str] = field(default_factory=Counter)
+    first: datetime | None = None
+    last: datetime | None = None
+    seconds: float = 0.0
+
+    def lines(self) -> list[str]:
+        """The summary as sentences for a terminal or the UI."""
+        out = [
+            f"Wrote {self.rows:,} {self.format} rows to {self.path} from {self.read:,} records in {self.seconds:.1f} s."
+        ]
+        out += [f"Skipped {n:,}: {reason}." for reason, n in sorted(self.skipped.items())]
+        out += [f"Left out {n:,} votes: {reason}." for reason, n in self.excluded.items() if n]
+        return out
+
+
+def excluded_counts(source: ExportSource, filters: ExportFilters) -> dict[str, int]:
+    """How many votes the default filters (named votes, identity leaks) keep out of this export."""
+    kept = source.count_votes(filters)
+    out: dict[str, int] = {}
+    if not filters.include_named:
+        out["cast with the names visible (add --include-named)"] = (
+            source.count_votes(replace(filters, include_named=True)) - kept
+        )
+    if not filters.include_leaks:
+        out["an answer revealed a model's identity (add --include-leaks)"] = (
+            source.count_votes(replace(filters, include_leaks=True)) - kept
+        )
+    return out
+
+
+def _shaped(
+    fmt: str, source: ExportSource, filters: ExportFilters, judges: Judges, strengths: Mapping[str, float] | None
+) -> Iterator[Shaped]:
+    if fmt == "raw":
+        yield from (formats.raw(record, judges) for record in source.raw_records(filters))
+        return
+    shape: Callable[[Any], Shaped] = {
+        "dpo": lambda v: formats.dpo(v, judges),
+        "kto": lambda v: formats.kto(v, judges),
+        "reward": lambda v: formats.reward(v, judges, strengths),
+        "lmsys": lambda v: formats.lmsys(v, judges),
+    }[fmt]
+    yield from (shape(vote) for vote in source.judged_rounds(filters))
+    if fmt == "kto":
+        yield from (formats.kto_feedback(rated, judges) for rated in source.rated_answers(filters))
+
+
+def _batches(items: Iterable[Shaped], size: int) -> Iterator[list[Shaped]]:
+    batch: list[Shaped] = []
+    for item in items:
+        batch.append(item)
+        if len(batch) >= size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def export(
+    engine: Engine,
+    fmt: str,
+    path: Path,
+    filters: ExportFilters,
+    *,
+    judges: Judges,
+    strengths: Mapping[str, float] | None = None,
+    progress: Callable[[int], None] | None = None,
+    scratch: Path | None = None,
+) -> Summary:
+    """Write `fmt` rows for the votes passing `filters` to `path` (.jsonl or .parquet); the file appears whole or not.
+
+    Memory stays flat: votes are read, shaped and written a batch at a time, and de-duplication remembers row
+    fingerprints in a scratch SQLite file rather than in memory.
+    """
+    if fmt not in formats.FORMATS:
+        raise ExportError(f"Unknown format {fmt!r}: choose one of {', '.join(formats.FORMATS)}.")
+    started = time.perf_counter()
+    source = ExportSource(engine)
+    summary = Summary(format=fmt, path=path)
+    if fmt != "raw":
+        summary.excluded = excluded_counts(source, filters)
+    writer = open_writer(path, fmt, margin=strengths is not None)
+    with Writing(writer), SeenSet(scratch) as seen:
+        for batch in _batches(_shaped(fmt, source, filters, judges, strengths), BATCH_ROWS):
+            rows: list[dict[str, Any]] = []
+            for shaped in batch:
+                if shaped.skipped:
+                    summary.skipped[shaped.skipped] += 1
+                rows.extend(shaped.rows)
+            keys = [formats.dedup_key(fmt, row) for row in rows]
+            if rows and keys[0] is not None:
+                fresh = seen.add_new([digest(k) for k in keys])
+                summary.skipped[Skip.DUPLICATE] += fresh.count(False)
+                rows = [row for row, new in zip(rows, fresh, strict=True) if new]
+            writer.write(rows)
+            _tally(summary, fmt, rows)
+            summary.read += len(batch)
+            if progress is not None:
+                progress(len(batch))
+    summary.seconds = time.perf_counter() - started
+    return summary
+
+
+def _tally(summary: Summary, fmt: str, rows: list[dict[str, Any]]) -> None:
+    summary.rows += len(rows)
+    for row in rows:
+        if fmt in formats.PAIRED:
+            summary.models.update((row["model_chosen"], row["model_rejected"]))
+        elif fmt == "kto":
+            summary.models[row["model"]] += 1
+        else:
+            summary.models.update((row["model_a"], row["model_b"]) if fmt == "lmsys" else row["models"].values())
+        summary.languages[row["language"] or "unknown"] += 1
+        moment = row.get("voted_at") or row.get("started_at")
+        if fmt == "lmsys":
+            moment = datetime.fromtimestamp(row["tstamp"], UTC).isoformat()
+        when = datetime.fromisoformat(moment) if moment else None
+        if when is not None:
+            summary.first = when if summary.first is None or when < summary.first else summary.first
+            summary.last = when if summary.last is None or when > summary.last else summary.last
+
+
+def leaderboard_strengths(engine: Engine, filters: ExportFilters) -> dict[str, float]:
+    """Each model's Bradley–Terry strength in natural-log odds, from the votes the export's filters admit."""
+    import math
+
+    from arena.ratings import fit_bradley_terry, outcome_counts
+    from arena.store.repository import Repository
+
+    rows = Repository(engine).pair_outcomes(
+        anonymous_only=not filters.include_named,
+        include_leaks=filters.include_leaks,
+        include_self_play=True,
+        since=filters.since,
+        until=filters.until,
+        models=filters.models,
+    )
+    ratings = fit_bradley_terry(outcome_counts(rows))
+    return {model: (rating - 1000.0) * math.log(10) / 400.0 for model, rating in ratings.items()}

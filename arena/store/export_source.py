@@ -1,0 +1,461 @@
+"""Streaming reads for exports: votes, chat feedback and whole battles in batches, so memory stays flat.
+
+Each reader pages through its table by key (never OFFSET) and loads the messages of one batch at a time; what it
+yields are plain dataclasses. Order is deterministic: votes and feedback in the order they were given, battles and
+chats in the order they started.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Collection, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time
+from typing import Any, NamedTuple
+
+from sqlalchemy import Engine, Select, and_, bindparam, func, or_, select
+from sqlalchemy.orm import Session
+
+from arena.store.schema import BattleRow, ConversationRow, FeedbackRow, MessageRow, VoteRow
+
+BATCH = 2000
+
+
+@dataclass(frozen=True)
+class ExportFilters:
+    """Which votes go out. Days are whole UTC days: `since` inclusive, `until` exclusive."""
+
+    since: date | None = None
+    until: date | None = None
+    models: Collection[str] | None = None  # both contestants among these (a chat's model among these)
+    languages: Collection[str] | None = None  # the judged question's language ("unknown" matches none detected)
+    include_named: bool = False
+    include_leaks: bool = False
+    min_turns: int = 1  # the judged round is at least this deep in its conversation (1 = every round)
+
+
+class Turn(NamedTuple):
+    """One message of a conversation as exported (a tuple: millions are made in a large export)."""
+
+    role: str
+    content: str
+    status: str
+    language: str | None = None
+
+
+@dataclass(slots=True)
+class JudgedRound:
+    """A vote and everything needed to turn it into training rows."""
+
+    vote_id: int
+    battle_id: str
+    turn: int  # 0-based index of the judged round
+    outcome: str  # a | b | tie | both_bad
+    model_a: str
+    model_b: str
+    mode: str  # anonymous | named | self_play
+    anonymous: bool
+    identity_leak: bool
+    language: str | None
+    voted_at: datetime
+    session_id: str
+    history_a: list[Turn]  # side A's conversation up to and including the judged answer
+    history_b: list[Turn]
+
+
+@dataclass(slots=True)
+class RatedAnswer:
+    """A 👍/👎 on one single-chat answer, with the conversation before it."""
+
+    feedback_id: int
+    conversation_id: str
+    turn: int
+    model: str
+    up: bool
+    language: str | None
+    rated_at: datetime
+    session_id: str
+    prompt: list[Turn]  # the conversation up to and including the question that was answered
+    answer: str
+
+
+@dataclass(frozen=True, slots=True)
+class StoredTurn:
+    """Every stored field of a message, for audits."""
+
+    turn: int
+    role: str
+    content: str
+    status: str
+    model: str | None
+    error: str | None
+    ttft_ms: float | None
+    total_ms: float | None
+    tokens: int | None
+    params: dict[str, Any] | None
+    language: str | None
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class RawVote:
+    """A vote, for audits."""
+
+    turn: int
+    outcome: str
+    anonymous: bool
+    identity_leak: bool
+    language: str | None
+    session_id: str
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class RawFeedback:
+    """A chat rating, for audits."""
+
+    turn: int
+    rating: str
+    tags: list[str]
+    comment: str | None
+    session_id: str
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class RawRecord:
+    """A whole battle or chat with every message, vote and rating (superseded and failed answers included)."""
+
+    kind: str  # battle | chat
+    id: str
+    models: dict[str, str]  # side → model ("a"/"b" for battles, "model" for chats)
+    mode: str | None
+    status: str | None
+    anonymous: bool | None
+    identity_leak: bool
+    language: str | None
+    session_id: str
+    started_at: datetime
+    finished_at: datetime | None
+    conversations: dict[str, list[StoredTurn]]
+    votes: list[RawVote] = field(default_factory=list)
+    feedback: list[RawFeedback] = field(default_factory=list)
+
+
+def as_utc(moment: datetime) -> datetime:
+    """SQLite hands back naive datetimes; every stored time is UTC."""
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def _day(day: date) -> datetime:
+    return datetime.combine(day, time.min, tzinfo=UTC)
+
+
+class ExportSource:
+    """Streaming, read-only access to what exports need."""
+
+    def __init__(self, engine: Engine, *, batch: int = BATCH) -> None:
+        self._engine = engine
+        self._batch = batch
+
+    # --- votes ----------------------------------------------------------------------------------------
+
+    def _vote_filter(self, query: Select[Any], f: ExportFilters) -> Select[Any]:
+        if not f.include_named:
+            query = query.where(VoteRow.anonymous.is_(True))
+        if not f.include_leaks:
+            query = query.where(VoteRow.identity_leak.is_(False))
+        if f.since is not None:
+            query = query.where(VoteRow.created_at >= _day(f.since))
+        if f.until is not None:
+            query = query.where(VoteRow.created_at < _day(f.until))
+        if f.models is not None:
+            models = list(f.models)
+            query = query.where(BattleRow.model_a.in_(models), BattleRow.model_b.in_(models))
+        if f.languages is not None:
+            query = query.where(_language_in(VoteRow.language, f.languages))
+        if f.min_turns > 1:
+            query = query.where(VoteRow.turn_index >= f.min_turns - 1)
+        return query
+
+    def count_votes(self, filters: ExportFilters) -> int:
+        """How many votes pass the filters."""
+        query = select(func.count(VoteRow.id)).join(BattleRow, VoteRow.battle_id == BattleRow.id)
+        with self._engine.connect() as conn:
+            return int(conn.scalar(self._vote_filter(query, filters)) or 0)
+
+    def judged_rounds(self, filters: ExportFilters) -> Iterator[JudgedRound]:
+        """Every vote passing the filters, in the order cast, with both sides' conversations up to the vote."""
+        columns = (
+            VoteRow.id,
+            VoteRow.battle_id,
+            VoteRow.turn_index,
+            VoteRow.outcome,
+            VoteRow.anonymous,
+            VoteRow.identity_leak,
+            VoteRow.language,
+            VoteRow.created_at,
+            VoteRow.session_id,
+            BattleRow.model_a,
+            BattleRow.model_b,
+            BattleRow.mode,
+        )
+        joined: Select[Any] = select(*columns).join(BattleRow, VoteRow.battle_id == BattleRow.id)  # type: ignore[assignment]
+        base = self._vote_filter(joined, filters)
+        last = 0
+        while True:
+            with self._engine.connect() as conn:
+                rows = conn.execute(base.where(VoteRow.id > last).order_by(VoteRow.id).limit(self._batch)).all()
+                if not rows:
+                    return
+                ids = {r.battle_id for r in rows}
+                turns = self._turns(conn, [f"{b}-{side}" for b in ids for side in "ab"])
+            for r in rows:
+                yield JudgedRound(
+                    vote_id=r.id,
+                    battle_id=r.battle_id,
+                    turn=r.turn_index,
+                    outcome=r.outcome,
+                    model_a=r.model_a,
+                    model_b=r.model_b,
+                    mode=r.mode,
+                    anonymous=r.anonymous,
+                    identity_leak=r.identity_leak,
+                    language=r.language,
+                    voted_at=as_utc(r.created_at),
+                    session_id=r.session_id,
+                    history_a=_upto(turns[f"{r.battle_id}-a"], r.turn_index),
+                    history_b=_upto(turns[f"{r.battle_id}-b"], r.turn_index),
+                )
+            last = rows[-1].id
+
+    @staticmethod
+    def _turns(conn: Any, conversation_ids: Sequence[str]) -> dict[str, list[tuple[int, Turn]]]:
+        """The current (not superseded) messages of these conversations, in order, with their round index."""
+        query = (
+            select(
+                MessageRow.conversation_id,
+                MessageRow.turn_index,
+                MessageRow.role,
+                MessageRow.content,
+                MessageRow.status,
+                MessageRow.language,
+            )
+            .where(MessageRow.conversation_id.in_(bindparam("ids", expanding=True)), MessageRow.status != "superseded")
+            .order_by(MessageRow.conversation_id, MessageRow.turn_index, MessageRow.id)
+        )
+        out: dict[str, list[tuple[int, Turn]]] = defaultdict(list)
+        for conv, index, role, content, status, language in conn.execute(query, {"ids": conversation_ids}).all():
+            out[conv].append((index, Turn(role, content, status, language)))
+        return out
+
+    # --- chat feedback --------------------------------------------------------------------------------
+
+    def rated_answers(self, filters: ExportFilters) -> Iterator[RatedAnswer]:
+        """Every 👍/👎 on a chat answer passing the date and model filters, in the order given."""
+        query = (
+            select(
+                FeedbackRow.id,
+                FeedbackRow.rating,
+                FeedbackRow.created_at,
+                FeedbackRow.session_id,
+                MessageRow.conversation_id,
+                MessageRow.turn_index,
+                MessageRow.content,
+                ConversationRow.model,
+            )
+            .join(MessageRow, FeedbackRow.message_id == MessageRow.id)
+            .join(ConversationRow, MessageRow.conversation_id == ConversationRow.id)
+        )
+        if filters.since is not None:
+            query = query.where(FeedbackRow.created_at >= _day(filters.since))
+        if filters.until is not None:
+            query = query.where(FeedbackRow.created_at < _day(filters.until))
+        if filters.models is not None:
+            query = query.where(ConversationRow.model.in_(list(filters.models)))
+        if filters.min_turns > 1:
+            query = query.where(MessageRow.turn_index >= filters.min_turns - 1)
+        last = 0
+        while True:
+            with self._engine.connect() as conn:
+                rows = conn.execute(
+                    query.where(FeedbackRow.id > last).order_by(FeedbackRow.id).limit(self._batch)
+                ).all()
+                if not rows:
+                    return
+                turns = self._turns(conn, list({r.conversation_id for r in rows}))
+            for r in rows:
+                before = [t for i, t in turns[r.conversation_id] if i < r.turn_index]
+                question = [t for i, t in turns[r.conversation_id] if i == r.turn_index and t.role == "user"][:1]
+                language = question[0].language if question else None
+                if filters.languages is not None and not _language_matches(language, filters.languages):
+                    continue
+                yield RatedAnswer(
+                    feedback_id=r.id,
+                    conversation_id=r.conversation_id,
+                    turn=r.turn_index,
+                    model=r.model,
+                    up=r.rating == "up",
+                    language=language,
+                    rated_at=as_utc(r.created_at),
+                    session_id=r.session_id,
+                    prompt=before + question,
+                    answer=r.content,
+                )
+            last = rows[-1].id
+
+    # --- raw records ----------------------------------------------------------------------------------
+
+    def raw_records(self, filters: ExportFilters) -> Iterator[RawRecord]:
+        """Every battle, then every chat, that started in the date range and involves only the given models."""
+        yield from self._raw_battles(filters)
+        yield from self._raw_chats(filters)
+
+    def _raw_battles(self, f: ExportFilters) -> Iterator[RawRecord]:
+        query = select(BattleRow)
+        if f.since is not None:
+            query = query.where(BattleRow.started_at >= _day(f.since))
+        if f.until is not None:
+            query = query.where(BattleRow.started_at < _day(f.until))
+        if f.models is not None:
+            query = query.where(BattleRow.model_a.in_(list(f.models)), BattleRow.model_b.in_(list(f.models)))
+        if f.languages is not None:
+            query = query.where(_language_in(BattleRow.language, f.languages))
+        for page in self._pages(query, BattleRow.started_at, BattleRow.id):
+            with Session(self._engine) as s:
+                convs = [f"{b.id}-{side}" for b in page for side in "ab"]
+                messages = self._stored_turns(s, convs)
+                votes: dict[str, list[RawVote]] = defaultdict(list)
+                vote_rows = s.scalars(
+                    select(VoteRow).where(VoteRow.battle_id.in_([b.id for b in page])).order_by(VoteRow.id)
+                )
+                for v in vote_rows:
+                    votes[v.battle_id].append(
+                        RawVote(
+                            v.turn_index,
+                            v.outcome,
+                            v.anonymous,
+                            v.identity_leak,
+                            v.language,
+                            v.session_id,
+                            as_utc(v.created_at),
+                        )
+                    )
+            for b in page:
+                yield RawRecord(
+                    kind="battle",
+                    id=b.id,
+                    models={"a": b.model_a, "b": b.model_b},
+                    mode=b.mode,
+                    status=b.status,
+                    anonymous=b.anonymous,
+                    identity_leak=b.identity_leak,
+                    language=b.language,
+                    session_id=b.session_id,
+                    started_at=as_utc(b.started_at),
+                    finished_at=None if b.finished_at is None else as_utc(b.finished_at),
+                    conversations={side: messages.get(f"{b.id}-{side}", []) for side in "ab"},
+                    votes=votes.get(b.id, []),
+                )
+
+    def _raw_chats(self, f: ExportFilters) -> Iterator[RawRecord]:
+        query = select(ConversationRow).where(ConversationRow.kind == "chat")
+        if f.since is not None:
+            query = query.where(ConversationRow.created_at >= _day(f.since))
+        if f.until is not None:
+            query = query.where(ConversationRow.created_at < _day(f.until))
+        if f.models is not None:
+            query = query.where(ConversationRow.model.in_(list(f.models)))
+        for page in self._pages(query, ConversationRow.created_at, ConversationRow.id):
+            with Session(self._engine) as s:
+                messages = self._stored_turns(s, [c.id for c in page])
+                feedback: dict[str, list[RawFeedback]] = defaultdict(list)
+                rows = s.execute(
+                    select(FeedbackRow, MessageRow.conversation_id, MessageRow.turn_index)
+                    .join(MessageRow, FeedbackRow.message_id == MessageRow.id)
+                    .where(MessageRow.conversation_id.in_([c.id for c in page]))
+                    .order_by(FeedbackRow.id)
+                )
+                for fb, conv, turn in rows:
+                    feedback[conv].append(
+                        RawFeedback(
+                            turn, fb.rating, list(fb.tags or []), fb.comment, fb.session_id, as_utc(fb.created_at)
+                        )
+                    )
+            for c in page:
+                turns = messages.get(c.id, [])
+                language = next((t.language for t in turns if t.role == "user" and t.language), None)
+                if f.languages is not None and not _language_matches(language, f.languages):
+                    continue
+                yield RawRecord(
+                    kind="chat",
+                    id=c.id,
+                    models={"model": c.model},
+                    mode=None,
+                    status=None,
+                    anonymous=None,
+                    identity_leak=False,
+                    language=language,
+                    session_id=c.session_id,
+                    started_at=as_utc(c.created_at),
+                    finished_at=None,
+                    conversations={"model": turns},
+                    feedback=feedback.get(c.id, []),
+                )
+
+    def _pages(self, query: Select[Any], when: Any, key: Any) -> Iterator[list[Any]]:
+        """ORM rows of `query` in (when, key) order, a page at a time, paged by key rather than offset."""
+        batch = max(1, self._batch // 4)  # whole battles are heavier than votes
+        cursor: tuple[datetime, str] | None = None
+        while True:
+            page_query = query.order_by(when, key).limit(batch)
+            if cursor is not None:
+                page_query = page_query.where(or_(when > cursor[0], and_(when == cursor[0], key > cursor[1])))
+            with Session(self._engine) as s:
+                page = list(s.scalars(page_query))
+            if not page:
+                return
+            yield page
+            last = page[-1]
+            cursor = (getattr(last, when.key), getattr(last, key.key))
+
+    @staticmethod
+    def _stored_turns(s: Session, conversation_ids: Sequence[str]) -> dict[str, list[StoredTurn]]:
+        query = (
+            select(MessageRow)
+            .where(MessageRow.conversation_id.in_(conversation_ids))
+            .order_by(MessageRow.conversation_id, MessageRow.turn_index, MessageRow.id)
+        )
+        out: dict[str, list[StoredTurn]] = defaultdict(list)
+        for m in s.scalars(query):
+            out[m.conversation_id].append(
+                StoredTurn(
+                    turn=m.turn_index,
+                    role=m.role,
+                    content=m.content,
+                    status=m.status,
+                    model=m.model,
+                    error=m.error,
+                    ttft_ms=m.ttft_ms,
+                    total_ms=m.total_ms,
+                    tokens=m.token_count,
+                    params=m.generation_params,
+                    language=m.language,
+                    created_at=as_utc(m.created_at),
+                )
+            )
+        return out
+
+
+def _upto(turns: list[tuple[int, Turn]], index: int) -> list[Turn]:
+    return [t for i, t in turns if i <= index]
+
+
+def _language_in(column: Any, languages: Collection[str]) -> Any:
+    names = [lang for lang in languages if lang != "unknown"]
+    condition = column.in_(names)
+    return or_(condition, column.is_(None)) if "unknown" in languages else condition
+
+
+def _language_matches(language: str | None, languages: Collection[str]) -> bool:
+    return (language or "unknown") in languages
