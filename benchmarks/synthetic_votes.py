@@ -16,7 +16,23 @@ from arena.store.schema import BattleRow, ConversationRow, MessageRow, VoteRow
 MODELS = [f"variant-{k}" for k in range(8)]
 LANGUAGES = ["English", "French", "Chinese", "Korean", None]
 OUTCOMES = ["a"] * 40 + ["b"] * 40 + ["tie"] * 12 + ["both_bad"] * 8
-WORDS = "the a model answer river light stone garden bread winter learns quickly slowly bright quiet".split()
+WORDS = [
+    "the",
+    "a",
+    "model",
+    "answer",
+    "river",
+    "light",
+    "stone",
+    "garden",
+    "bread",
+    "winter",
+    "learns",
+    "quickly",
+    "slowly",
+    "bright",
+    "quiet",
+]
 
 
 def _text(rng: random.Random, words: int) -> str:

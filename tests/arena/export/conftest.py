@@ -115,7 +115,9 @@ def history(db_url: str) -> History:
     # 7. the same pair of answers as battle 1's first round, voted again by someone else: a duplicate for dpo
     h.clock.now += timedelta(days=2)
     battle(h, "b7" + "0" * 30, [("Quelle est la capitale ?", "Paris.", "Lyon.", Outcome.A)], voter=BOB)
-    battle(h, "b8" + "0" * 30, [("你好", "你好！", "嗨", Outcome.B)], models=("belle-7b", "alpaca-zh"), language="Chinese")
+    battle(
+        h, "b8" + "0" * 30, [("你好", "你好！", "嗨", Outcome.B)], models=("belle-7b", "alpaca-zh"), language="Chinese"
+    )
     battle(h, "b9" + "0" * 30, [("Unvoted?", "Yes.", "No.", None)])
     battle(h, "ba" + "0" * 30, [("Stop me", "Partial", "Full answer.", Outcome.A)], stopped=True)
     # chats: 👍 on a second answer, 👎 on a first
