@@ -43,7 +43,7 @@ def card(summary: Summary, filters: ExportFilters, notes: Mapping[str, str], dat
         "tags": ["human-feedback", "preference", "rlhf", "arena", summary.format],
         "task_categories": ["text-generation"],
         "size_categories": [_size(summary.rows)],
-        "language": sorted({lang for lang in summary.languages if lang != "unknown"}),
+        "language": sorted({code for lang in summary.languages if (code := _iso_code(lang))}),
         "configs": [{"config_name": "default", "data_files": [{"split": "train", "path": data_file}]}],
     }
     first = summary.first.date().isoformat() if summary.first else "—"
@@ -93,6 +93,14 @@ def card(summary: Summary, filters: ExportFilters, notes: Mapping[str, str], dat
         "",
     ]
     return "\n".join(lines)
+
+
+def _iso_code(language: str) -> str | None:
+    """The hub's language tag (ISO 639-1) for a stored language name such as "French"."""
+    from lingua import Language
+
+    found = getattr(Language, language.upper(), None)
+    return None if found is None else str(found.iso_code_639_1.name.lower())
 
 
 def _size(rows: int) -> str:

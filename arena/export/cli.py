@@ -67,7 +67,7 @@ def run(args: argparse.Namespace) -> int:
     from arena.export.card import model_notes, stage, upload
     from arena.export.formats import Judges
     from arena.export.run import export, leaderboard_strengths
-    from arena.export.writers import ExportError
+    from arena.export.writers import ExportError, check_target
     from arena.privacy import SaltError
     from arena.store.engine import make_engine
     from arena.store.export_source import ExportFilters
@@ -84,6 +84,11 @@ def run(args: argparse.Namespace) -> int:
         return _fail(f"--push-to-hub needs a Hugging Face token in the {HUB_TOKEN_ENV} environment variable.")
     if args.config is not None and not args.config.is_file():
         return _fail(f"There is no config file at {args.config}.")
+    out: Path = args.out.expanduser().resolve()
+    try:
+        check_target(out, args.format)
+    except ExportError as exc:
+        return _fail(str(exc))
     url = make_url(args.db)
     if url.get_backend_name() == "sqlite" and url.database and not Path(url.database).exists():
         return _fail(f"There is no database at {url.database} (give --db or DATABASE_URL).")
@@ -103,7 +108,6 @@ def run(args: argparse.Namespace) -> int:
     engine = make_engine(args.db)
     upgrade(engine)
     strengths = leaderboard_strengths(engine, filters) if args.margin else None
-    out: Path = args.out.expanduser().resolve()
     with _progress(args.quiet) as tick:
         try:
             summary = export(engine, args.format, out, filters, judges=judges, strengths=strengths, progress=tick)

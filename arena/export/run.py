@@ -139,11 +139,11 @@ def _tally(summary: Summary, fmt: str, rows: list[dict[str, Any]]) -> None:
     summary.rows += len(rows)
     for row in rows:
         if fmt in formats.PAIRED:
-            summary.models.update((row["model_chosen"], row["model_rejected"]))
+            summary.models.update({row["model_chosen"], row["model_rejected"]})  # a self-play row counts once
         elif fmt == "kto":
             summary.models[row["model"]] += 1
         else:
-            summary.models.update((row["model_a"], row["model_b"]) if fmt == "lmsys" else row["models"].values())
+            summary.models.update({row["model_a"], row["model_b"]} if fmt == "lmsys" else set(row["models"].values()))
         summary.languages[row["language"] or "unknown"] += 1
         moment = row.get("voted_at") or row.get("started_at")
         if fmt == "lmsys":

@@ -127,12 +127,19 @@ class ParquetWriter:
         self._tmp.unlink(missing_ok=True)
 
 
-def open_writer(path: Path, fmt: str, *, margin: bool = False) -> RowWriter:
-    """A writer for `path`, chosen by its suffix; refuses unknown suffixes and missing folders with a sentence."""
+def check_target(path: Path, fmt: str) -> None:
+    """Refuse, with a sentence, a file name whose type is unknown or unsuited to `fmt`, or a missing folder."""
     if path.suffix not in SUFFIXES:
         raise ExportError(f"Cannot tell the file type of {path.name}: name it .jsonl or .parquet.")
+    if path.suffix == ".parquet" and fmt == "raw":
+        raise ExportError("The raw format is written as JSON Lines only; use a .jsonl file name.")
     if not path.parent.is_dir():
         raise ExportError(f"The folder {path.parent} does not exist.")
+
+
+def open_writer(path: Path, fmt: str, *, margin: bool = False) -> RowWriter:
+    """A writer for `path`, chosen by its suffix; refuses unknown suffixes and missing folders with a sentence."""
+    check_target(path, fmt)
     if path.suffix == ".parquet":
         return ParquetWriter(path, fmt, margin=margin)
     return JsonlWriter(path)
