@@ -37,11 +37,10 @@ class Summary:
     last: datetime | None = None
     seconds: float = 0.0
 
-    def lines(self) -> list[str]:
-        """The summary as sentences for a terminal or the UI."""
-        out = [
-            f"Wrote {self.rows:,} {self.format} rows to {self.path} from {self.read:,} records in {self.seconds:.1f} s."
-        ]
+    def lines(self, *, with_path: bool = True) -> list[str]:
+        """The summary as sentences for a terminal, or for the UI (without the server's file path)."""
+        where = f" to {self.path}" if with_path else ""
+        out = [f"Wrote {self.rows:,} {self.format} rows{where} from {self.read:,} records in {self.seconds:.1f} s."]
         out += [f"Skipped {n:,}: {reason}." for reason, n in sorted(self.skipped.items())]
         out += [f"Left out {n:,} votes: {reason}." for reason, n in self.excluded.items() if n]
         return out

@@ -7,10 +7,12 @@ import gradio as gr
 from arena.battle import BattleService
 from arena.chat import ChatService
 from arena.config import AppConfig
+from arena.export.service import ExportService
 from arena.leaderboard import LeaderboardService
 from arena.ui.battle import build_battle_tab
 from arena.ui.chat import build_chat_tab
 from arena.ui.common import VoterOf
+from arena.ui.export import build_export_tab
 from arena.ui.leaderboard import build_leaderboard_tab
 
 DEMO_NOTICE = (
@@ -21,11 +23,17 @@ DEMO_NOTICE = (
 
 
 def build_ui(
-    config: AppConfig, battles: BattleService, chats: ChatService, board: LeaderboardService, voter_of: VoterOf
+    config: AppConfig,
+    battles: BattleService,
+    chats: ChatService,
+    board: LeaderboardService,
+    voter_of: VoterOf,
+    exports: ExportService | None = None,
 ) -> gr.Blocks:
-    """The whole web app, ready to queue and launch."""
+    """The whole web app, ready to queue and launch; the Export tab only with an export service (admin token set)."""
     limit = config.arena.concurrency_limit
-    with gr.Blocks(title=config.arena.title, analytics_enabled=False) as ui:
+    # exported files are copied into Gradio's cache to be downloaded: drop them there after an hour
+    with gr.Blocks(title=config.arena.title, analytics_enabled=False, delete_cache=(1800, 3600)) as ui:
         gr.Markdown(f"# {config.arena.title}")
         if config.demo:
             gr.Markdown(DEMO_NOTICE, elem_id="demo-notice")
@@ -37,5 +45,8 @@ def build_ui(
             build_chat_tab(chats, voter_of, limit, chat_tab)
         with gr.Tab("Leaderboard", id="leaderboard") as board_tab:
             build_leaderboard_tab(board, limit, board_tab, rounds=config.arena.leaderboard_rounds)
+        if exports is not None:
+            with gr.Tab("Export (admin)", id="export"):
+                build_export_tab(exports)
     ui.queue(default_concurrency_limit=limit)
     return ui  # type: ignore[no-any-return]
