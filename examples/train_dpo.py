@@ -16,6 +16,7 @@ import json
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 
@@ -54,7 +55,7 @@ def main(argv: list[str] | None = None) -> int:
     from datasets import load_dataset
     from peft import LoraConfig
     from transformers import AutoModelForCausalLM, AutoTokenizer
-    from trl import DPOConfig, DPOTrainer
+    from trl import DPOConfig, DPOTrainer  # type: ignore[attr-defined]
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -103,7 +104,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     trainer = DPOTrainer(model=model, args=config, train_dataset=data, processing_class=tokenizer, peft_config=lora)
     result = trainer.train()
-    trainer.model.save_pretrained(str(args.out))
+    trained: Any = trainer.model  # the PeftModel wrapping the base: saving it writes the adapter only
+    trained.save_pretrained(str(args.out))
     tokenizer.save_pretrained(str(args.out))
     losses = [round(e["loss"], 4) for e in trainer.state.log_history if "loss" in e]
     (args.out / "training.json").write_text(
