@@ -36,7 +36,14 @@ WORDS = [
 
 
 def _text(rng: random.Random, words: int) -> str:
-    return " ".join(rng.choice(WORDS) for _ in range(words)).capitalize() + "."
+    return " ".join(rng.choices(WORDS, k=words)).capitalize() + "."
+
+
+def _plain(value: object) -> object:
+    """SQLAlchemy's SQLite storage format for datetimes (naive UTC text), for the raw driver path."""
+    if type(value) is datetime:
+        return value.replace(tzinfo=None).isoformat(sep=" ")  # every synthetic time is already UTC
+    return value
 
 
 def fill_votes(engine: Engine, votes: int, *, seed: int = 0, chunk: int = 5000, duplicate_every: int = 0) -> None:
@@ -110,7 +117,17 @@ def fill_votes(engine: Engine, votes: int, *, seed: int = 0, chunk: int = 5000, 
                 }
             )
         with engine.begin() as conn:
-            conn.execute(insert(BattleRow), battles)
-            conn.execute(insert(ConversationRow), convs)
-            conn.execute(insert(MessageRow), messages)
-            conn.execute(insert(VoteRow), vote_rows)
+            for table, rows in (
+                (BattleRow, battles),
+                (ConversationRow, convs),
+                (MessageRow, messages),
+                (VoteRow, vote_rows),
+            ):
+                if engine.dialect.name == "sqlite":  # the driver's executemany: several times faster for bulk load
+                    names = list(rows[0])
+                    sql = (
+                        f"INSERT INTO {table.__tablename__} ({', '.join(names)}) VALUES ({', '.join('?' * len(names))})"
+                    )
+                    conn.exec_driver_sql(sql, [tuple(_plain(row[n]) for n in names) for row in rows])
+                else:
+                    conn.execute(insert(table), rows)

@@ -210,22 +210,22 @@ class ExportSource:
                     return
                 ids = {r.battle_id for r in rows}
                 turns = self._turns(conn, [f"{b}-{side}" for b in ids for side in "ab"])
-            for r in rows:
+            for vote_id, battle, turn, outcome, anon, leak, lang, when, session, model_a, model_b, mode in rows:
                 yield JudgedRound(
-                    vote_id=r.id,
-                    battle_id=r.battle_id,
-                    turn=r.turn_index,
-                    outcome=r.outcome,
-                    model_a=r.model_a,
-                    model_b=r.model_b,
-                    mode=r.mode,
-                    anonymous=r.anonymous,
-                    identity_leak=r.identity_leak,
-                    language=r.language,
-                    voted_at=as_utc(r.created_at),
-                    session_id=r.session_id,
-                    history_a=_upto(turns[f"{r.battle_id}-a"], r.turn_index),
-                    history_b=_upto(turns[f"{r.battle_id}-b"], r.turn_index),
+                    vote_id,
+                    battle,
+                    turn,
+                    outcome,
+                    model_a,
+                    model_b,
+                    mode,
+                    anon,
+                    leak,
+                    lang,
+                    as_utc(when),
+                    session,
+                    _upto(turns.get(f"{battle}-a", ()), turn),
+                    _upto(turns.get(f"{battle}-b", ()), turn),
                 )
             last = rows[-1].id
 
@@ -447,7 +447,9 @@ class ExportSource:
         return out
 
 
-def _upto(turns: list[tuple[int, Turn]], index: int) -> list[Turn]:
+def _upto(turns: Sequence[tuple[int, Turn]], index: int) -> list[Turn]:
+    if turns and turns[-1][0] <= index:  # the usual case: the vote is on the conversation's last round
+        return [t for _, t in turns]
     return [t for i, t in turns if i <= index]
 
 
