@@ -1,0 +1,267 @@
+"""A SYNTHETIC text-generation-inference server, for benchmarks only: no model, just TGI's wire protocol at a set pace.
+
+It answers every request with ordinary words sent at a fixed time-to-first-token and tokens/s, so it is the
+"physical limit" the app is compared with: whatever a client of the app sees on top of it is the app's cost.
+Routes follow TGI (see backends/tgi_protocol.py, which validates the requests and frames the events):
+`POST /generate_stream`, `POST /` (streams when the body says `"stream": true`), `POST /generate`, `GET /info`,
+`GET /health`, `GET /v1/models`; plus two that TGI does not have: `GET /stats` (counters since the last reset)
+and `POST /stats/reset`. Token timing follows an absolute schedule (token i is due at ttft + i / tokens_per_s
+from the request), so a busy event loop delays tokens but never slows the nominal pace.
+
+    python -m benchmarks.synthetic_tgi --port 8081 --ttft-ms 200 --tokens-per-s 40
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.routing import Route
+
+from backends.tgi_protocol import (
+    GenerateRequest,
+    Limits,
+    ProtocolError,
+    details_json,
+    parse_generate,
+    sse,
+    token_json,
+)
+
+# Plain words, none of them a model or vendor name (the arena's leak guard must stay quiet).
+WORDS = tuple(
+    " " + w
+    for w in [
+        "the",
+        "answer",
+        "depends",
+        "on",
+        "how",
+        "the",
+        "team",
+        "measures",
+        "quality",
+        "and",
+        "which",
+        "examples",
+        "it",
+        "keeps",
+        "for",
+        "the",
+        "next",
+        "round",
+        "of",
+        "training",
+        "so",
+        "we",
+        "compare",
+        "both",
+        "variants",
+        "on",
+        "the",
+        "same",
+        "questions",
+        "before",
+        "we",
+        "decide",
+    ]
+)
+LIMITS = Limits(max_input_tokens=1_000_000, max_total_tokens=2_000_000, max_stop_sequences=4)
+
+
+@dataclass(frozen=True)
+class Pace:
+    """How fast the synthetic model answers."""
+
+    ttft_s: float = 0.2
+    tokens_per_s: float = 40.0
+
+
+@dataclass
+class Stats:
+    """Counters since the last reset (what the benchmark calls "generated")."""
+
+    requests: int = 0
+    completed: int = 0
+    disconnected: int = 0
+    tokens_sent: int = 0
+    active: int = 0
+    peak_active: int = 0
+
+
+def token_text(index: int) -> str:
+    """The text of the index-th generated token (0-based): words cycled, so counting words counts tokens."""
+    return WORDS[index % len(WORDS)]
+
+
+class SyntheticTgi:
+    """The server's state: its pace and counters; `app` is the ASGI application."""
+
+    def __init__(self, pace: Pace) -> None:
+        """A server answering at `pace`."""
+        self.pace = pace
+        self.stats = Stats()
+        self.app = Starlette(
+            routes=[
+                Route("/", self.compat, methods=["POST"]),
+                Route("/generate", self.generate, methods=["POST"]),
+                Route("/generate_stream", self.generate_stream, methods=["POST"]),
+                Route("/info", self.info, methods=["GET"]),
+                Route("/health", self.health, methods=["GET"]),
+                Route("/v1/models", self.models, methods=["GET"]),
+                Route("/stats", self.get_stats, methods=["GET"]),
+                Route("/stats/reset", self.reset_stats, methods=["POST"]),
+            ]
+        )
+
+    async def _parse(self, request: Request, *, full_text_default: bool) -> GenerateRequest:
+        try:
+            body = await request.json()
+        except ValueError:
+            body = None
+        return parse_generate(body, LIMITS, full_text_default=full_text_default)
+
+    async def _tokens(self, req: GenerateRequest) -> AsyncIterator[tuple[int, str]]:
+        """(index, text) of each token, each sent no earlier than its scheduled time."""
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        for i in range(req.params.max_new_tokens):
+            due = start + self.pace.ttft_s + i / self.pace.tokens_per_s
+            delay = due - loop.time()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            yield i, token_text(i)
+
+    async def _events(self, req: GenerateRequest) -> AsyncIterator[bytes]:
+        self.stats.requests += 1
+        self.stats.active += 1
+        self.stats.peak_active = max(self.stats.peak_active, self.stats.active)
+        finished = False
+        text = ""
+        try:
+            count = req.params.max_new_tokens
+            async for i, piece in self._tokens(req):
+                text += piece
+                last = i == count - 1
+                event: dict[str, Any] = {
+                    "index": i + 1,
+                    "token": token_json(1000 + i % len(WORDS), piece, -0.5, False),
+                    "generated_text": (req.inputs + text if req.return_full_text else text) if last else None,
+                    "details": details_json("length", count, req.params.seed, 8, None)
+                    if last and req.details
+                    else None,
+                }
+                yield sse(event)
+                self.stats.tokens_sent += 1
+            finished = True
+            self.stats.completed += 1
+        finally:
+            self.stats.active -= 1
+            if not finished:
+                self.stats.disconnected += 1
+
+    async def _stream(self, request: Request, *, full_text_default: bool) -> Response:
+        try:
+            req = await self._parse(request, full_text_default=full_text_default)
+        except ProtocolError as exc:
+            return JSONResponse(exc.body(), status_code=exc.status)
+        return StreamingResponse(self._events(req), media_type="text/event-stream")
+
+    async def generate_stream(self, request: Request) -> Response:
+        """TGI's `/generate_stream` (return_full_text defaults to false)."""
+        return await self._stream(request, full_text_default=False)
+
+    async def compat(self, request: Request) -> Response:
+        """TGI's `/`: streams when `stream` is true (huggingface_hub's text_generation posts here)."""
+        try:
+            body = await request.json()
+        except ValueError:
+            body = None
+        if isinstance(body, dict) and body.get("stream"):
+            return await self._stream(request, full_text_default=True)
+        reply = await self.generate(request, full_text_default=True)
+        return JSONResponse([reply]) if isinstance(reply, dict) else reply
+
+    async def generate(self, request: Request, *, full_text_default: bool = False) -> Any:
+        """TGI's `/generate`: the whole answer once it is done (at the same pace)."""
+        try:
+            req = await self._parse(request, full_text_default=full_text_default)
+        except ProtocolError as exc:
+            return JSONResponse(exc.body(), status_code=exc.status)
+        tokens = [t async for t in self._tokens(req)]
+        self.stats.requests += 1
+        self.stats.completed += 1
+        self.stats.tokens_sent += len(tokens)
+        text = "".join(piece for _, piece in tokens)
+        listed = [token_json(1000 + i % len(WORDS), piece, -0.5, False) for i, piece in tokens]
+        body = {
+            "generated_text": req.inputs + text if req.return_full_text else text,
+            "details": details_json("length", len(tokens), req.params.seed, 8, listed) if req.details else None,
+        }
+        if request.url.path == "/":
+            return body
+        return JSONResponse(body)
+
+    async def info(self, request: Request) -> Response:
+        """TGI's `/info`, with limits large enough never to refuse a benchmark request."""
+        return JSONResponse(
+            {
+                "model_id": "synthetic",
+                "model_sha": None,
+                "model_pipeline_tag": "text-generation",
+                "max_concurrent_requests": 100_000,
+                "max_best_of": 1,
+                "max_stop_sequences": LIMITS.max_stop_sequences,
+                "max_input_tokens": LIMITS.max_input_tokens,
+                "max_total_tokens": LIMITS.max_total_tokens,
+                "validation_workers": 1,
+                "max_client_batch_size": 1,
+                "router": "synthetic",
+                "version": "synthetic",
+                "sha": None,
+                "docker_label": None,
+            }
+        )
+
+    async def health(self, request: Request) -> Response:
+        """TGI's `/health`: 200, empty body."""
+        return Response(status_code=200)
+
+    async def models(self, request: Request) -> Response:
+        """`/v1/models`: one model."""
+        return JSONResponse({"object": "list", "data": [{"id": "synthetic", "object": "model", "owned_by": "bench"}]})
+
+    async def get_stats(self, request: Request) -> Response:
+        """Counters since the last reset (not a TGI route)."""
+        return JSONResponse({**asdict(self.stats), "monotonic": time.monotonic()})
+
+    async def reset_stats(self, request: Request) -> Response:
+        """Zero the counters, keeping the number of streams still open (not a TGI route)."""
+        self.stats = Stats(active=self.stats.active, peak_active=self.stats.active)
+        return JSONResponse(asdict(self.stats))
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Serve the synthetic model until interrupted."""
+    import uvicorn
+
+    p = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8081)
+    p.add_argument("--ttft-ms", type=float, default=200.0, help="time to first token")
+    p.add_argument("--tokens-per-s", type=float, default=40.0, help="tokens per second of each stream")
+    args = p.parse_args(argv)
+    server = SyntheticTgi(Pace(ttft_s=args.ttft_ms / 1000, tokens_per_s=args.tokens_per_s))
+    uvicorn.run(server.app, host=args.host, port=args.port, log_level="warning", backlog=4096, timeout_keep_alive=30)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
