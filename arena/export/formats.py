@@ -82,8 +82,21 @@ def _not_pair(vote: JudgedRound) -> str | None:
     return None
 
 
-def _empty(*histories: list[Turn]) -> bool:
-    return any(not h or h[-1].role != "assistant" or not h[-1].content.strip() for h in histories)
+def _answered(history: list[Turn]) -> bool:
+    return (
+        bool(history)
+        and history[-1].role == "assistant"
+        and not history[-1].content.isspace()
+        and bool(history[-1].content)
+    )
+
+
+def _empty(a: list[Turn], b: list[Turn]) -> bool:
+    return not (_answered(a) and _answered(b))
+
+
+def _stopped(history: list[Turn]) -> bool:
+    return bool(history) and history[-1].status == "stopped"
 
 
 def _common(vote: JudgedRound, judges: Judges) -> dict[str, Any]:
@@ -93,7 +106,7 @@ def _common(vote: JudgedRound, judges: Judges) -> dict[str, Any]:
         "language": vote.language or "unknown",
         "self_play": vote.mode == "self_play",
         "anonymous": vote.anonymous,
-        "stopped": any(h[-1].status == "stopped" for h in (vote.history_a, vote.history_b) if h),
+        "stopped": _stopped(vote.history_a) or _stopped(vote.history_b),
         "judge": judges(vote.session_id),
         "voted_at": vote.voted_at.isoformat(),
     }

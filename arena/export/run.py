@@ -135,22 +135,28 @@ def export(
 
 
 def _tally(summary: Summary, fmt: str, rows: list[dict[str, Any]]) -> None:
+    """Count rows per model and language, and widen the date range (ISO times in UTC compare as text)."""
+    if not rows:
+        return
     summary.rows += len(rows)
-    for row in rows:
-        if fmt in formats.PAIRED:
-            summary.models.update({row["model_chosen"], row["model_rejected"]})  # a self-play row counts once
-        elif fmt == "kto":
-            summary.models[row["model"]] += 1
-        else:
-            summary.models.update({row["model_a"], row["model_b"]} if fmt == "lmsys" else set(row["models"].values()))
-        summary.languages[row["language"] or "unknown"] += 1
-        moment = row.get("voted_at") or row.get("started_at")
-        if fmt == "lmsys":
-            moment = datetime.fromtimestamp(row["tstamp"], UTC).isoformat()
-        when = datetime.fromisoformat(moment) if moment else None
-        if when is not None:
-            summary.first = when if summary.first is None or when < summary.first else summary.first
-            summary.last = when if summary.last is None or when > summary.last else summary.last
+    if fmt in formats.PAIRED:  # a self-play row counts its model once
+        models = [m for r in rows for m in {r["model_chosen"], r["model_rejected"]}]
+    elif fmt == "kto":
+        models = [r["model"] for r in rows]
+    elif fmt == "lmsys":
+        models = [m for r in rows for m in {r["model_a"], r["model_b"]}]
+    else:
+        models = [m for r in rows for m in set(r["models"].values())]
+    summary.models.update(models)
+    summary.languages.update(r["language"] or "unknown" for r in rows)
+    if fmt == "lmsys":
+        times = [datetime.fromtimestamp(min(r["tstamp"] for r in rows), UTC)]
+        times.append(datetime.fromtimestamp(max(r["tstamp"] for r in rows), UTC))
+    else:
+        stamps = [r.get("voted_at") or r["started_at"] for r in rows]
+        times = [datetime.fromisoformat(min(stamps)), datetime.fromisoformat(max(stamps))]
+    summary.first = min(times[0], summary.first) if summary.first else times[0]
+    summary.last = max(times[1], summary.last) if summary.last else times[1]
 
 
 def leaderboard_strengths(engine: Engine, filters: ExportFilters) -> dict[str, float]:

@@ -7,18 +7,21 @@ chats in the order they started.
 
 from __future__ import annotations
 
+import threading
 from collections import defaultdict
 from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time
-from typing import Any, NamedTuple
+from queue import Full, Queue
+from typing import Any, NamedTuple, TypeVar
 
-from sqlalchemy import Engine, Select, and_, bindparam, func, or_, select
+from sqlalchemy import Engine, Select, and_, func, or_, select
 from sqlalchemy.orm import Session
 
 from arena.store.schema import BattleRow, ConversationRow, FeedbackRow, MessageRow, VoteRow
 
 BATCH = 2000
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -202,14 +205,19 @@ class ExportSource:
         )
         joined: Select[Any] = select(*columns).join(BattleRow, VoteRow.battle_id == BattleRow.id)  # type: ignore[assignment]
         base = self._vote_filter(joined, filters)
-        last = 0
-        while True:
-            with self._engine.connect() as conn:
-                rows = conn.execute(base.where(VoteRow.id > last).order_by(VoteRow.id).limit(self._batch)).all()
-                if not rows:
-                    return
-                ids = {r.battle_id for r in rows}
-                turns = self._turns(conn, [f"{b}-{side}" for b in ids for side in "ab"])
+
+        def batches() -> Iterator[tuple[Sequence[Any], dict[str, list[tuple[int, Turn]]]]]:
+            last = 0
+            while True:
+                with self._engine.connect() as conn:
+                    rows = conn.execute(base.where(VoteRow.id > last).order_by(VoteRow.id).limit(self._batch)).all()
+                    if not rows:
+                        return
+                    ids = {r[1] for r in rows}
+                    yield rows, self._turns(conn, [f"{b}-{side}" for b in ids for side in "ab"])
+                last = rows[-1][0]
+
+        for rows, turns in prefetched(batches()):
             for vote_id, battle, turn, outcome, anon, leak, lang, when, session, model_a, model_b, mode in rows:
                 yield JudgedRound(
                     vote_id,
@@ -227,26 +235,30 @@ class ExportSource:
                     _upto(turns.get(f"{battle}-a", ()), turn),
                     _upto(turns.get(f"{battle}-b", ()), turn),
                 )
-            last = rows[-1].id
 
     @staticmethod
     def _turns(conn: Any, conversation_ids: Sequence[str]) -> dict[str, list[tuple[int, Turn]]]:
-        """The current (not superseded) messages of these conversations, in order, with their round index."""
-        query = (
-            select(
-                MessageRow.conversation_id,
-                MessageRow.turn_index,
-                MessageRow.role,
-                MessageRow.content,
-                MessageRow.status,
-                MessageRow.language,
+        """The current (not superseded) messages of these conversations, in order, with their round index.
+
+        The hottest query of an export (thousands of ids per batch), so it goes to the driver as plain SQL:
+        SQLAlchemy's expanding IN costs more than the query itself.
+        """
+        cursor = conn.connection.driver_connection.cursor()
+        columns = "conversation_id, turn_index, role, content, status, language"
+        tail = "AND status <> 'superseded' ORDER BY conversation_id, turn_index, id"
+        if conn.dialect.name == "postgresql":
+            cursor.execute(
+                f"SELECT {columns} FROM messages WHERE conversation_id = ANY(%s) {tail}", (list(conversation_ids),)
             )
-            .where(MessageRow.conversation_id.in_(bindparam("ids", expanding=True)), MessageRow.status != "superseded")
-            .order_by(MessageRow.conversation_id, MessageRow.turn_index, MessageRow.id)
-        )
+        else:
+            marks = ",".join("?" * len(conversation_ids))
+            cursor.execute(
+                f"SELECT {columns} FROM messages WHERE conversation_id IN ({marks}) {tail}", conversation_ids
+            )
         out: dict[str, list[tuple[int, Turn]]] = defaultdict(list)
-        for conv, index, role, content, status, language in conn.execute(query, {"ids": conversation_ids}).all():
+        for conv, index, role, content, status, language in cursor.fetchall():
             out[conv].append((index, Turn(role, content, status, language)))
+        cursor.close()
         return out
 
     # --- chat feedback --------------------------------------------------------------------------------
@@ -445,6 +457,48 @@ class ExportSource:
                 )
             )
         return out
+
+
+def prefetched(items: Iterator[T], depth: int = 2) -> Iterator[T]:
+    """`items`, produced by a background thread up to `depth` ahead (the database works while rows are shaped).
+
+    The producer stops when the consumer goes away (the generator is closed or collected) or on the first error,
+    which is raised in the consumer.
+    """
+    queue: Queue[tuple[str, Any]] = Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def offer(entry: tuple[str, Any]) -> bool:
+        while not stop.is_set():
+            try:
+                queue.put(entry, timeout=0.1)
+                return True
+            except Full:
+                continue
+        return False
+
+    def produce() -> None:
+        try:
+            for item in items:
+                if not offer(("item", item)):
+                    return
+            offer(("end", None))
+        except BaseException as exc:  # handed to the consumer, which raises it
+            offer(("error", exc))
+
+    worker = threading.Thread(target=produce, name="export-prefetch", daemon=True)
+    worker.start()
+    try:
+        while True:
+            kind, value = queue.get()
+            if kind == "end":
+                return
+            if kind == "error":
+                raise value
+            yield value
+    finally:
+        stop.set()
+        worker.join(timeout=5)
 
 
 def _upto(turns: Sequence[tuple[int, Turn]], index: int) -> list[Turn]:
