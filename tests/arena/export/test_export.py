@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -238,3 +239,33 @@ def test_a_failed_export_leaves_the_previous_file_untouched(history: History, tm
         export(history.engine, "dpo", out, ExportFilters(), judges=JUDGES, progress=broken)
     assert out.read_text(encoding="utf-8") == "previous export\n"
     assert [p.name for p in folder.iterdir()] == ["dpo.jsonl"]
+
+
+def test_prefetch_hands_on_errors_and_stops_when_the_reader_leaves() -> None:
+    import threading
+
+    from arena.store.export_source import prefetched
+
+    def failing() -> Iterator[int]:
+        yield 1
+        raise RuntimeError("the database went away")
+
+    got = []
+    with pytest.raises(RuntimeError, match="went away"):
+        got.extend(prefetched(failing()))
+    assert got == [1]
+
+    produced = []
+
+    def endless() -> Iterator[int]:
+        n = 0
+        while True:
+            produced.append(n)
+            yield n
+            n += 1
+
+    stream = prefetched(endless(), depth=2)
+    assert [next(stream) for _ in range(3)] == [0, 1, 2]
+    stream.close()
+    assert not any(t.name == "export-prefetch" and t.is_alive() for t in threading.enumerate())
+    assert len(produced) <= 3 + 2 + 1  # read ahead by at most the queue's depth, then stopped
