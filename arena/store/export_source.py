@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import threading
 from collections import defaultdict
-from collections.abc import Collection, Iterator, Sequence
+from collections.abc import Collection, Generator, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time
 from queue import Full, Queue
@@ -459,7 +459,7 @@ class ExportSource:
         return out
 
 
-def prefetched(items: Iterator[T], depth: int = 2) -> Iterator[T]:
+def prefetched(items: Iterator[T], depth: int = 2) -> Generator[T, None, None]:
     """`items`, produced by a background thread up to `depth` ahead (the database works while rows are shaped).
 
     The producer stops when the consumer goes away (the generator is closed or collected) or on the first error,

@@ -250,12 +250,12 @@ def test_prefetch_hands_on_errors_and_stops_when_the_reader_leaves() -> None:
         yield 1
         raise RuntimeError("the database went away")
 
-    got = []
+    got: list[int] = []
     with pytest.raises(RuntimeError, match="went away"):
         got.extend(prefetched(failing()))
     assert got == [1]
 
-    produced = []
+    produced: list[int] = []
 
     def endless() -> Iterator[int]:
         n = 0
