@@ -1,4 +1,9 @@
-"""Shared fixtures: tiny demo models built once, real SQLite files, real app processes on loopback."""
+"""Shared fixtures: tiny demo models built once, real databases (SQLite files and PostgreSQL), real app processes.
+
+`db_url` and `repo` are parametrised over both dialects: every test using them runs on a fresh SQLite file and on a
+fresh PostgreSQL database. A test that is about SQLite itself takes `sqlite_url` instead, or narrows `db_url` with
+`@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)`.
+"""
 
 from __future__ import annotations
 
@@ -23,6 +28,7 @@ from arena.wiring import local_spec
 from backends.demo import DemoModels, ensure_demo_models
 from backends.local import LocalBackend, LocalModelPool
 from tests.helpers import Process, config_for, start_serve
+from tests.postgres import PostgresServer, PostgresUnavailable, connect_or_start, in_ci
 
 torch.set_num_threads(1)  # several times faster for tiny models on 2 cores
 
@@ -48,18 +54,77 @@ def local_backends(demo_config: AppConfig) -> Iterator[dict[str, LocalBackend]]:
     pool.close()
 
 
+DIALECTS = ("sqlite", "postgresql")
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresServer]:
+    """A PostgreSQL server for the session (CORRAL_TEST_POSTGRES_URL, or a throwaway cluster started here).
+
+    Without one, PostgreSQL cases fail on CI (CI=true), where the suite must run, and are skipped elsewhere.
+    """
+    problem = ""
+    try:
+        server = connect_or_start(os.environ)
+    except PostgresUnavailable as exc:
+        problem = str(exc)
+    if problem and in_ci(os.environ):
+        pytest.fail(f"CI runs the PostgreSQL suite but no server is available: {problem}", pytrace=False)
+    if problem:
+        pytest.skip(f"PostgreSQL cases skipped: {problem}")
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def postgres_template(postgres: PostgresServer) -> Iterator[str]:
+    """A PostgreSQL database migrated once to the newest schema; each test gets a copy of it."""
+    name = postgres.create_database()
+    engine = make_engine(postgres.url(name))
+    upgrade(engine)
+    engine.dispose()  # a template must have no open connections when it is copied
+    yield name
+    postgres.drop_database(name)
+
+
 @pytest.fixture
-def db_url(tmp_path: Path) -> str:
-    """A fresh SQLite file, migrated to the newest schema."""
+def sqlite_url(tmp_path: Path) -> str:
+    """A fresh SQLite file, migrated to the newest schema (for tests about SQLite itself)."""
     url = f"sqlite:///{tmp_path / 'corral.db'}"
     upgrade(make_engine(url))
     return url
 
 
+@pytest.fixture(params=DIALECTS)
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """The URL of a fresh database migrated to the newest schema: a SQLite file, or a PostgreSQL database."""
+    if request.param == "sqlite":
+        yield request.getfixturevalue("sqlite_url")
+        return
+    postgres: PostgresServer = request.getfixturevalue("postgres")
+    name = postgres.create_database(template=request.getfixturevalue("postgres_template"))
+    yield postgres.url(name)
+    postgres.drop_database(name)
+
+
+@pytest.fixture(params=DIALECTS)
+def empty_db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """The URL of a fresh database with no tables at all (for migration tests), on each dialect."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'empty.db'}"
+        return
+    postgres: PostgresServer = request.getfixturevalue("postgres")
+    name = postgres.create_database()
+    yield postgres.url(name)
+    postgres.drop_database(name)
+
+
 @pytest.fixture
-def repo(db_url: str) -> Repository:
-    """The repository over a fresh SQLite file."""
-    return Repository(make_engine(db_url))
+def repo(db_url: str) -> Iterator[Repository]:
+    """The repository over `db_url`'s fresh database."""
+    engine = make_engine(db_url)
+    yield Repository(engine)
+    engine.dispose()
 
 
 @pytest.fixture

@@ -197,17 +197,20 @@ def test_regenerate_is_refused_while_a_vote_is_being_written(service: BattleServ
 def test_a_vote_the_database_cannot_store_is_a_sentence_and_can_be_retried(
     service: BattleService, repo: Repository, db_url: str
 ) -> None:
-    import sqlite3
+    from sqlalchemy import text
+
+    from arena.store.engine import make_engine
 
     state = pair("demo-base", "demo-lora-a")
     asyncio.run(ask_all(service, state, "Hello"))
-    path = db_url.removeprefix("sqlite:///")
-    with sqlite3.connect(path) as conn:
-        conn.execute("ALTER TABLE votes RENAME TO votes_away")  # a real failure of the next write
+    engine = make_engine(db_url)
+    with engine.begin() as conn:
+        conn.execute(text("ALTER TABLE votes RENAME TO votes_away"))  # a real failure of the next write
     with pytest.raises(VoteRefused, match="could not be saved right now"):
         asyncio.run(service.vote(state, Outcome.A, VOTER))
-    with sqlite3.connect(path) as conn:
-        conn.execute("ALTER TABLE votes_away RENAME TO votes")
+    with engine.begin() as conn:
+        conn.execute(text("ALTER TABLE votes_away RENAME TO votes"))
+    engine.dispose()
     asyncio.run(service.vote(state, Outcome.A, VOTER))  # the round was not burned by the failure
     assert len(repo.votes()) == 1
 

@@ -1,17 +1,23 @@
-"""Repository round trips on a real SQLite file."""
+"""Repository round trips on a real database: every test runs on a SQLite file and on PostgreSQL."""
 
 from __future__ import annotations
 
-import sqlite3
+import subprocess
+import sys
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, date, datetime
 from typing import Any
 
 import pytest
-from sqlalchemy import inspect
+from sqlalchemy import inspect, text
 
 from arena.domain import Outcome, Reply, ReplyStatus, Side, Voter
 from arena.store.engine import make_engine
-from arena.store.migrate import upgrade
+from arena.store.migrate import head_revision, upgrade
 from arena.store.repository import DuplicateVote, Repository, UnknownBattle
+from tests.helpers import ROOT
+from tests.postgres import PostgresServer
 
 VOTER = Voter(session_id="s1", ip_hash="h1")
 MODELS = {Side.A: "m-a", Side.B: "m-b"}
@@ -35,12 +41,18 @@ def battle_with_turn(repo: Repository, battle_id: str = "b" * 32, *, error: bool
     return battle_id
 
 
-def test_migrations_create_the_schema_and_sqlite_is_tuned(db_url: str) -> None:
+def test_migrations_create_the_schema_and_a_second_run_is_a_no_op(db_url: str) -> None:
     engine = make_engine(db_url)
-    upgrade(engine)  # a second run is a no-op
-    assert {"battles", "conversations", "messages", "votes", "alembic_version"} <= set(
-        inspect(engine).get_table_names()
-    )
+    upgrade(engine)
+    tables = {"battles", "conversations", "messages", "votes", "vote_counts", "vote_totals", "chat_feedback"}
+    assert tables | {"alembic_version"} <= set(inspect(engine).get_table_names())
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT version_num FROM alembic_version")).scalars().all() == [head_revision()]
+    engine.dispose()
+
+
+def test_sqlite_is_tuned(sqlite_url: str) -> None:
+    engine = make_engine(sqlite_url)
     with engine.connect() as conn:
         raw = conn.connection.dbapi_connection
         assert raw is not None
@@ -103,11 +115,10 @@ def test_chat_round_trip(repo: Repository) -> None:
 
 
 def test_no_raw_ip_column_anywhere(db_url: str) -> None:
-    path = db_url.removeprefix("sqlite:///")
-    with sqlite3.connect(path) as conn:
-        columns = [
-            row[1] for t in ("battles", "conversations", "votes") for row in conn.execute(f"PRAGMA table_info({t})")
-        ]
+    engine = make_engine(db_url)
+    schema = inspect(engine)
+    columns = [c["name"] for t in schema.get_table_names() for c in schema.get_columns(t)]
+    engine.dispose()
     assert "ip_hash" in columns and not any(c in ("ip", "ip_address", "client_ip") for c in columns)
 
 
@@ -167,3 +178,97 @@ def test_dated_counts_match_whole_utc_days(repo: Repository) -> None:
     assert repo.pair_outcomes(until=today) == []
     assert repo.pair_outcomes() == [("m-a", "m-b", Outcome.A, 1)]
     assert repo.languages() == ["French"]
+
+
+def test_concurrent_votes_are_each_stored_and_counted_once(repo: Repository) -> None:
+    writers, battles_each = 8, 10
+    for w in range(writers):
+        for i in range(battles_each):
+            battle_with_turn(repo, f"{w:016x}{i:016x}")
+    start = threading.Barrier(writers)
+
+    def vote_all(w: int) -> None:
+        start.wait()  # every writer hits the same vote_counts cells at once
+        for i in range(battles_each):
+            repo.record_vote(
+                battle_id=f"{w:016x}{i:016x}", turn_index=0, outcome=Outcome.A, anonymous=True, voter=VOTER
+            )
+
+    with ThreadPoolExecutor(writers) as pool:
+        list(pool.map(vote_all, range(writers)))
+    assert len(repo.votes()) == writers * battles_each
+    assert repo.pair_outcomes() == [("m-a", "m-b", Outcome.A, writers * battles_each)]
+    assert repo.pair_outcomes() == repo.pair_outcomes_from_votes()
+
+
+# imports first, then waits for the go line, so the processes really upgrade at the same moment
+MIGRATE = """
+import sys
+from arena.store.engine import make_engine
+from arena.store.migrate import upgrade
+engine = make_engine(sys.argv[1])
+print("ready", flush=True)
+sys.stdin.readline()
+upgrade(engine)
+"""
+
+
+def test_processes_starting_together_migrate_an_empty_postgresql_database_once(postgres: PostgresServer) -> None:
+    name = postgres.create_database()
+    url = postgres.url(name)
+    try:
+        procs = [
+            subprocess.Popen(
+                [sys.executable, "-c", MIGRATE, url],
+                cwd=ROOT,
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+            for _ in range(3)
+        ]
+        for proc in procs:
+            assert proc.stdout is not None and proc.stdout.readline() == "ready\n"
+        for proc in procs:
+            assert proc.stdin is not None
+            proc.stdin.write("go\n")
+            proc.stdin.flush()
+        # without the advisory lock, all but one fail on a duplicate alembic_version or table
+        errors = [proc.communicate(timeout=120)[1] for proc in procs]
+        assert [proc.returncode for proc in procs] == [0, 0, 0], errors
+        engine = make_engine(url)
+        with engine.connect() as conn:
+            assert conn.execute(text("SELECT version_num FROM alembic_version")).scalars().all() == [head_revision()]
+        engine.dispose()
+    finally:
+        postgres.drop_database(name)
+
+
+def test_the_counts_migration_backfills_votes_by_their_utc_day(empty_db_url: str) -> None:
+    engine = make_engine(empty_db_url)
+    upgrade(engine, "0002")
+    late_evening = datetime(2024, 3, 1, 23, 30, tzinfo=UTC)  # already 2 March in Tokyo
+    with engine.begin() as conn:
+        if conn.dialect.name == "postgresql":  # a session zone that is not UTC must not move the day
+            conn.execute(text(f"ALTER DATABASE \"{engine.url.database}\" SET timezone TO 'Asia/Tokyo'"))
+        conn.execute(
+            text(
+                "INSERT INTO battles (id, model_a, model_b, anonymous, status, session_id, started_at, mode,"
+                " identity_leak) VALUES ('b1', 'm-a', 'm-b', true, 'voted', 's1', :t, 'anonymous', false)"
+            ),
+            {"t": late_evening},
+        )
+        conn.execute(
+            text(
+                "INSERT INTO votes (battle_id, turn_index, outcome, anonymous, session_id, created_at, identity_leak,"
+                " language) VALUES ('b1', 0, 'a', true, 's1', :t, false, 'French')"
+            ),
+            {"t": late_evening},
+        )
+    engine.dispose()  # the migration's new session takes the database's zone
+    upgrade(engine)
+    repo = Repository(engine)
+    assert repo.pair_outcomes(since=date(2024, 3, 1), until=date(2024, 3, 2)) == [("m-a", "m-b", Outcome.A, 1)]
+    assert repo.pair_outcomes(language="French") == repo.pair_outcomes_from_votes(language="French")
+    engine.dispose()

@@ -31,14 +31,19 @@ def upgrade() -> None:
             "model_a", "model_b", "outcome", "anonymous", "identity_leak", "mode", "language", "day"
         ),
     )
+    # the vote's UTC day: SQLite stores the UTC wall time as text; PostgreSQL's text form follows the session zone
+    if op.get_bind().dialect.name == "postgresql":
+        day = "to_char(v.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD')"
+    else:
+        day = "SUBSTR(CAST(v.created_at AS TEXT), 1, 10)"
     op.execute(
-        """
+        f"""
         INSERT INTO vote_counts (model_a, model_b, outcome, anonymous, identity_leak, mode, language, day, count)
         SELECT b.model_a, b.model_b, v.outcome, v.anonymous, v.identity_leak, b.mode,
-               COALESCE(v.language, 'unknown'), SUBSTR(CAST(v.created_at AS TEXT), 1, 10), COUNT(*)
+               COALESCE(v.language, 'unknown'), {day}, COUNT(*)
         FROM votes v JOIN battles b ON b.id = v.battle_id
         GROUP BY b.model_a, b.model_b, v.outcome, v.anonymous, v.identity_leak, b.mode,
-                 COALESCE(v.language, 'unknown'), SUBSTR(CAST(v.created_at AS TEXT), 1, 10)
+                 COALESCE(v.language, 'unknown'), {day}
         """
     )
 
