@@ -6,6 +6,7 @@ import argparse
 import logging
 import os
 import random
+import socket
 import sys
 import threading
 import time
@@ -48,6 +49,7 @@ def main(argv: list[str] | None = None) -> int:
         level=os.environ.get("CORRAL_LOG_LEVEL", "INFO"), format="%(asctime)s %(name)s %(levelname)s %(message)s"
     )
     from arena.config import ConfigError, load_config
+    from arena.ui.common import api_error_handlers
     from backends.local import ModelLoadError
 
     started = time.perf_counter()
@@ -77,6 +79,10 @@ def main(argv: list[str] | None = None) -> int:
         run_history=False,
         footer_links=["api", "settings"],
         quiet=True,
+        # Gradio runs at most max_threads events at once across all events (default 40, whatever each event's
+        # concurrency_limit says): leave room for the three streaming tabs at their limit plus short events.
+        max_threads=max(40, 4 * config.arena.concurrency_limit),
+        app_kwargs={"exception_handlers": api_error_handlers()},  # an unknown endpoint name: 404, not a 500
     )
     return 0
 
@@ -84,28 +90,44 @@ def main(argv: list[str] | None = None) -> int:
 def build(config: AppConfig, *, db_url: str, data_dir: Path, threads: int | None) -> gr.Blocks:
     """Wire storage, backends, services and UI from a validated config."""
     import torch
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import OperationalError
 
     from arena.battle import BattleService, Guards
     from arena.chat import ChatService
     from arena.config import ConfigError
+    from arena.export.formats import Judges
+    from arena.export.service import ExportService
     from arena.language import LanguageDetector
     from arena.leaderboard import LeaderboardService
     from arena.leaks import DEFAULT_IDENTITY_WORDS, LeakDetector
     from arena.limits import RateLimiter, RateLimits
+    from arena.maintenance import battle_ids, close_interrupted, instance_prefix
     from arena.matchmaking import Matchmaker
     from arena.privacy import SaltError, check_salt, load_or_create_salt
+    from arena.retry import reason
     from arena.store.engine import make_engine
     from arena.store.migrate import upgrade
     from arena.store.repository import Repository
     from arena.ui import build_ui
-    from arena.ui.common import voter_factory
+    from arena.ui.common import seal_api, voter_factory
     from arena.wiring import build_backends
 
     if threads:
         torch.set_num_threads(threads)
     engine = make_engine(db_url)
-    upgrade(engine)
     repo = Repository(engine)
+    # a restarted instance closes the battles its killed predecessor left open (their state died with it)
+    instance = os.environ.get("CORRAL_INSTANCE") or f"{socket.gethostname()}:{data_dir}"
+    prefix = instance_prefix(instance)
+    try:
+        upgrade(engine)
+        idle = config.arena.retention.close_idle_battles_after_minutes
+        if closed := close_interrupted(repo, prefix=prefix, idle_minutes=idle):
+            log.info("closed %d interrupted battle(s) as incomplete", closed)
+    except OperationalError as exc:  # a read-only volume, a missing folder, a database server that is down
+        shown = make_url(db_url).render_as_string(hide_password=True)
+        raise ConfigError(f"the database {shown} cannot be opened for writing: {reason(exc)}") from None
     wired = build_backends(config, os.environ)
     wired.monitor.check_now()  # know which replicas answer before the first battle is drawn
     for backend in wired.remote:
@@ -124,6 +146,13 @@ def build(config: AppConfig, *, db_url: str, data_dir: Path, threads: int | None
     except SaltError as exc:
         wired.close()
         raise ConfigError(str(exc)) from None
+    exports = None
+    if admin_token := os.environ.get("CORRAL_ADMIN_TOKEN"):  # the Export tab exists only with an admin token
+        try:
+            exports = ExportService(engine, Judges(salt), admin_token)
+        except ValueError as exc:
+            wired.close()
+            raise ConfigError(str(exc)) from None
     arena = config.arena
     names = [name for m in config.models for name in (m.name, *m.aliases)]
     guards = Guards(
@@ -134,10 +163,14 @@ def build(config: AppConfig, *, db_url: str, data_dir: Path, threads: int | None
     # lingua loads its models on first use (2-3 s): do it now, off the event loop, not on the first question
     threading.Thread(target=guards.language.warm_up, name="language-warm-up", daemon=True).start()
     matchmaker = Matchmaker(config, random.Random(), repo.pair_outcomes)
-    battles = BattleService(config=config, backends=backends, repo=repo, matchmaker=matchmaker, guards=guards)
+    battles = BattleService(
+        config=config, backends=backends, repo=repo, matchmaker=matchmaker, guards=guards, new_id=battle_ids(prefix)
+    )
     chats = ChatService(config=config, backends=backends, repo=repo, guards=guards)
     board = LeaderboardService(repo, models=[m.name for m in config.models])
-    return build_ui(config, battles, chats, board, voter_factory(salt))
+    ui = build_ui(config, battles, chats, board, voter_factory(salt), exports)
+    seal_api(ui)
+    return ui
 
 
 if __name__ == "__main__":

@@ -141,6 +141,14 @@ class LimitsConfig(_Strict):
     votes_per_hour: int = Field(default=120, ge=0)
 
 
+class RetentionConfig(_Strict):
+    """How long voter data is kept (`python -m arena prune`), and when an abandoned open battle is closed."""
+
+    days: int | None = Field(default=None, ge=1)  # None: keep everything; `prune` needs --days then
+    action: Literal["delete", "anonymise"] = "anonymise"
+    close_idle_battles_after_minutes: int = Field(default=120, ge=1)  # open battles with no round for this long
+
+
 DEFAULT_FEEDBACK_TAGS = ["wrong", "unhelpful", "wrong language", "harmful", "too long", "too short"]
 
 
@@ -158,6 +166,7 @@ class ArenaSettings(_Strict):
     sampling: SamplingConfig = SamplingConfig()
     feedback_tags: list[str] = DEFAULT_FEEDBACK_TAGS
     leaderboard_rounds: int = Field(default=1000, ge=10, le=10000)  # bootstrap rounds per page view
+    retention: RetentionConfig = RetentionConfig()
 
 
 class AppConfig(_Strict):

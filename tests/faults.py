@@ -1,16 +1,31 @@
-"""A scripted misbehaving HTTP server on loopback, for fault tests: it hangs, dies mid-stream, sends bad SSE …
+"""Faults for tests: a scripted misbehaving HTTP server, and real processes and file systems broken on purpose.
 
-It is a real server on 127.0.0.1 speaking raw HTTP/1.1 over asyncio, so clients go through their whole real
-network path; only its behaviour is scripted.
+FaultServer is a real server on 127.0.0.1 speaking raw HTTP/1.1 over asyncio, so clients go through their whole
+real network path; only its behaviour is scripted. The rest kills, stalls, locks and fills real things: server
+processes (SIGKILL, SIGSTOP), a SQLite file locked by another process, a tmpfs that is full or read-only.
 """
 
 from __future__ import annotations
 
 import asyncio
+import errno
 import json
+import os
+import signal
+import subprocess
+import sys
 import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
+
+import yaml
+
+from backends.demo import DemoModels
+from tests.helpers import ROOT, Process, RunningApp, free_port, wait_for_port
 
 EVENT: dict[str, Any] = {
     "index": 1,
@@ -148,3 +163,136 @@ async def _respond(writer: asyncio.StreamWriter, status: int, body: bytes) -> No
         + body
     )
     await writer.drain()
+
+
+# --- faults made with real processes and real file systems ------------------------------------------------------
+
+
+@dataclass
+class FaultLog:
+    """Counts the faults a test module injects, so the suite can state how many it survived."""
+
+    injected: list[str] = field(default_factory=list)
+
+    def inject(self, what: str) -> None:
+        """Record one fault, just before it is made."""
+        self.injected.append(what)
+
+
+def serve_on(demo: DemoModels, workdir: Path, port: int) -> Process:
+    """`python -m backends.serve` with the demo base and both adapters on a given port (to restart it there)."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    log = workdir / f"serve-{port}-{int(time.time() * 1000)}.log"
+    cmd = [sys.executable, "-m", "backends.serve", "--model", str(demo.base), "--port", str(port), "--threads", "1"]
+    for name, path in demo.adapters.items():
+        cmd += ["--adapter", f"{name}={path}"]
+    with log.open("wb") as out:
+        proc = subprocess.Popen(cmd, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT)
+    wait_for_port(proc, port, log)
+    return Process(url=f"http://127.0.0.1:{port}", process=proc, log=log)
+
+
+def launch_app(
+    config: dict[str, Any],
+    workdir: Path,
+    *,
+    db_url: str | None = None,
+    env: dict[str, str] | None = None,
+    log_name: str = "app.log",
+) -> RunningApp:
+    """app.py on a free port with `workdir` as its data folder; the same workdir again is the same instance."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    config_file = workdir / "config.yaml"
+    config_file.write_text(yaml.safe_dump(config), encoding="utf-8")
+    port = free_port()
+    db_url = db_url or f"sqlite:///{workdir / 'corral.db'}"
+    log = workdir / log_name
+    full_env = {**os.environ, "CORRAL_IP_SALT": "test-salt-0123456789abcdef", "PYTHONUNBUFFERED": "1", **(env or {})}
+    cmd = [sys.executable, str(ROOT / "app.py"), "--config", str(config_file), "--port", str(port)]
+    cmd += ["--db", db_url, "--data-dir", str(workdir), "--threads", "1"]
+    with log.open("ab") as out:
+        proc = subprocess.Popen(cmd, cwd=ROOT, env=full_env, stdout=out, stderr=subprocess.STDOUT)
+    wait_for_port(proc, port, log)
+    return RunningApp(url=f"http://127.0.0.1:{port}/", process=proc, log=log, db_url=db_url)
+
+
+def sigkill(process: Process) -> None:
+    """Kill a process the hard way (no cleanup, no flush) and reap it."""
+    process.process.send_signal(signal.SIGKILL)
+    process.process.wait(timeout=30)
+
+
+def wait_until(condition: Callable[[], bool], what: str, timeout: float = 120) -> None:
+    """Poll `condition` until it holds; fail naming `what` if it never does (a deadline, not a timing assertion)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"{what} did not happen within {timeout} s")
+
+
+class SqliteLock:
+    """Another process holding the write lock of a SQLite file (BEGIN IMMEDIATE) until released."""
+
+    SCRIPT = (
+        "import sqlite3, sys\n"
+        "conn = sqlite3.connect(sys.argv[1], timeout=60, isolation_level=None)\n"
+        "conn.execute('BEGIN IMMEDIATE')\n"
+        "print('locked', flush=True)\n"
+        "sys.stdin.readline()\n"
+        "conn.execute('ROLLBACK')\n"
+    )
+
+    def __init__(self, path: Path) -> None:
+        """Take the lock; return once it is held."""
+        self.proc = subprocess.Popen(
+            [sys.executable, "-c", self.SCRIPT, str(path)], stdin=subprocess.PIPE, stdout=subprocess.PIPE
+        )
+        assert self.proc.stdout is not None and self.proc.stdout.readline().strip() == b"locked"
+
+    def release(self) -> None:
+        """Give the lock back and let the holder exit."""
+        if self.proc.poll() is None:
+            assert self.proc.stdin is not None
+            self.proc.stdin.write(b"\n")
+            self.proc.stdin.flush()
+            self.proc.wait(timeout=30)
+
+
+class CannotMount(Exception):
+    """This machine does not let the tests mount a file system (not root, or no CAP_SYS_ADMIN)."""
+
+
+@contextmanager
+def small_filesystem(path: Path, size: str = "16m") -> Iterator[Path]:
+    """A size-limited tmpfs mounted at `path` (needs root); unmounted afterwards."""
+    path.mkdir(parents=True, exist_ok=True)
+    if os.geteuid() != 0:
+        raise CannotMount(f"mounting a tmpfs needs root; running as uid {os.geteuid()}")
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)], capture_output=True)
+    if done.returncode != 0:
+        raise CannotMount(f"mount -t tmpfs failed: {done.stderr.decode(errors='replace').strip()}")
+    try:
+        yield path
+    finally:
+        subprocess.run(["umount", "-l", str(path)], check=False)
+
+
+def remount(path: Path, mode: str) -> None:
+    """Remount the tmpfs at `path` read-only ("ro") or read-write ("rw")."""
+    subprocess.run(["mount", "-o", f"remount,{mode}", str(path)], check=True)
+
+
+def fill_disk(folder: Path) -> Path:
+    """Write a file into `folder` until its file system has not one byte left; returns the file."""
+    filler = folder / "filler.bin"
+    with filler.open("wb", buffering=0) as f:
+        for chunk in (1 << 20, 1 << 12, 1):
+            try:
+                while True:
+                    f.write(b"\0" * chunk)
+            except OSError as exc:
+                if exc.errno != errno.ENOSPC:
+                    raise
+    return filler

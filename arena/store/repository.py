@@ -2,19 +2,23 @@
 
 from __future__ import annotations
 
+import functools
+import threading
 from collections.abc import Callable, Collection, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
 from typing import Any
 
-from sqlalchemy import Engine, func, select, update
+from sqlalchemy import Connection, Engine, bindparam, func, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from arena.domain import BattleMode, Outcome, Reply, ReplyStatus, Side, Voter
+from arena.store import retention
+from arena.store.retention import PruneAction, PruneReport
 from arena.store.schema import (
     BattleRow,
     ConversationRow,
@@ -108,8 +112,21 @@ class Repository:
     """All database access; takes plain values, returns dataclasses, never leaks a Session."""
 
     def __init__(self, engine: Engine, *, clock: Callable[[], datetime] = utcnow) -> None:
+        self._engine = engine
         self._sessions = sessionmaker(engine, expire_on_commit=False)
         self._clock = clock
+        # SQLite takes one writer at a time: queueing writers here is cheaper than SQLite's sleeping busy handler
+        self._write_lock = threading.Lock() if engine.dialect.name == "sqlite" else None
+
+    @contextmanager
+    def _write(self) -> Iterator[Connection]:
+        """A write transaction on a plain connection (the hot paths: battles, rounds, votes)."""
+        if self._write_lock is None:
+            with self._engine.begin() as conn:
+                yield conn
+            return
+        with self._write_lock, self._engine.begin() as conn:
+            yield conn
 
     @contextmanager
     def _tx(self) -> Iterator[Session]:
@@ -129,35 +146,39 @@ class Repository:
     ) -> None:
         """Store a new battle and its two (still empty) conversations."""
         now = self._clock()
-        with self._tx() as s:
-            s.add(
-                BattleRow(
-                    id=battle_id,
-                    model_a=models[Side.A],
-                    model_b=models[Side.B],
-                    anonymous=mode is not BattleMode.NAMED,
-                    mode=mode.value,
-                    language=language,
-                    status="open",
-                    session_id=voter.session_id,
-                    ip_hash=voter.ip_hash,
-                    started_at=now,
-                )
+        with self._write() as conn:
+            conn.execute(
+                _INSERT_BATTLE,
+                {
+                    "id": battle_id,
+                    "model_a": models[Side.A],
+                    "model_b": models[Side.B],
+                    "anonymous": mode is not BattleMode.NAMED,
+                    "mode": mode.value,
+                    "language": language,
+                    "status": "open",
+                    "session_id": voter.session_id,
+                    "ip_hash": voter.ip_hash,
+                    "started_at": now,
+                    "identity_leak": False,
+                },
             )
-            s.flush()  # the battle row must exist before the conversations that reference it
-            for side in Side:
-                s.add(
-                    ConversationRow(
-                        id=_conversation_id(battle_id, side),
-                        kind="battle",
-                        battle_id=battle_id,
-                        side=side.value,
-                        model=models[side],
-                        session_id=voter.session_id,
-                        ip_hash=voter.ip_hash,
-                        created_at=now,
-                    )
-                )
+            conn.execute(
+                _INSERT_CONVERSATION,
+                [
+                    {
+                        "id": _conversation_id(battle_id, side),
+                        "kind": "battle",
+                        "battle_id": battle_id,
+                        "side": side.value,
+                        "model": models[side],
+                        "session_id": voter.session_id,
+                        "ip_hash": voter.ip_hash,
+                        "created_at": now,
+                    }
+                    for side in Side
+                ],
+            )
 
     def record_battle_turn(
         self,
@@ -177,13 +198,13 @@ class Repository:
         """
         now = self._clock()
         errored = any(r.status is ReplyStatus.ERROR for r in replies.values())
-        with self._tx() as s:
-            battle = s.get(BattleRow, battle_id)
+        with self._write() as conn:
+            battle = conn.execute(_BATTLE_FOR_WRITE, {"id": battle_id}).first()
             if battle is None:
                 raise UnknownBattle(battle_id)
             convs = [_conversation_id(battle_id, side) for side in Side]
             if regenerated:
-                s.execute(
+                conn.execute(
                     update(MessageRow)
                     .where(
                         MessageRow.conversation_id.in_(convs),
@@ -193,14 +214,41 @@ class Repository:
                     )
                     .values(status="superseded")
                 )
+            rows = []
             for side, conv in zip(Side, convs, strict=True):
                 model = battle.model_a if side is Side.A else battle.model_b
                 if not regenerated:
-                    s.add(_user_message(conv, turn_index, user_text, now, language))
-                s.add(_assistant_message(conv, turn_index, replies[side], model, params[side], now))
-            battle.identity_leak = battle.identity_leak or identity_leak
+                    rows.append(_message_values(conv, turn_index, "user", user_text, now, language=language))
+                reply = replies[side]
+                rows.append(
+                    _message_values(
+                        conv,
+                        turn_index,
+                        "assistant",
+                        reply.text,
+                        now,
+                        model=model,
+                        status=reply.status.value if reply.status is not ReplyStatus.STREAMING else "error",
+                        error=reply.error,
+                        ttft_ms=reply.ttft_ms,
+                        total_ms=reply.total_ms,
+                        token_count=reply.tokens,
+                        generation_params=params[side],
+                    )
+                )
+            conn.execute(_INSERT_MESSAGE, rows)
+            status, finished = battle.status, battle.finished_at
+            if status == "incomplete":
+                status = "open"  # closed as idle by mistake: a stored round proves it is alive
             if errored:
-                battle.status, battle.finished_at = "errored", now
+                status, finished = "errored", now
+            leak = battle.identity_leak or identity_leak
+            if (status, finished, leak) != (battle.status, battle.finished_at, battle.identity_leak):
+                conn.execute(
+                    update(BattleRow)
+                    .where(BattleRow.id == battle_id)
+                    .values(status=status, finished_at=finished, identity_leak=leak)
+                )
 
     def record_vote(
         self,
@@ -216,38 +264,53 @@ class Repository:
         """Store a vote on one stored, error-free round; a second vote on the same round raises DuplicateVote."""
         now = self._clock()
         try:
-            with self._tx() as s:
-                battle = s.get(BattleRow, battle_id)
+            with self._write() as conn:
+                battle = conn.execute(_BATTLE_FOR_WRITE, {"id": battle_id}).first()
                 if battle is None or battle.status == "errored" or battle.session_id != voter.session_id:
                     raise UnknownBattle(battle_id)
-                stored = s.scalar(
-                    select(func.count(MessageRow.id)).where(
-                        MessageRow.conversation_id.in_([_conversation_id(battle_id, side) for side in Side]),
-                        MessageRow.turn_index == turn_index,
-                        MessageRow.role == "assistant",
-                        MessageRow.status.in_(ANSWERED),
-                    )
-                )
+                stored = conn.execute(
+                    _ANSWERS_OF_ROUND, {"a": f"{battle_id}-a", "b": f"{battle_id}-b", "turn": turn_index}
+                ).scalar()
                 if stored != 2:
                     raise UnknownBattle(f"{battle_id} round {turn_index} has no complete answers")
-                s.add(
-                    VoteRow(
-                        battle_id=battle_id,
-                        turn_index=turn_index,
-                        outcome=outcome.value,
-                        anonymous=anonymous,
-                        session_id=voter.session_id,
-                        ip_hash=voter.ip_hash,
-                        created_at=now,
-                        identity_leak=identity_leak,
-                        language=language,
-                    )
+                conn.execute(  # a duplicate vote fails here, before anything is counted
+                    _INSERT_VOTE,
+                    {
+                        "battle_id": battle_id,
+                        "turn_index": turn_index,
+                        "outcome": outcome.value,
+                        "anonymous": anonymous,
+                        "session_id": voter.session_id,
+                        "ip_hash": voter.ip_hash,
+                        "created_at": now,
+                        "identity_leak": identity_leak,
+                        "language": language,
+                    },
                 )
-                s.flush()  # a duplicate vote fails here, before anything is counted
-                s.execute(update(BattleRow).where(BattleRow.id == battle_id).values(status="voted", finished_at=now))
-                _count_vote(s, battle, outcome.value, anonymous, identity_leak, language, now)
+                conn.execute(_VOTED, {"battle": battle_id, "now": now})
+                _count_vote(conn, battle, outcome.value, anonymous, identity_leak, language, now)
         except IntegrityError as exc:
             raise DuplicateVote(f"{battle_id} round {turn_index}") from exc
+
+    def round_vote(self, battle_id: str, turn_index: int) -> StoredVote | None:
+        """The vote stored on one round of a battle, or None."""
+        votes = [v for v in self.votes(battle_id=battle_id) if v.turn_index == turn_index]
+        return votes[0] if votes else None
+
+    def close_open_battles(self, *, id_prefix: str | None = None, idle_before: datetime | None = None) -> int:
+        """Mark `incomplete` the open battles of a dead process (id prefix) or idle since `idle_before`; how many."""
+        with self._tx() as s:
+            return retention.close_open_battles(s, id_prefix=id_prefix, idle_before=idle_before, now=self._clock())
+
+    def prune(self, *, cutoff: datetime, action: PruneAction, dry_run: bool = False) -> PruneReport:
+        """Delete or anonymise voter data older than `cutoff` in one transaction (rolled back for a dry run)."""
+        with self._sessions() as s:
+            report = retention.prune(s, cutoff=cutoff, action=action)
+            if dry_run:
+                s.rollback()
+                return replace(report, dry_run=True)
+            s.commit()
+            return report
 
     def battle(self, battle_id: str) -> StoredBattle | None:
         """A stored battle with both conversations, or None."""
@@ -473,7 +536,7 @@ class Repository:
 
 
 def _count_vote(
-    s: Session, battle: BattleRow, outcome: str, anonymous: bool, leak: bool, language: str | None, now: datetime
+    conn: Connection, battle: Any, outcome: str, anonymous: bool, leak: bool, language: str | None, now: datetime
 ) -> None:
     """Add one to the vote's cell of vote_counts (an upsert, so concurrent writers never lose a count)."""
     values = {
@@ -487,12 +550,57 @@ def _count_vote(
         "day": now.astimezone(UTC).date().isoformat(),
         "count": 1,
     }
-    dialect = s.get_bind().dialect.name
+    daily, total = _upserts(conn.dialect.name)
+    conn.execute(daily, values)
+    conn.execute(total, {k: v for k, v in values.items() if k != "day"})
+
+
+@functools.cache
+def _upserts(dialect: str) -> tuple[Any, Any]:
+    """The two count upserts for a dialect, built once (values come as parameters)."""
     insert_: Any = postgresql_insert if dialect == "postgresql" else sqlite_insert
-    for table, cells in ((VoteCountRow, values), (VoteTotalRow, {k: v for k, v in values.items() if k != "day"})):
-        keys = [k for k in cells if k != "count"]
-        statement = insert_(table).values(**cells)
-        s.execute(statement.on_conflict_do_update(index_elements=keys, set_={"count": table.count + 1}))
+    out = []
+    for table in (VoteCountRow, VoteTotalRow):
+        keys = [c.key for c in table.__table__.c if c.primary_key]
+        out.append(insert_(table).on_conflict_do_update(index_elements=keys, set_={"count": table.count + 1}))
+    return out[0], out[1]
+
+
+_MESSAGE_COLUMNS = [c.key for c in MessageRow.__table__.columns if c.key != "id"]
+_INSERT_BATTLE = insert(BattleRow)
+_INSERT_CONVERSATION = insert(ConversationRow)
+_INSERT_MESSAGE = insert(MessageRow)
+_INSERT_VOTE = insert(VoteRow)
+_BATTLE_FOR_WRITE = select(
+    BattleRow.model_a,
+    BattleRow.model_b,
+    BattleRow.mode,
+    BattleRow.status,
+    BattleRow.session_id,
+    BattleRow.finished_at,
+    BattleRow.identity_leak,
+).where(BattleRow.id == bindparam("id"))
+_ANSWERS_OF_ROUND = select(func.count(MessageRow.id)).where(
+    MessageRow.conversation_id.in_([bindparam("a"), bindparam("b")]),
+    MessageRow.turn_index == bindparam("turn"),
+    MessageRow.role == "assistant",
+    MessageRow.status.in_(ANSWERED),
+)
+_VOTED = (
+    update(BattleRow).where(BattleRow.id == bindparam("battle")).values(status="voted", finished_at=bindparam("now"))
+)
+
+
+def _message_values(
+    conversation_id: str, turn_index: int, role: str, content: str, now: datetime, **columns: Any
+) -> dict[str, Any]:
+    """A message as the full set of column values an executemany insert needs (the rest NULL, status ok)."""
+    values = dict.fromkeys(_MESSAGE_COLUMNS)
+    values.update(
+        conversation_id=conversation_id, turn_index=turn_index, role=role, content=content, status="ok", created_at=now
+    )
+    values.update(columns)
+    return values
 
 
 def _conversation_id(battle_id: str, side: Side) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import gradio as gr
 
@@ -43,3 +44,37 @@ def pane(history: Sequence[Message], reply: Reply | None, streaming: bool) -> li
     elif msgs and msgs[-1]["role"] == "assistant":
         msgs[-1]["content"] = shown(reply)
     return msgs
+
+
+def seal_api(blocks: gr.Blocks) -> None:
+    """Leave only the public, named endpoints reachable by name, and every call going through the queue.
+
+    Gradio 6 leaves `api_visibility="private"` events out of /gradio_api/info but still routes
+    /gradio_api/call/<name> to them by their generated name (`on_send_1`, `compute` …), and with `api_open`
+    /gradio_api/run/<name> skips the queue and its concurrency limits. The page itself calls events by index
+    through the queue, which stays as it is: every handler checks its session's own state anyway.
+    """
+    blocks.api_open = False
+    for fn in blocks.fns.values():
+        if fn.api_visibility != "public":
+            fn.api_name = None
+
+
+def api_error_handlers() -> dict[type[Exception], Any]:
+    """FastAPI exception handlers for `launch(app_kwargs=…)`: an unknown endpoint name is a 404, not Gradio's 500."""
+    from fastapi.exceptions import RequestValidationError
+    from fastapi.responses import JSONResponse
+    from gradio.route_utils import FnIndexInferError
+
+    async def unknown_endpoint(_request: Any, _exc: Exception) -> JSONResponse:
+        return JSONResponse({"error": "There is no such endpoint."}, status_code=404)
+
+    async def unknown_event(_request: Any, _exc: Exception) -> JSONResponse:
+        # a forged fn_index on /gradio_api/queue/join is looked up with fns[fn_index]: a KeyError, not a 500
+        return JSONResponse({"error": "This request names no event of this app."}, status_code=400)
+
+    async def invalid_body(_request: Any, _exc: Exception) -> JSONResponse:
+        # FastAPI's own answer echoes the body back and fails (a 500) when it holds a non-JSON float (Infinity)
+        return JSONResponse({"error": "The request body is not valid for this endpoint."}, status_code=422)
+
+    return {FnIndexInferError: unknown_endpoint, KeyError: unknown_event, RequestValidationError: invalid_body}
