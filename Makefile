@@ -51,7 +51,9 @@ unit: install-dev system-deps
 
 test: lint typecheck unit
 
-# Every benchmark; JSON figures and a markdown summary land in benchmarks/results/.
+# The benchmarks at their quick sizes (a few minutes); BENCH_ARGS= (empty) runs every one at full size.
+# JSON figures and a markdown summary (SUMMARY.md) land in benchmarks/results/.
+BENCH_ARGS ?= --quick
 bench: install-dev
 	$(PY) -m benchmarks $(BENCH_ARGS)
 

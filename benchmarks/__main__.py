@@ -33,7 +33,7 @@ BENCHES = (
     Bench("stream", "app vs backend-direct TTFT and token gaps; battle wall vs slower side", quick_flag=True),
     Bench("concurrency", "25/50/100/200 simultaneous battles: TTFT overhead, delivery, errors, CPU", quick_flag=True),
     Bench("votes", "16 concurrent writers: votes/s, lost and duplicates (SQLite, PostgreSQL)", quick_flag=True),
-    Bench("export", "vote export (the lead's benchmark, when present)", quick_flag=False),
+    Bench("export", "1M votes (--quick: 100k) → dpo JSONL: rows/s and peak RSS of the export process", quick_flag=True),
     Bench("leaderboard", "full leaderboard from SQLite at 10k/100k/1M votes", quick_flag=False, in_quick=False),
     Bench("sampling", "votes to a stable ranking, uniform vs active pairing", quick_flag=False, in_quick=False),
     Bench("serve", "backends.serve streaming vs in-process generate; adapter memory", quick_flag=False, in_quick=False),
