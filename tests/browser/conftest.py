@@ -70,9 +70,9 @@ def chromium() -> str:
     return _chromium_or_skip()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")  # sync Playwright runs an event loop: gone before other packages
 def playwright_driver(chromium: str) -> Iterator[Any]:
-    """One Playwright driver for the session."""
+    """One Playwright driver for the browser tests (stopped before the next package runs)."""
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as driver:
