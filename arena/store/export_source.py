@@ -154,6 +154,15 @@ def _day(day: date) -> datetime:
     return datetime.combine(day, time.min, tzinfo=UTC)
 
 
+def _dated(query: Select[Any], column: Any, f: ExportFilters) -> Select[Any]:
+    """Keep rows whose `column` falls in the filters' whole UTC days (since inclusive, until exclusive)."""
+    if f.since is not None:
+        query = query.where(column >= _day(f.since))
+    if f.until is not None:
+        query = query.where(column < _day(f.until))
+    return query
+
+
 class ExportSource:
     """Streaming, read-only access to what exports need."""
 
@@ -168,10 +177,7 @@ class ExportSource:
             query = query.where(VoteRow.anonymous.is_(True))
         if not f.include_leaks:
             query = query.where(VoteRow.identity_leak.is_(False))
-        if f.since is not None:
-            query = query.where(VoteRow.created_at >= _day(f.since))
-        if f.until is not None:
-            query = query.where(VoteRow.created_at < _day(f.until))
+        query = _dated(query, VoteRow.created_at, f)
         if f.models is not None:
             models = list(f.models)
             query = query.where(BattleRow.model_a.in_(models), BattleRow.model_b.in_(models))
@@ -265,7 +271,7 @@ class ExportSource:
 
     def rated_answers(self, filters: ExportFilters) -> Iterator[RatedAnswer]:
         """Every 👍/👎 on a chat answer passing the date and model filters, in the order given."""
-        query = (
+        query: Any = (
             select(
                 FeedbackRow.id,
                 FeedbackRow.rating,
@@ -279,10 +285,7 @@ class ExportSource:
             .join(MessageRow, FeedbackRow.message_id == MessageRow.id)
             .join(ConversationRow, MessageRow.conversation_id == ConversationRow.id)
         )
-        if filters.since is not None:
-            query = query.where(FeedbackRow.created_at >= _day(filters.since))
-        if filters.until is not None:
-            query = query.where(FeedbackRow.created_at < _day(filters.until))
+        query = _dated(query, FeedbackRow.created_at, filters)
         if filters.models is not None:
             query = query.where(ConversationRow.model.in_(list(filters.models)))
         if filters.min_turns > 1:
@@ -325,10 +328,7 @@ class ExportSource:
 
     def _raw_battles(self, f: ExportFilters) -> Iterator[RawRecord]:
         query = select(BattleRow)
-        if f.since is not None:
-            query = query.where(BattleRow.started_at >= _day(f.since))
-        if f.until is not None:
-            query = query.where(BattleRow.started_at < _day(f.until))
+        query = _dated(query, BattleRow.started_at, f)
         if f.models is not None:
             query = query.where(BattleRow.model_a.in_(list(f.models)), BattleRow.model_b.in_(list(f.models)))
         if f.languages is not None:
@@ -372,10 +372,7 @@ class ExportSource:
 
     def _raw_chats(self, f: ExportFilters) -> Iterator[RawRecord]:
         query = select(ConversationRow).where(ConversationRow.kind == "chat")
-        if f.since is not None:
-            query = query.where(ConversationRow.created_at >= _day(f.since))
-        if f.until is not None:
-            query = query.where(ConversationRow.created_at < _day(f.until))
+        query = _dated(query, ConversationRow.created_at, f)
         if f.models is not None:
             query = query.where(ConversationRow.model.in_(list(f.models)))
         for page in self._pages(query, ConversationRow.created_at, ConversationRow.id):

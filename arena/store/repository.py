@@ -218,24 +218,8 @@ class Repository:
             for side, conv in zip(Side, convs, strict=True):
                 model = battle.model_a if side is Side.A else battle.model_b
                 if not regenerated:
-                    rows.append(_message_values(conv, turn_index, "user", user_text, now, language=language))
-                reply = replies[side]
-                rows.append(
-                    _message_values(
-                        conv,
-                        turn_index,
-                        "assistant",
-                        reply.text,
-                        now,
-                        model=model,
-                        status=reply.status.value if reply.status is not ReplyStatus.STREAMING else "error",
-                        error=reply.error,
-                        ttft_ms=reply.ttft_ms,
-                        total_ms=reply.total_ms,
-                        token_count=reply.tokens,
-                        generation_params=params[side],
-                    )
-                )
+                    rows.append(_user_values(conv, turn_index, user_text, now, language))
+                rows.append(_assistant_values(conv, turn_index, replies[side], model, params[side], now))
             conn.execute(_INSERT_MESSAGE, rows)
             status, finished = battle.status, battle.finished_at
             if status == "incomplete":
@@ -607,28 +591,21 @@ def _conversation_id(battle_id: str, side: Side) -> str:
     return f"{battle_id}-{side.value}"
 
 
-def _user_message(
+def _user_values(
     conversation_id: str, turn_index: int, text: str, now: datetime, language: str | None = None
-) -> MessageRow:
-    return MessageRow(
-        conversation_id=conversation_id,
-        turn_index=turn_index,
-        role="user",
-        content=text,
-        status="ok",
-        created_at=now,
-        language=language,
-    )
+) -> dict[str, Any]:
+    return _message_values(conversation_id, turn_index, "user", text, now, language=language)
 
 
-def _assistant_message(
+def _assistant_values(
     conversation_id: str, turn_index: int, reply: Reply, model: str, params: dict[str, Any], now: datetime
-) -> MessageRow:
-    return MessageRow(
-        conversation_id=conversation_id,
-        turn_index=turn_index,
-        role="assistant",
-        content=reply.text,
+) -> dict[str, Any]:
+    return _message_values(
+        conversation_id,
+        turn_index,
+        "assistant",
+        reply.text,
+        now,
         model=model,
         status=reply.status.value if reply.status is not ReplyStatus.STREAMING else "error",
         error=reply.error,
@@ -636,5 +613,16 @@ def _assistant_message(
         total_ms=reply.total_ms,
         token_count=reply.tokens,
         generation_params=params,
-        created_at=now,
     )
+
+
+def _user_message(
+    conversation_id: str, turn_index: int, text: str, now: datetime, language: str | None = None
+) -> MessageRow:
+    return MessageRow(**_user_values(conversation_id, turn_index, text, now, language))
+
+
+def _assistant_message(
+    conversation_id: str, turn_index: int, reply: Reply, model: str, params: dict[str, Any], now: datetime
+) -> MessageRow:
+    return MessageRow(**_assistant_values(conversation_id, turn_index, reply, model, params, now))
