@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
+import contextlib
 import logging
 import os
 import random
@@ -10,6 +12,8 @@ import socket
 import sys
 import threading
 import time
+from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -82,9 +86,31 @@ def main(argv: list[str] | None = None) -> int:
         # Gradio runs at most max_threads events at once across all events (default 40, whatever each event's
         # concurrency_limit says): leave room for the three streaming tabs at their limit plus short events.
         max_threads=max(40, 4 * config.arena.concurrency_limit),
-        app_kwargs={"exception_handlers": api_error_handlers()},  # an unknown endpoint name: 404, not a 500
+        app_kwargs={
+            "exception_handlers": api_error_handlers(),  # an unknown endpoint name: 404, not a 500
+            "lifespan": worker_threads(max(32, 2 * config.arena.concurrency_limit)),
+        },
     )
     return 0
+
+
+def worker_threads(count: int) -> Callable[[object], contextlib.AbstractAsyncContextManager[None]]:
+    """A lifespan giving the server's event loop `count` worker threads for blocking calls (asyncio.to_thread).
+
+    asyncio's default pool has min(32, cores + 4) threads: with many battles at once, language detection and
+    every battle, round and vote write queue behind each other there, and a vote waits for other people's writes.
+    """
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: object) -> AsyncIterator[None]:
+        pool = ThreadPoolExecutor(max_workers=count, thread_name_prefix="corral-io")
+        asyncio.get_running_loop().set_default_executor(pool)
+        try:
+            yield
+        finally:
+            pool.shutdown(wait=False, cancel_futures=True)
+
+    return lifespan
 
 
 def build(config: AppConfig, *, db_url: str, data_dir: Path, threads: int | None) -> gr.Blocks:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import functools
 import logging
 import uuid
 from collections.abc import AsyncGenerator, Callable, Mapping
@@ -17,7 +19,9 @@ from arena.language import LanguageDetector
 from arena.leaks import LeakDetector
 from arena.limits import RateLimiter
 from arena.matchmaking import Matchmaker, Matchup
-from arena.replies import stream_reply
+from arena.replies import end_replies, stream_reply
+from arena.retry import DEFAULT_RETRY, RetryPolicy, retry_write
+from arena.rounds import LiveRound, Rounds, relay
 from arena.sampling import require_two
 from arena.store.repository import DuplicateVote, Repository, UnknownBattle
 from arena.text import clean_user_message
@@ -26,6 +30,14 @@ from backends.base import Backend, Message
 log = logging.getLogger(__name__)
 NOT_SAVED = "Sorry, this round could not be saved. Please start a new round."
 NOT_STARTED = "Sorry, the arena could not start this battle right now. Please try again in a moment."
+# At most one UI update per pane pair every 40 ms: each Gradio update costs milliseconds of CPU, and a backend
+# can send tokens faster than that (the first token still goes out at once).
+UPDATE_INTERVAL_S = 0.04
+VOTE_NOT_SAVED = (
+    "Sorry, your vote could not be saved right now: the arena's database is not accepting writes. "
+    "Nothing was recorded; please vote again in a minute."
+)
+ALREADY_VOTED = "You already voted on this round. Ask a follow-up or start a new round."
 
 
 @dataclass(frozen=True)
@@ -54,6 +66,7 @@ class BattleService:
         matchmaker: Matchmaker,
         guards: Guards,
         new_id: Callable[[], str] = lambda: uuid.uuid4().hex,
+        retry: RetryPolicy = DEFAULT_RETRY,
     ) -> None:
         self._config = config
         self._backends = backends
@@ -61,6 +74,8 @@ class BattleService:
         self._matchmaker = matchmaker
         self._guards = guards
         self._new_id = new_id
+        self._retry = retry
+        self._rounds = Rounds()
 
     def available(self) -> list[str]:
         """Models that can answer now, in config order."""
@@ -100,32 +115,42 @@ class BattleService:
         self._check_can_ask(state, voter)
         message = clean_user_message(text, max_chars=self._config.arena.max_input_chars)
         self._guards.limiter.check_message(voter_keys(voter))
-        state.streaming = True  # claimed before the first await: a second send in this session is refused
-        try:
-            language = await asyncio.to_thread(self._guards.language.detect, message)
-            if state.battle_id is None:
-                battle_id = self._new_id()
-                await asyncio.to_thread(
-                    self._repo.create_battle,
-                    battle_id=battle_id,
-                    models=state.models,
-                    voter=voter,
-                    mode=state.mode,
-                    language=language,
-                )
-                state.battle_id, state.language = battle_id, language
-        except SQLAlchemyError:
-            state.streaming = False
-            log.exception("could not store a new battle")
-            raise InputRejected(NOT_STARTED) from None
-        except BaseException:
-            state.streaming = False
-            raise
+        # claimed before the first await: a second send in this session is refused
+        state.streaming, state.stop_requested = True, False
         for side in Side:
             state.histories[side].append(Message(role="user", content=message))
-        state.last_question, state.turn_language = message, language
-        async for current in self._round(state, regenerated=False):
-            yield current
+        state.last_question, state.turn_language = message, None
+        # The answers start at once; the language and the battle row are worked out meanwhile (the round waits
+        # for them before it is stored), so neither delays the first token.
+        prepared = asyncio.create_task(self._prepare(state, voter, message))
+        async with contextlib.aclosing(self._round(state, regenerated=False, prepared=prepared)) as updates:
+            async for current in updates:
+                yield current
+        if state.battle_id is None:  # the battle could not be stored: the question was taken back
+            raise InputRejected(NOT_STARTED)
+
+    async def _prepare(self, state: BattleState, voter: Voter, message: str) -> bool:
+        """Detect the question's language and store the battle if it is new; False if it could not be stored."""
+        language = await asyncio.to_thread(self._guards.language.detect, message)
+        state.turn_language = language
+        if state.battle_id is not None:
+            return True
+        battle_id = self._new_id()
+        create = functools.partial(
+            self._repo.create_battle,
+            battle_id=battle_id,
+            models=state.models,
+            voter=voter,
+            mode=state.mode,
+            language=language,
+        )
+        try:
+            await retry_write(create, what="a new battle", policy=self._retry)
+        except SQLAlchemyError:
+            log.error("a new battle was not stored")
+            return False
+        state.battle_id, state.language = battle_id, language
+        return True
 
     async def regenerate(self, state: BattleState, voter: Voter) -> AsyncGenerator[BattleState, None]:
         """Answer the last question again on both sides; the replaced answers stay in the DB as superseded."""
@@ -140,21 +165,43 @@ class BattleService:
         if state.turns - 1 in state.voted_turns:  # also while a vote on it is being written
             raise InputRejected("You already voted on this round, so it can no longer be regenerated.")
         self._guards.limiter.check_message(voter_keys(voter))
+        state.streaming, state.stop_requested = True, False
         for side in Side:
             state.histories[side].pop()  # the answer being replaced
         state.turns -= 1
-        async for current in self._round(state, regenerated=True):
-            yield current
+        async with contextlib.aclosing(self._round(state, regenerated=True, prepared=None)) as updates:
+            async for current in updates:
+                yield current
 
     def stop(self, state: BattleState | None) -> None:
-        """Mark the running round as stopped by the user (the UI then cancels the stream)."""
+        """End the running round now (both answers stopped, the round stored and votable); safe from any thread."""
         if state is not None and state.streaming:
             state.stop_requested = True
+            self._rounds.wake(state)
 
-    async def _round(self, state: BattleState, *, regenerated: bool) -> AsyncGenerator[BattleState, None]:
+    async def wait_until_stored(self, state: BattleState | None) -> None:
+        """Wait until the running round of `state`, if any, has ended and is stored (bound it by a timeout)."""
+        if state is not None:
+            await self._rounds.wait(state, lambda: state.streaming)
+
+    async def _round(
+        self, state: BattleState, *, regenerated: bool, prepared: asyncio.Task[bool] | None
+    ) -> AsyncGenerator[BattleState, None]:
+        """Run the round in a task of its own and relay its progress: the round ends and is stored even when
+        this generator is abandoned (Gradio cancelled the event between two updates) or closed (Stop, page closed).
+        """
+        live = self._rounds.start(
+            state, lambda live: self._run_round(state, live, regenerated=regenerated, prepared=prepared)
+        )
+        async with contextlib.aclosing(relay(live, lambda: self.stop(state), interval=UPDATE_INTERVAL_S)) as news:
+            async for _ in news:
+                yield state
+        yield state
+
+    async def _run_round(
+        self, state: BattleState, live: LiveRound, *, regenerated: bool, prepared: asyncio.Task[bool] | None
+    ) -> None:
         state.replies = {Side.A: Reply(), Side.B: Reply()}
-        state.streaming, state.stop_requested = True, False
-        changed = asyncio.Event()
         tasks = [
             asyncio.create_task(
                 stream_reply(
@@ -162,28 +209,37 @@ class BattleService:
                     list(state.histories[side]),
                     state.params.get(side) or self._config.model(state.models[side]).generation,
                     state.replies[side],
-                    changed,
+                    live.changed,
                 )
             )
             for side in Side
         ]
+        if prepared is not None:
+            prepared.add_done_callback(lambda _: live.changed.set())
         try:
-            while True:
-                await changed.wait()
-                changed.clear()
+            while not (state.stop_requested or all(t.done() for t in tasks) or _failed(prepared)):
+                await live.changed.wait()
+                live.changed.clear()
                 self._check_leak(state)
-                if all(t.done() for t in tasks):
-                    break
-                yield state
-        except (asyncio.CancelledError, GeneratorExit):
-            # Only Stop (Gradio cancels the event) or a closed page cancels a round: keep what was written.
-            state.stop_requested = True
-            raise
+                live.updated.set()
         finally:
-            for t in tasks:
-                t.cancel()
-            await self._finish_round(state, regenerated=regenerated)
-        yield state
+            try:
+                await end_replies(tasks)
+                if prepared is not None:
+                    await asyncio.wait({prepared})
+            finally:
+                if prepared is None or (prepared.done() and not _failed(prepared)):
+                    await self._finish_round(state, regenerated=regenerated)
+                else:
+                    self._take_back_question(state)
+
+    @staticmethod
+    def _take_back_question(state: BattleState) -> None:
+        """The battle could not be stored: forget the question and its answers, so the user can simply ask again."""
+        for side in Side:
+            state.histories[side].pop()
+        state.replies = {}
+        state.streaming = False
 
     def _check_leak(self, state: BattleState) -> None:
         if state.identity_leak is None:
@@ -209,23 +265,22 @@ class BattleService:
         self._check_leak(state)
         assert state.battle_id is not None
         params = {s: (state.params.get(s) or self._config.model(state.models[s]).generation) for s in Side}
+        record = functools.partial(
+            self._repo.record_battle_turn,
+            battle_id=state.battle_id,
+            turn_index=state.turns,
+            user_text=state.last_question,
+            replies=dict(state.replies),
+            params={s: p.model_dump(mode="json") for s, p in params.items()},
+            language=state.turn_language,
+            identity_leak=state.identity_leak is not None,
+            regenerated=regenerated,
+        )
         try:
-            # shielded: a cancelled stream (the user left) must still leave a complete round in the DB
-            await asyncio.shield(
-                asyncio.to_thread(
-                    self._repo.record_battle_turn,
-                    battle_id=state.battle_id,
-                    turn_index=state.turns,
-                    user_text=state.last_question,
-                    replies=dict(state.replies),
-                    params={s: p.model_dump(mode="json") for s, p in params.items()},
-                    language=state.turn_language,
-                    identity_leak=state.identity_leak is not None,
-                    regenerated=regenerated,
-                )
-            )
-        except SQLAlchemyError:
-            log.exception("could not store a battle round")
+            # shielded inside: a cancelled stream (the user left) must still leave a complete round in the DB
+            await retry_write(record, what="a battle round", policy=self._retry)
+        except SQLAlchemyError:  # logged by retry_write; a non-transient failure is logged here
+            log.error("a battle round was not stored")
             for reply in state.replies.values():
                 reply.status, reply.error = ReplyStatus.ERROR, NOT_SAVED
         finally:
@@ -251,28 +306,49 @@ class BattleService:
         self._guards.limiter.check_vote(voter_keys(voter))
         assert state.battle_id is not None
         state.voted_turns.add(turn_index)  # reserved before the await: no regenerate or second vote meanwhile
+        battle_id = state.battle_id
+        record = functools.partial(
+            self._repo.record_vote,
+            battle_id=battle_id,
+            turn_index=turn_index,
+            outcome=outcome,
+            anonymous=state.anonymous,
+            voter=voter,
+            identity_leak=state.identity_leak is not None,
+            language=state.turn_language,
+        )
         try:
-            await asyncio.to_thread(
-                self._repo.record_vote,
-                battle_id=state.battle_id,
-                turn_index=turn_index,
-                outcome=outcome,
-                anonymous=state.anonymous,
-                voter=voter,
-                identity_leak=state.identity_leak is not None,
-                language=state.turn_language,
-            )
+            await retry_write(record, what="a vote", policy=self._retry)
         except DuplicateVote:
-            raise VoteRefused("You already voted on this round. Ask a follow-up or start a new round.") from None
+            if not await self._stored_by_an_earlier_attempt(battle_id, turn_index, outcome, voter):
+                raise VoteRefused(ALREADY_VOTED) from None
         except UnknownBattle:
             state.voted_turns.discard(turn_index)
             raise VoteRefused("This battle can no longer be voted on. Please start a new round.") from None
         except SQLAlchemyError:
+            # retried and still failing: free the round so the same vote can be cast again, and say so
             state.voted_turns.discard(turn_index)
-            log.exception("could not store a vote")
-            raise VoteRefused("Sorry, your vote could not be saved right now. Please try again.") from None
+            log.error("a vote was not stored; the voter was told to vote again")
+            raise VoteRefused(VOTE_NOT_SAVED) from None
         state.revealed = True
         return self.contestants(state)
+
+    async def _stored_by_an_earlier_attempt(
+        self, battle_id: str, turn_index: int, outcome: Outcome, voter: Voter
+    ) -> bool:
+        """Whether a "duplicate" is this very vote, committed by an attempt whose success report was lost."""
+        try:
+            stored = await asyncio.to_thread(self._repo.round_vote, battle_id, turn_index)
+        except SQLAlchemyError:
+            return False
+        return stored is not None and stored.session_id == voter.session_id and stored.outcome is outcome
+
+
+def _failed(prepared: asyncio.Task[bool] | None) -> bool:
+    """Whether the battle row could not be stored (the round then ends at once)."""
+    if prepared is None or not prepared.done():
+        return False
+    return prepared.cancelled() or prepared.exception() is not None or not prepared.result()
 
 
 def leak_notice(state: BattleState) -> str:

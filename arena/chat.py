@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import functools
 import logging
 import uuid
 from collections.abc import AsyncGenerator, Callable, Mapping
 
 from sqlalchemy.exc import SQLAlchemyError
 
-from arena.battle import Guards, voter_keys
+from arena.battle import UPDATE_INTERVAL_S, Guards, voter_keys
 from arena.config import AppConfig
 from arena.domain import ChatState, Reply, ReplyStatus, Voter
 from arena.errors import InputRejected
-from arena.replies import stream_reply
+from arena.replies import end_replies, stream_reply
+from arena.retry import DEFAULT_RETRY, RetryPolicy, retry_write
+from arena.rounds import LiveRound, Rounds, relay
 from arena.store.repository import DuplicateFeedback, Repository, UnknownBattle
 from arena.text import clean_text, clean_user_message
 from backends.base import Backend, Message
@@ -34,12 +38,15 @@ class ChatService:
         repo: Repository,
         guards: Guards,
         new_id: Callable[[], str] = lambda: uuid.uuid4().hex,
+        retry: RetryPolicy = DEFAULT_RETRY,
     ) -> None:
         self._config = config
         self._backends = backends
         self._repo = repo
         self._guards = guards
         self._new_id = new_id
+        self._retry = retry
+        self._rounds = Rounds()
 
     @property
     def feedback_tags(self) -> list[str]:
@@ -78,26 +85,33 @@ class ChatService:
         message = clean_user_message(text, max_chars=self._config.arena.max_input_chars)
         self._check(state, voter)
         self._guards.limiter.check_message(voter_keys(voter))
-        state.streaming = True  # claimed before the first await: a second send in this session is refused
-        try:
-            language = await asyncio.to_thread(self._guards.language.detect, message)
-            if state.conversation_id is None:
-                conversation_id = self._new_id()
-                await asyncio.to_thread(
-                    self._repo.create_chat, conversation_id=conversation_id, model=state.model, voter=voter
-                )
-                state.conversation_id = conversation_id
-        except SQLAlchemyError:
-            state.streaming = False
-            log.exception("could not store a new conversation")
-            raise InputRejected(NOT_SAVED) from None
-        except BaseException:
-            state.streaming = False
-            raise
+        # claimed before the first await: a second send in this session is refused
+        state.streaming, state.stop_requested = True, False
         state.history.append(Message(role="user", content=message))
         state.last_question = message
-        async for current in self._turn(state, language=language, regenerated=False):
-            yield current
+        # the answer starts at once; the language and the conversation row are worked out meanwhile
+        prepared = asyncio.create_task(self._prepare(state, voter, message))
+        async with contextlib.aclosing(self._turn(state, prepared=prepared, regenerated=False)) as updates:
+            async for current in updates:
+                yield current
+        if state.conversation_id is None:  # it could not be stored: the question was taken back
+            raise InputRejected(NOT_SAVED)
+
+    async def _prepare(self, state: ChatState, voter: Voter, message: str) -> str | None:
+        """Detect the question's language and store the conversation if it is new; raise if it cannot be stored."""
+        language = await asyncio.to_thread(self._guards.language.detect, message)
+        if state.conversation_id is None:
+            conversation_id = self._new_id()
+            create = functools.partial(
+                self._repo.create_chat, conversation_id=conversation_id, model=state.model, voter=voter
+            )
+            try:
+                await retry_write(create, what="a new conversation", policy=self._retry)
+            except SQLAlchemyError:
+                log.error("a new conversation was not stored")
+                raise
+            state.conversation_id = conversation_id
+        return language
 
     async def regenerate(self, state: ChatState, voter: Voter) -> AsyncGenerator[ChatState, None]:
         """Answer the last question again; the replaced answer stays in the DB as superseded."""
@@ -105,41 +119,65 @@ class ChatService:
         if state.turns == 0 or state.reply is None:
             raise InputRejected("Ask a question first: there is nothing to regenerate yet.")
         self._guards.limiter.check_message(voter_keys(voter))
+        state.streaming, state.stop_requested = True, False
         if state.reply.status is not ReplyStatus.ERROR:
             state.history.pop()  # the answer being replaced
         else:
             state.history.append(Message(role="user", content=state.last_question))
         state.turns -= 1
-        async for current in self._turn(state, language=None, regenerated=True):
-            yield current
+        async with contextlib.aclosing(self._turn(state, prepared=None, regenerated=True)) as updates:
+            async for current in updates:
+                yield current
 
     def stop(self, state: ChatState | None) -> None:
-        """Mark the running answer as stopped by the user (the UI then cancels the stream)."""
+        """End the running answer now (stopped, stored, rateable); safe from any thread."""
         if state is not None and state.streaming:
             state.stop_requested = True
+            self._rounds.wake(state)
+
+    async def wait_until_stored(self, state: ChatState | None) -> None:
+        """Wait until the running answer of `state`, if any, has ended and is stored (bound it by a timeout)."""
+        if state is not None:
+            await self._rounds.wait(state, lambda: state.streaming)
 
     async def _turn(
-        self, state: ChatState, *, language: str | None, regenerated: bool
+        self, state: ChatState, *, prepared: asyncio.Task[str | None] | None, regenerated: bool
     ) -> AsyncGenerator[ChatState, None]:
+        """Run the turn in a task of its own (see arena.rounds) and relay its progress."""
+        live = self._rounds.start(state, lambda live: self._run_turn(state, live, prepared, regenerated))
+        async with contextlib.aclosing(relay(live, lambda: self.stop(state), interval=UPDATE_INTERVAL_S)) as news:
+            async for _ in news:
+                yield state
+        yield state
+
+    async def _run_turn(
+        self, state: ChatState, live: LiveRound, prepared: asyncio.Task[str | None] | None, regenerated: bool
+    ) -> None:
         reply = state.reply = Reply()
-        state.streaming, state.stop_requested = True, False
-        changed = asyncio.Event()
         params = self._config.model(state.model).generation
         task = asyncio.create_task(
-            stream_reply(self._backends[state.model], list(state.history), params, reply, changed)
+            stream_reply(self._backends[state.model], list(state.history), params, reply, live.changed)
         )
+        if prepared is not None:
+            prepared.add_done_callback(lambda _: live.changed.set())
         try:
-            while not task.done():
-                await changed.wait()
-                changed.clear()
-                yield state
-        except (asyncio.CancelledError, GeneratorExit):
-            state.stop_requested = True  # only Stop or a closed page cancels an answer: keep what was written
-            raise
+            while not (state.stop_requested or task.done() or _failed(prepared)):
+                await live.changed.wait()
+                live.changed.clear()
+                live.updated.set()
         finally:
-            task.cancel()
-            await self._finish_turn(state, reply, params.model_dump(mode="json"), language, regenerated)
-        yield state
+            try:
+                await end_replies([task])
+                if prepared is not None:
+                    await asyncio.wait({prepared})
+            finally:
+                if prepared is None or (prepared.done() and not _failed(prepared)):
+                    language = None if prepared is None else prepared.result()
+                    await self._finish_turn(state, reply, params.model_dump(mode="json"), language, regenerated)
+                else:  # the conversation could not be stored: take the question back, so it can simply be asked again
+                    state.history.pop()
+                    state.reply = None
+                    state.streaming = False
 
     async def _finish_turn(
         self, state: ChatState, reply: Reply, params: dict[str, object], language: str | None, regenerated: bool
@@ -150,21 +188,20 @@ class ChatService:
         message_id: int | None = None
         try:
             assert state.conversation_id is not None
-            message_id = await asyncio.shield(
-                asyncio.to_thread(
-                    self._repo.record_chat_turn,
-                    conversation_id=state.conversation_id,
-                    turn_index=state.turns,
-                    user_text=state.last_question,
-                    reply=reply,
-                    model=state.model,
-                    params=params,
-                    language=language,
-                    regenerated=regenerated,
-                )
+            record = functools.partial(
+                self._repo.record_chat_turn,
+                conversation_id=state.conversation_id,
+                turn_index=state.turns,
+                user_text=state.last_question,
+                reply=reply,
+                model=state.model,
+                params=params,
+                language=language,
+                regenerated=regenerated,
             )
+            message_id = await retry_write(record, what="a chat turn", policy=self._retry)
         except SQLAlchemyError:
-            log.exception("could not store a chat turn")
+            log.error("a chat turn was not stored")
             reply.status, reply.error = ReplyStatus.ERROR, NOT_SAVED
         finally:
             if reply.status is not ReplyStatus.ERROR and message_id is not None:
@@ -190,19 +227,27 @@ class ChatService:
         chosen = [t for t in tags if t in self.feedback_tags] if isinstance(tags, list) else []
         note = clean_text(comment).strip()[:MAX_COMMENT_CHARS] if isinstance(comment, str) else ""
         self._guards.limiter.check_vote(voter_keys(voter))
+        record = functools.partial(
+            self._repo.record_feedback,
+            message_id=message_id,
+            rating="up" if liked else "down",
+            tags=chosen,
+            comment=note or None,
+            voter=voter,
+        )
         try:
-            await asyncio.to_thread(
-                self._repo.record_feedback,
-                message_id=message_id,
-                rating="up" if liked else "down",
-                tags=chosen,
-                comment=note or None,
-                voter=voter,
-            )
+            await retry_write(record, what="chat feedback", policy=self._retry)
         except DuplicateFeedback:
             raise InputRejected("You already rated this answer.") from None
         except UnknownBattle:
             raise InputRejected("That answer cannot be rated.") from None
         except SQLAlchemyError:
-            log.exception("could not store chat feedback")
+            log.error("chat feedback was not stored; the user was told to try again")
             raise InputRejected("Sorry, your feedback could not be saved right now. Please try again.") from None
+
+
+def _failed(prepared: asyncio.Task[str | None] | None) -> bool:
+    """Whether the conversation row could not be stored (the turn then ends at once)."""
+    if prepared is None or not prepared.done():
+        return False
+    return prepared.cancelled() or prepared.exception() is not None

@@ -43,3 +43,11 @@ async def stream_reply(
     finally:
         reply.total_ms = (clock() - start) * 1000
         changed.set()
+
+
+async def end_replies(tasks: Sequence[asyncio.Task[None]], *, grace: float = 5.0) -> None:
+    """Cancel the replies still streaming and wait (a bounded time) until they have let go of their text."""
+    for task in tasks:
+        task.cancel()
+    if tasks:
+        await asyncio.wait(tasks, timeout=grace)

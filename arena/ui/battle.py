@@ -6,7 +6,8 @@ One builder serves both: `named=False` draws an anonymous pair, `named=True` let
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncGenerator, AsyncIterator, Callable
+import contextlib
+from collections.abc import AsyncGenerator, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,7 +35,7 @@ NAMED_RULES = (
     "**named**: they do not count towards the anonymous leaderboard."
 )
 ROUND_ERROR = "This round ended with an error, so it cannot be voted on."
-STOP_WAIT_SECONDS = 10.0  # how long the render after Stop waits for the cancelled round to be stored
+STOP_WAIT_SECONDS = 30.0  # at most this long the render after Stop waits for the stopped round to be stored
 
 
 @dataclass
@@ -103,14 +104,28 @@ def build_battle_tab(service: BattleService, voter_of: VoterOf, concurrency_limi
         buttons = [gr.update(interactive=votable) for _ in VOTES]
         return (*panes, box_value, message, revealed, *buttons)
 
+    def streaming_view(st: BattleState) -> tuple[Any, ...]:
+        # While tokens arrive only the panes change. Every other output repeats what it shows as a plain value:
+        # Gradio rebuilds a component for each gr.update() (about 0.5 ms each), plain values cost next to nothing.
+        shown_reveal = _reveal(service.contestants(st)) if named or st.revealed else ""
+        panes = [pane(st.histories[side], st.replies.get(side), st.streaming) for side in Side]
+        return (*panes, "", leak_notice(st), shown_reveal, *(label for _, label in VOTES))
+
     def after_round(st: BattleState) -> str:
         if st.errored:
             return ROUND_ERROR
         return leak_notice(st)
 
+    def final_view(st: BattleState | None, *, revealed: Any = keep) -> tuple[Any, ...]:
+        # The stored round, votes enabled. Both the stream's last frame and the render after Stop show it; a vote
+        # may already have landed between the two, so a voted round keeps the vote's thanks and reveal.
+        if st is not None and st.turns > 0 and st.turns - 1 in st.voted_turns:
+            return view(st, box_value="")
+        return view(st, box_value="", message=after_round(st) if st is not None else "", revealed=revealed)
+
     async def stream(
         holder: Slot,
-        make: Callable[[BattleState, Voter], AsyncIterator[BattleState]],
+        make: Callable[[BattleState, Voter], AsyncGenerator[BattleState, None]],
         request: gr.Request,
         *picked: Any,
     ) -> AsyncGenerator[tuple[Any, ...], None]:
@@ -125,13 +140,21 @@ def build_battle_tab(service: BattleService, voter_of: VoterOf, concurrency_limi
                     st = await asyncio.to_thread(service.new_battle, voter)
                 holder.battle = st
             revealed: Any = _reveal(service.contestants(st)) if named else keep
-            async for current in make(st, voter):
-                yield view(current, box_value="", message=leak_notice(current), revealed=revealed)
+            first = True
+            async with contextlib.aclosing(make(st, voter)) as updates:
+                async for current in updates:
+                    if not current.streaming:
+                        continue  # the round is stored: the final view below is the one that enables the votes
+                    if first:
+                        yield view(current, box_value="", message=leak_notice(current), revealed=revealed)
+                        first = False
+                    else:
+                        yield streaming_view(current)
         except UserError as exc:
             gr.Warning(str(exc))
             yield view(st, message=str(exc))
             return
-        yield view(st, box_value="", message=after_round(st), revealed=revealed)
+        yield final_view(st, revealed=revealed)
 
     async def on_send(
         text: str, holder: Slot, request: gr.Request, *picked: Any
@@ -168,11 +191,10 @@ def build_battle_tab(service: BattleService, voter_of: VoterOf, concurrency_limi
     async def after_stop(holder: Slot) -> tuple[Any, ...]:
         # The cancelled stream never sends its last frame: once the round is stored, render it (votes enabled).
         st = holder.battle
-        waited = 0.0
-        while st is not None and st.streaming and waited < STOP_WAIT_SECONDS:
-            await asyncio.sleep(0.05)
-            waited += 0.05
-        return view(st, box_value="", message=after_round(st) if st is not None else "")
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(STOP_WAIT_SECONDS):
+                await service.wait_until_stored(st)
+        return final_view(st)
 
     def on_new_round(holder: Slot, request: gr.Request) -> tuple[Any, ...]:
         if holder.battle is not None and holder.battle.streaming:

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncGenerator, AsyncIterator, Callable
+import contextlib
+from collections.abc import AsyncGenerator, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,6 +16,7 @@ from arena.errors import UserError
 from arena.ui.common import VoterOf, pane, shown
 
 UP, DOWN = "👍", "👎"
+STOP_WAIT_SECONDS = 30.0  # at most this long the render after Stop waits for the stopped answer to be stored
 
 
 @dataclass
@@ -74,7 +76,10 @@ def build_chat_tab(service: ChatService, voter_of: VoterOf, concurrency_limit: i
     outputs: list[Any] = [chatbot, box, notice]
 
     async def stream(
-        holder: Slot, make: Callable[[ChatState, Voter], AsyncIterator[ChatState]], name: str, request: gr.Request
+        holder: Slot,
+        make: Callable[[ChatState, Voter], AsyncGenerator[ChatState, None]],
+        name: str,
+        request: gr.Request,
     ) -> AsyncGenerator[tuple[Any, ...], None]:
         voter = voter_of(request)
         st = holder.chat
@@ -83,8 +88,9 @@ def build_chat_tab(service: ChatService, voter_of: VoterOf, concurrency_limit: i
                 if st is not None and st.streaming:
                     raise UserError("Please wait until the answer is finished.")
                 st = holder.chat = service.new_chat(name, voter)
-            async for current in make(st, voter):
-                yield _messages(current), "", ""
+            async with contextlib.aclosing(make(st, voter)) as updates:
+                async for current in updates:
+                    yield _messages(current), "", ""
         except UserError as exc:
             gr.Warning(str(exc))
             yield _messages(st), gr.update(), str(exc)
@@ -133,10 +139,9 @@ def build_chat_tab(service: ChatService, voter_of: VoterOf, concurrency_limit: i
 
     async def after_stop(holder: Slot) -> tuple[Any, ...]:
         # the cancelled stream never sends its last frame: render the stored answer once it is written
-        for _ in range(200):
-            if holder.chat is None or not holder.chat.streaming:
-                break
-            await asyncio.sleep(0.05)
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(STOP_WAIT_SECONDS):
+                await service.wait_until_stored(holder.chat)
         return _messages(holder.chat), gr.update(), ""
 
     stop.click(
