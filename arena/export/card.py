@@ -77,12 +77,7 @@ def card(summary: Summary, filters: ExportFilters, notes: Mapping[str, str], dat
         "",
         "Visitors asked a question and read two answers side by side from two models drawn at random, their names "
         'hidden until after the vote (`anonymous`); they chose the better answer, a tie, or "both are bad". '
-        + ("Votes cast with the names visible are included. " if filters.include_named else "")
-        + (
-            "Votes on rounds where an answer revealed a model's identity are included. "
-            if filters.include_leaks
-            else "Votes on rounds where an answer revealed a model's identity are left out. "
-        )
+        + _inclusion(summary.format, filters)
         + 'Ties and "both bad" votes are not preference pairs. Voter ids (`judge`) are keyed hashes of browser '
         "sessions; no IP address or account is included. Model answers are unedited and may be wrong or offensive.",
         "",
@@ -93,6 +88,18 @@ def card(summary: Summary, filters: ExportFilters, notes: Mapping[str, str], dat
         "",
     ]
     return "\n".join(lines)
+
+
+def _inclusion(fmt: str, filters: ExportFilters) -> str:
+    """What the card says about named votes and identity leaks."""
+    if fmt == "raw":
+        return (
+            "This raw export holds every stored battle and chat, named ones and those where an answer revealed a "
+            "model's identity included (see the `mode` and `identity_leak` fields). "
+        )
+    named = "Votes cast with the names visible are included. " if filters.include_named else ""
+    leaks = "included" if filters.include_leaks else "left out"
+    return named + f"Votes on rounds where an answer revealed a model's identity are {leaks}. "
 
 
 def _iso_code(language: str) -> str | None:

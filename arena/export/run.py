@@ -47,17 +47,15 @@ class Summary:
 
 
 def excluded_counts(source: ExportSource, filters: ExportFilters) -> dict[str, int]:
-    """How many votes the default filters (named votes, identity leaks) keep out of this export."""
+    """How many votes the default filters keep out, by reason; a vote both named and leaked counts as named."""
     kept = source.count_votes(filters)
+    with_leaks = source.count_votes(replace(filters, include_leaks=True))
     out: dict[str, int] = {}
     if not filters.include_named:
-        out["cast with the names visible (add --include-named)"] = (
-            source.count_votes(replace(filters, include_named=True)) - kept
-        )
+        everything = source.count_votes(replace(filters, include_named=True, include_leaks=True))
+        out["cast with the names visible (add --include-named)"] = everything - with_leaks
     if not filters.include_leaks:
-        out["an answer revealed a model's identity (add --include-leaks)"] = (
-            source.count_votes(replace(filters, include_leaks=True)) - kept
-        )
+        out["an answer revealed a model's identity (add --include-leaks)"] = with_leaks - kept
     return out
 
 

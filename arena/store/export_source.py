@@ -300,7 +300,9 @@ class ExportSource:
                     return
                 turns = self._turns(conn, list({r.conversation_id for r in rows}))
             for r in rows:
-                before = [t for i, t in turns[r.conversation_id] if i < r.turn_index]
+                # a failed turn's question was taken back in the chat: the model never saw it, nor does the prompt
+                failed = {i for i, t in turns[r.conversation_id] if t.role == "assistant" and t.status == "error"}
+                before = [t for i, t in turns[r.conversation_id] if i < r.turn_index and i not in failed]
                 question = [t for i, t in turns[r.conversation_id] if i == r.turn_index and t.role == "user"][:1]
                 language = question[0].language if question else None
                 if filters.languages is not None and not _language_matches(language, filters.languages):
@@ -505,10 +507,11 @@ def _upto(turns: Sequence[tuple[int, Turn]], index: int) -> list[Turn]:
 
 
 def _language_in(column: Any, languages: Collection[str]) -> Any:
-    names = [lang for lang in languages if lang != "unknown"]
-    condition = column.in_(names)
-    return or_(condition, column.is_(None)) if "unknown" in languages else condition
+    """Languages compare without case; "unknown" is what detection stores when unsure, and matches NULL too."""
+    wanted = {lang.lower() for lang in languages}
+    condition = func.lower(column).in_(sorted(wanted))
+    return or_(condition, column.is_(None)) if "unknown" in wanted else condition
 
 
 def _language_matches(language: str | None, languages: Collection[str]) -> bool:
-    return (language or "unknown") in languages
+    return (language or "unknown").lower() in {lang.lower() for lang in languages}

@@ -10,7 +10,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
 from typing import Any
 
-from sqlalchemy import Connection, Engine, bindparam, func, insert, select, update
+from sqlalchemy import Connection, Engine, bindparam, case, func, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
@@ -221,18 +221,17 @@ class Repository:
                     rows.append(_user_values(conv, turn_index, user_text, now, language))
                 rows.append(_assistant_values(conv, turn_index, replies[side], model, params[side], now))
             conn.execute(_INSERT_MESSAGE, rows)
-            status, finished = battle.status, battle.finished_at
-            if status == "incomplete":
-                status = "open"  # closed as idle by mistake: a stored round proves it is alive
+            # in SQL, not from the row read above: a concurrent close (idle battles) must not be undone or lost
+            values: dict[str, Any] = {
+                "status": "errored"
+                if errored
+                else case((BattleRow.status == "incomplete", "open"), else_=BattleRow.status)
+            }
             if errored:
-                status, finished = "errored", now
-            leak = battle.identity_leak or identity_leak
-            if (status, finished, leak) != (battle.status, battle.finished_at, battle.identity_leak):
-                conn.execute(
-                    update(BattleRow)
-                    .where(BattleRow.id == battle_id)
-                    .values(status=status, finished_at=finished, identity_leak=leak)
-                )
+                values["finished_at"] = now
+            if identity_leak:
+                values["identity_leak"] = True
+            conn.execute(update(BattleRow).where(BattleRow.id == battle_id).values(**values))
 
     def record_vote(
         self,

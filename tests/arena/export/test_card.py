@@ -66,3 +66,11 @@ def test_without_a_config_licenses_are_marked_unknown(history: History, tmp_path
     assert (folder / "data" / "train.parquet").exists()
     assert "| vigogne-7b |" in text and "unknown — check the model card" in text
     assert "TRL `KTOTrainer`" in text
+
+
+def test_a_raw_card_says_everything_is_included(history: History, tmp_path: Path) -> None:
+    out = tmp_path / "raw.jsonl"
+    summary = export(history.engine, "raw", out, ExportFilters(), judges=JUDGES)
+    text = (stage(out, summary, ExportFilters(), {}, tmp_path / "staged") / "README.md").read_text(encoding="utf-8")
+    assert "named ones and those where an answer revealed a model's identity included" in text
+    assert "are left out" not in text

@@ -12,6 +12,7 @@ import pytest
 from datasets import load_dataset
 from trl.data_utils import is_conversational, maybe_apply_chat_template
 
+from arena.domain import BattleMode, Outcome
 from arena.export.formats import Skip
 from arena.export.run import Summary, export, leaderboard_strengths
 from arena.export.writers import ExportError
@@ -269,3 +270,48 @@ def test_prefetch_hands_on_errors_and_stops_when_the_reader_leaves() -> None:
     stream.close()
     assert not any(t.name == "export-prefetch" and t.is_alive() for t in threading.enumerate())
     assert len(produced) <= 3 + 2 + 1  # read ahead by at most the queue's depth, then stopped
+
+
+def test_a_failed_chat_turn_stays_out_of_later_prompts(history: History, tmp_path: Path) -> None:
+    from arena.domain import Reply, ReplyStatus, Voter
+    from tests.arena.export.conftest import ALICE, ok
+
+    repo = history.repo
+    repo.create_chat(conversation_id="chat-3", model="vigogne-7b", voter=ALICE)
+    failed = Reply(text="partial", status=ReplyStatus.ERROR, error="The model is busy.")
+    repo.record_chat_turn(conversation_id="chat-3", turn_index=0, user_text="lost question", reply=failed,
+                          model="vigogne-7b", params={})  # fmt: skip
+    answer = repo.record_chat_turn(conversation_id="chat-3", turn_index=1, user_text="second question",
+                                   reply=ok("second answer"), model="vigogne-7b", params={})  # fmt: skip
+    repo.record_feedback(
+        message_id=answer, rating="up", tags=[], comment=None, voter=Voter(session_id=ALICE.session_id)
+    )
+    _, out = run(history, "kto", tmp_path)
+    [row] = [r for r in rows(out) if r["id"] == "chat-3"]
+    assert row["prompt"] == [{"role": "user", "content": "second question"}]
+    assert row["completion"] == [{"role": "assistant", "content": "second answer"}]
+
+
+def test_unknown_language_and_case_insensitive_language_filters(history: History, tmp_path: Path) -> None:
+    from tests.arena.export.conftest import battle
+
+    battle(history, "bu" + "0" * 30, [("???", "Yes.", "No.", Outcome.A)], language="unknown")
+    battle(history, "bn" + "0" * 30, [("!!!", "Yes.", "No.", Outcome.B)], language=None)
+
+    def questions(*languages: str) -> list[str]:
+        _, out = run(history, "lmsys", tmp_path, languages=languages)
+        return [r["conversation_a"][-2]["content"] for r in rows(out)]
+
+    assert questions("unknown") == questions("Unknown") == ["???", "!!!"]
+    assert questions("chinese") == ["你好"]
+
+
+def test_a_vote_both_named_and_leaked_is_counted_once_as_left_out(history: History, tmp_path: Path) -> None:
+    from tests.arena.export.conftest import battle
+
+    battle(history, "bl" + "0" * 30, [("Who?", "I am Vigogne.", "No.", Outcome.A)], mode=BattleMode.NAMED, leak=True)
+    summary, _ = run(history, "dpo", tmp_path)
+    assert summary.excluded == {
+        "cast with the names visible (add --include-named)": 2,
+        "an answer revealed a model's identity (add --include-leaks)": 1,
+    }
