@@ -130,7 +130,7 @@ def build(config: AppConfig, *, db_url: str, data_dir: Path, threads: int | None
     from arena.limits import RateLimiter, RateLimits
     from arena.maintenance import battle_ids, close_interrupted, instance_prefix
     from arena.matchmaking import Matchmaker
-    from arena.privacy import SaltError, check_salt, load_or_create_salt
+    from arena.privacy import SALT_ENV, SaltError, deployment_salt
     from arena.retry import reason
     from arena.store.engine import make_engine
     from arena.store.migrate import upgrade
@@ -162,13 +162,8 @@ def build(config: AppConfig, *, db_url: str, data_dir: Path, threads: int | None
             raise ConfigError(backend.problem)
     wired.monitor.start()
     backends = wired.backends
-    env_salt = os.environ.get("CORRAL_IP_SALT")
     try:
-        salt = (
-            check_salt(env_salt.encode(), "CORRAL_IP_SALT")
-            if env_salt
-            else load_or_create_salt(data_dir / "ip-salt.secret")
-        )
+        salt = deployment_salt(os.environ.get(SALT_ENV), data_dir)
     except SaltError as exc:
         wired.close()
         raise ConfigError(str(exc)) from None

@@ -21,7 +21,7 @@ from arena.limits import RateLimiter
 from arena.matchmaking import Matchmaker, Matchup
 from arena.replies import end_replies, stream_reply
 from arena.retry import DEFAULT_RETRY, RetryPolicy, retry_write
-from arena.rounds import LiveRound, Rounds, relay
+from arena.rounds import LiveRound, Rounds
 from arena.sampling import require_two
 from arena.store.repository import DuplicateVote, Repository, UnknownBattle
 from arena.text import clean_user_message
@@ -30,9 +30,6 @@ from backends.base import Backend, Message
 log = logging.getLogger(__name__)
 NOT_SAVED = "Sorry, this round could not be saved. Please start a new round."
 NOT_STARTED = "Sorry, the arena could not start this battle right now. Please try again in a moment."
-# At most one UI update per pane pair every 40 ms: each Gradio update costs milliseconds of CPU, and a backend
-# can send tokens faster than that (the first token still goes out at once).
-UPDATE_INTERVAL_S = 0.04
 VOTE_NOT_SAVED = (
     "Sorry, your vote could not be saved right now: the arena's database is not accepting writes. "
     "Nothing was recorded; please vote again in a minute."
@@ -175,28 +172,19 @@ class BattleService:
 
     def stop(self, state: BattleState | None) -> None:
         """End the running round now (both answers stopped, the round stored and votable); safe from any thread."""
-        if state is not None and state.streaming:
-            state.stop_requested = True
-            self._rounds.wake(state)
+        self._rounds.stop(state)
 
     async def wait_until_stored(self, state: BattleState | None) -> None:
         """Wait until the running round of `state`, if any, has ended and is stored (bound it by a timeout)."""
-        if state is not None:
-            await self._rounds.wait(state, lambda: state.streaming)
+        await self._rounds.wait_until_stored(state)
 
-    async def _round(
+    def _round(
         self, state: BattleState, *, regenerated: bool, prepared: asyncio.Task[bool] | None
     ) -> AsyncGenerator[BattleState, None]:
-        """Run the round in a task of its own and relay its progress: the round ends and is stored even when
-        this generator is abandoned (Gradio cancelled the event between two updates) or closed (Stop, page closed).
-        """
-        live = self._rounds.start(
+        """The round in a task of its own (see arena.rounds), its progress relayed as snapshots."""
+        return self._rounds.run(
             state, lambda live: self._run_round(state, live, regenerated=regenerated, prepared=prepared)
         )
-        async with contextlib.aclosing(relay(live, lambda: self.stop(state), interval=UPDATE_INTERVAL_S)) as news:
-            async for _ in news:
-                yield state
-        yield state
 
     async def _run_round(
         self, state: BattleState, live: LiveRound, *, regenerated: bool, prepared: asyncio.Task[bool] | None

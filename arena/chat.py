@@ -11,13 +11,13 @@ from collections.abc import AsyncGenerator, Callable, Mapping
 
 from sqlalchemy.exc import SQLAlchemyError
 
-from arena.battle import UPDATE_INTERVAL_S, Guards, voter_keys
+from arena.battle import Guards, voter_keys
 from arena.config import AppConfig
 from arena.domain import ChatState, Reply, ReplyStatus, Voter
 from arena.errors import InputRejected
 from arena.replies import end_replies, stream_reply
 from arena.retry import DEFAULT_RETRY, RetryPolicy, retry_write
-from arena.rounds import LiveRound, Rounds, relay
+from arena.rounds import LiveRound, Rounds
 from arena.store.repository import DuplicateFeedback, Repository, UnknownBattle
 from arena.text import clean_text, clean_user_message
 from backends.base import Backend, Message
@@ -131,24 +131,17 @@ class ChatService:
 
     def stop(self, state: ChatState | None) -> None:
         """End the running answer now (stopped, stored, rateable); safe from any thread."""
-        if state is not None and state.streaming:
-            state.stop_requested = True
-            self._rounds.wake(state)
+        self._rounds.stop(state)
 
     async def wait_until_stored(self, state: ChatState | None) -> None:
         """Wait until the running answer of `state`, if any, has ended and is stored (bound it by a timeout)."""
-        if state is not None:
-            await self._rounds.wait(state, lambda: state.streaming)
+        await self._rounds.wait_until_stored(state)
 
-    async def _turn(
+    def _turn(
         self, state: ChatState, *, prepared: asyncio.Task[str | None] | None, regenerated: bool
     ) -> AsyncGenerator[ChatState, None]:
-        """Run the turn in a task of its own (see arena.rounds) and relay its progress."""
-        live = self._rounds.start(state, lambda live: self._run_turn(state, live, prepared, regenerated))
-        async with contextlib.aclosing(relay(live, lambda: self.stop(state), interval=UPDATE_INTERVAL_S)) as news:
-            async for _ in news:
-                yield state
-        yield state
+        """The turn in a task of its own (see arena.rounds), its progress relayed as snapshots."""
+        return self._rounds.run(state, lambda live: self._run_turn(state, live, prepared, regenerated))
 
     async def _run_turn(
         self, state: ChatState, live: LiveRound, prepared: asyncio.Task[str | None] | None, regenerated: bool

@@ -42,3 +42,14 @@ def load_or_create_salt(path: Path) -> bytes:
         f.write(salt)
     partial.replace(path)  # a crash never leaves an empty or partial salt file behind
     return salt
+
+
+SALT_ENV = "CORRAL_IP_SALT"
+SALT_FILE = "ip-salt.secret"
+
+
+def deployment_salt(env_value: str | None, data_dir: Path) -> bytes:
+    """The deployment's salt: the CORRAL_IP_SALT value when set, else the data folder's secret file (made once)."""
+    if env_value:
+        return check_salt(env_value.encode(), SALT_ENV)
+    return load_or_create_salt(data_dir / SALT_FILE)

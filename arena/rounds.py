@@ -11,8 +11,22 @@ import contextlib
 import logging
 from collections.abc import AsyncGenerator, Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import Protocol, TypeVar
 
 log = logging.getLogger(__name__)
+# At most one page update per round every 40 ms: each Gradio update costs milliseconds of CPU, and a backend can
+# send tokens faster than that (the first token still goes out at once).
+UPDATE_INTERVAL_S = 0.04
+
+
+class RoundState(Protocol):
+    """What a round's state shows of itself: whether it is streaming, and whether Stop was asked."""
+
+    streaming: bool
+    stop_requested: bool
+
+
+S = TypeVar("S", bound=RoundState)
 
 
 @dataclass
@@ -63,15 +77,33 @@ class Rounds:
         if live is not None:
             live.wake()
 
-    async def wait(self, key: object, busy: Callable[[], bool]) -> None:
-        """Wait until `busy()` is false: the round of `key` has ended and been stored (bound it by a timeout)."""
+    def stop(self, state: RoundState | None) -> None:
+        """End the running round of `state` now (its replies stopped, the round stored); safe from any thread."""
+        if state is not None and state.streaming:
+            state.stop_requested = True
+            self.wake(state)
+
+    async def wait_until_stored(self, state: RoundState | None) -> None:
+        """Wait until the running round of `state`, if any, has ended and is stored (bound it by a timeout)."""
         loop = asyncio.get_running_loop()
-        while busy():
-            live = self._live.get(id(key))
+        while state is not None and state.streaming:
+            live = self._live.get(id(state))
             if live is not None and live.task is not None and live.loop is loop:
                 await asyncio.wait({live.task})
             else:  # not started yet (the question is still being checked), or running on another loop
                 await asyncio.sleep(0.02)
+
+    async def run(self, state: S, run: Callable[[LiveRound], Awaitable[None]]) -> AsyncGenerator[S, None]:
+        """Run a round of `state` in a task of its own and relay its progress as `state` snapshots.
+
+        The round ends and is stored even when this generator is abandoned (Gradio cancelled the event between two
+        updates) or closed (Stop, page closed).
+        """
+        live = self.start(state, run)
+        async with contextlib.aclosing(relay(live, lambda: self.stop(state), interval=UPDATE_INTERVAL_S)) as news:
+            async for _ in news:
+                yield state
+        yield state
 
 
 async def relay(live: LiveRound, stop: Callable[[], None], *, interval: float) -> AsyncGenerator[None, None]:

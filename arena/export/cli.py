@@ -46,13 +46,10 @@ def add_export_parser(sub: Any, *, default_db: str, language: Callable[[str], st
 
 def judge_key() -> bytes:
     """The key that anonymises voter ids: the app's IP-hash salt, so ids stay stable from one export to the next."""
-    from arena.privacy import check_salt, load_or_create_salt
+    from arena.privacy import SALT_ENV, deployment_salt
 
-    env = os.environ.get("CORRAL_IP_SALT")
-    if env:
-        return check_salt(env.encode(), "CORRAL_IP_SALT")
-    root = Path(__file__).resolve().parents[2]
-    return load_or_create_salt(Path(os.environ.get("CORRAL_DATA_DIR", root / "data")) / "ip-salt.secret")
+    root = Path(__file__).resolve().parents[2]  # the app's default data folder, as in app.py
+    return deployment_salt(os.environ.get(SALT_ENV), Path(os.environ.get("CORRAL_DATA_DIR", root / "data")))
 
 
 def _fail(message: str) -> int:

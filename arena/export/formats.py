@@ -20,7 +20,13 @@ from typing import Any
 from arena.store.export_source import JudgedRound, RatedAnswer, RawRecord, Turn
 
 FORMATS = ("dpo", "kto", "reward", "lmsys", "raw")
-PAIRED = ("dpo", "reward")  # formats whose rows are chosen/rejected pairs, de-duplicated on content
+PAIRED = ("dpo", "reward")  # formats whose rows are chosen/rejected pairs
+# the columns that make two rows the same training example, for the formats whose duplicates are dropped
+TRAINING_FIELDS = {
+    "dpo": ("prompt", "chosen", "rejected"),
+    "reward": ("chosen", "rejected"),
+    "kto": ("prompt", "completion", "label"),
+}
 _QUESTION_NAMESPACE = uuid.UUID("6f0c7c1e-4d0b-4c36-9d5e-8b3f1f0e2a11")  # fixed: question ids repeat across exports
 LMSYS_WINNER = {"a": "model_a", "b": "model_b", "tie": "tie", "both_bad": "tie (bothbad)"}
 
@@ -274,12 +280,6 @@ def raw(record: RawRecord, judges: Judges) -> Shaped:
     return Shaped([row])
 
 
-def dedup_key(fmt: str, row: Mapping[str, Any]) -> tuple[Any, ...] | None:
-    """The content that makes two rows the same training example (None: rows of this format are never merged)."""
-    if fmt == "dpo":
-        return ("dpo", row["prompt"], row["chosen"], row["rejected"])
-    if fmt == "reward":
-        return ("reward", row["chosen"], row["rejected"])
-    if fmt == "kto":
-        return ("kto", row["prompt"], row["completion"], row["label"])
-    return None
+def dedup_key(fields: tuple[str, ...], row: Mapping[str, Any]) -> tuple[Any, ...]:
+    """The content that makes two rows the same training example."""
+    return tuple(row[name] for name in fields)

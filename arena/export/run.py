@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -111,16 +112,16 @@ def export(
     if fmt != "raw":
         summary.excluded = excluded_counts(source, filters)
     writer = open_writer(path, fmt, margin=strengths is not None)
-    with Writing(writer), SeenSet(scratch) as seen:
+    fields = formats.TRAINING_FIELDS.get(fmt)  # LMSYS and raw records are votes and battles: never merged
+    with Writing(writer), SeenSet(scratch) if fields else contextlib.nullcontext() as seen:
         for batch in _batches(_shaped(fmt, source, filters, judges, strengths), BATCH_ROWS):
             rows: list[dict[str, Any]] = []
             for shaped in batch:
                 if shaped.skipped:
                     summary.skipped[shaped.skipped] += 1
                 rows.extend(shaped.rows)
-            keys = [formats.dedup_key(fmt, row) for row in rows]
-            if rows and keys[0] is not None:
-                fresh = seen.add_new([digest(k) for k in keys])
+            if fields and seen is not None and rows:
+                fresh = seen.add_new([digest(formats.dedup_key(fields, row)) for row in rows])
                 summary.skipped[Skip.DUPLICATE] += fresh.count(False)
                 rows = [row for row, new in zip(rows, fresh, strict=True) if new]
             writer.write(rows)

@@ -84,10 +84,9 @@ class VoteRow(Base):
     language: Mapped[str | None] = mapped_column(String(32))
 
 
-class VoteCountRow(Base):
-    """Votes counted per pair, outcome, rating filters and UTC day; updated in each vote's transaction."""
+class _CountCell:
+    """The key of a counts cell: a pair, an outcome and the leaderboard's filters."""
 
-    __tablename__ = "vote_counts"
     model_a: Mapped[str] = mapped_column(String(80), primary_key=True)
     model_b: Mapped[str] = mapped_column(String(80), primary_key=True)
     outcome: Mapped[str] = mapped_column(String(16), primary_key=True)
@@ -95,21 +94,20 @@ class VoteCountRow(Base):
     identity_leak: Mapped[bool] = mapped_column(Boolean, primary_key=True)
     mode: Mapped[str] = mapped_column(String(16), primary_key=True)
     language: Mapped[str] = mapped_column(String(32), primary_key=True)  # "unknown" rather than NULL: keys compare
+
+
+class VoteCountRow(_CountCell, Base):
+    """Votes counted per pair, outcome, rating filters and UTC day; updated in each vote's transaction."""
+
+    __tablename__ = "vote_counts"
     day: Mapped[str] = mapped_column(String(10), primary_key=True)  # YYYY-MM-DD, UTC
     count: Mapped[int] = mapped_column(Integer)
 
 
-class VoteTotalRow(Base):
+class VoteTotalRow(_CountCell, Base):
     """The same counts as vote_counts summed over all days: what an undated leaderboard reads."""
 
     __tablename__ = "vote_totals"
-    model_a: Mapped[str] = mapped_column(String(80), primary_key=True)
-    model_b: Mapped[str] = mapped_column(String(80), primary_key=True)
-    outcome: Mapped[str] = mapped_column(String(16), primary_key=True)
-    anonymous: Mapped[bool] = mapped_column(Boolean, primary_key=True)
-    identity_leak: Mapped[bool] = mapped_column(Boolean, primary_key=True)
-    mode: Mapped[str] = mapped_column(String(16), primary_key=True)
-    language: Mapped[str] = mapped_column(String(32), primary_key=True)
     count: Mapped[int] = mapped_column(Integer)
 
 

@@ -48,7 +48,7 @@ def build_export_tab(service: ExportService) -> None:
             filters = ExportFilters(
                 since=parse_day(str(first or ""), "The first day"),
                 until=parse_day(str(last or ""), "The last day"),
-                languages=tuple(x.strip().capitalize() for x in str(langs or "").split(",") if x.strip()) or None,
+                languages=tuple(x.strip() for x in str(langs or "").split(",") if x.strip()) or None,
                 include_named=bool(with_named),
                 include_leaks=bool(with_leaks),
             )

@@ -52,6 +52,20 @@ def backends_with(local: dict[str, LocalBackend], url: str) -> dict[str, Backend
     return {**local, "stalled": TgiBackend(name="stalled", urls=[url], template="chatml")}
 
 
+def battles_with_stalled(
+    demo_config: AppConfig, local: dict[str, LocalBackend], repo: Repository, stalled: FaultServer
+) -> BattleService:
+    """A battle service over the demo models plus `stalled`, a TGI peer that sends two tokens then hangs."""
+    config = with_stalled(demo_config, stalled.url)
+    return BattleService(
+        config=config,
+        backends=backends_with(local, stalled.url),
+        repo=repo,
+        matchmaker=Matchmaker(config, random.Random(1), repo.pair_outcomes),
+        guards=guards(config),
+    )
+
+
 def stop_from_a_thread(stop: object, state: object) -> None:
     """What Gradio does with a sync handler: run it in a worker thread."""
     thread = threading.Thread(target=stop, args=(state,))  # type: ignore[arg-type]
@@ -67,14 +81,7 @@ async def ask_all(service: BattleService, state: BattleState, text: str) -> None
 def test_stop_from_another_thread_ends_both_streams_and_the_stopped_round_is_stored_and_votable(
     demo_config: AppConfig, local_backends: dict[str, LocalBackend], repo: Repository, stalled: FaultServer
 ) -> None:
-    config = with_stalled(demo_config, stalled.url)
-    service = BattleService(
-        config=config,
-        backends=backends_with(local_backends, stalled.url),
-        repo=repo,
-        matchmaker=Matchmaker(config, random.Random(1), repo.pair_outcomes),
-        guards=guards(config),
-    )
+    service = battles_with_stalled(demo_config, local_backends, repo, stalled)
     state = BattleState(models={Side.A: "demo-lora-a", Side.B: "stalled"}, session_id=VOTER.session_id)
 
     async def scenario() -> tuple[str, str]:
@@ -114,14 +121,7 @@ def test_stop_from_another_thread_ends_both_streams_and_the_stopped_round_is_sto
 def test_stop_before_any_token_and_a_closed_page_still_leave_a_stored_round(
     demo_config: AppConfig, local_backends: dict[str, LocalBackend], repo: Repository, stalled: FaultServer
 ) -> None:
-    config = with_stalled(demo_config, stalled.url)
-    service = BattleService(
-        config=config,
-        backends=backends_with(local_backends, stalled.url),
-        repo=repo,
-        matchmaker=Matchmaker(config, random.Random(1), repo.pair_outcomes),
-        guards=guards(config),
-    )
+    service = battles_with_stalled(demo_config, local_backends, repo, stalled)
     state = BattleState(models={Side.A: "stalled", Side.B: "stalled"}, session_id=VOTER.session_id)
 
     async def abandoned() -> None:
