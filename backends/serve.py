@@ -559,20 +559,61 @@ def _adapter_arg(value: str) -> tuple[str, str]:
     return name, path
 
 
+def build_parser() -> argparse.ArgumentParser:
+    """The command line of `python -m backends.serve`: every option with what it does and its default."""
+    p = argparse.ArgumentParser(prog="python -m backends.serve", description=__doc__.splitlines()[0] if __doc__ else "")
+    p.add_argument("--model", required=True, help="base model: a local folder or a Hugging Face hub id (required)")
+    p.add_argument(
+        "--adapter",
+        action="append",
+        type=_adapter_arg,
+        default=[],
+        metavar="NAME=PATH",
+        help="a peft LoRA adapter on the base model that requests pick as adapter_id NAME; repeat for more "
+        "(default: none, only the base model)",
+    )
+    p.add_argument(
+        "--template",
+        default=prompts.TOKENIZER,
+        choices=prompts.names(),
+        metavar="NAME",
+        help="prompt format of /v1/chat/completions: one of %(choices)s (default: %(default)s, the model's own "
+        "chat template)",
+    )
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: %(default)s)")
+    p.add_argument("--port", type=int, default=8080, help="port to listen on (default: %(default)s)")
+    p.add_argument(
+        "--max-concurrent-requests",
+        type=int,
+        default=128,
+        metavar="N",
+        help="requests served at once; one more is refused with 429, as TGI does (default: %(default)s)",
+    )
+    p.add_argument(
+        "--max-input-tokens",
+        type=int,
+        metavar="N",
+        help="longest prompt accepted, in tokens (default: the total limit minus one)",
+    )
+    p.add_argument(
+        "--max-total-tokens",
+        type=int,
+        metavar="N",
+        help="prompt plus generated tokens per request (default: the model's context length)",
+    )
+    p.add_argument(
+        "--dtype",
+        default="float32",
+        choices=["float32", "bfloat16", "float16", "auto"],
+        help="weight precision: one of %(choices)s (default: %(default)s)",
+    )
+    p.add_argument("--threads", type=int, metavar="N", help="torch CPU threads (default: torch's own choice)")
+    return p
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Parse arguments, load the model and serve until interrupted."""
-    p = argparse.ArgumentParser(prog="python -m backends.serve", description=__doc__.splitlines()[0] if __doc__ else "")
-    p.add_argument("--model", required=True, help="base model folder or hub id")
-    p.add_argument("--adapter", action="append", type=_adapter_arg, default=[], metavar="NAME=PATH")
-    p.add_argument("--template", default=prompts.TOKENIZER, choices=prompts.names(), help="chat route prompt format")
-    p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, default=8080)
-    p.add_argument("--max-concurrent-requests", type=int, default=128)
-    p.add_argument("--max-input-tokens", type=int)
-    p.add_argument("--max-total-tokens", type=int)
-    p.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16", "auto"])
-    p.add_argument("--threads", type=int, help="torch CPU threads")
-    args = p.parse_args(argv)
+    args = build_parser().parse_args(argv)
     os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     import uvicorn

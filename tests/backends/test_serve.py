@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -13,8 +15,9 @@ import pytest
 from huggingface_hub import InferenceClient, TextGenerationOutput
 from huggingface_hub.errors import OverloadedError, ValidationError
 
+from backends.serve import build_parser
 from backends.tgi import adapter_applied, adapter_listed
-from tests.helpers import Process
+from tests.helpers import ROOT, Process
 
 PROMPT = "Quelle est la capitale de la France ?"
 
@@ -208,3 +211,20 @@ def test_many_concurrent_streams_all_finish(serve: Process) -> None:
         t.join()
     assert errors == []
     assert "tgi_batch_current_size 0" in httpx.get(serve.url + "/metrics").text
+
+
+def test_help_describes_every_option_and_its_default() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "backends.serve", "--help"], cwd=ROOT, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    shown = " ".join(done.stdout.split())  # argparse wraps lines: compare with the whitespace folded
+    options = [a for a in build_parser()._actions if a.option_strings and a.dest != "help"]
+    assert {o for a in options for o in a.option_strings} >= {"--model", "--adapter", "--port", "--threads"}
+    for action in options:
+        assert action.help, f"{action.option_strings[0]} has no help text"
+        described = " ".join(action.help.split("%(")[0].split())
+        assert described and described in shown, f"{action.option_strings[0]} is not described in --help"
+        assert action.required or "(default: " in action.help, f"{action.option_strings[0]} gives no default"
+        if action.default not in (None, []):
+            assert f"(default: {action.default}" in shown
