@@ -48,7 +48,7 @@ def test_export_downloads_the_votes_with_the_admin_token(admin_app: RunningApp, 
     rows = [json.loads(line) for line in Path(file).read_text(encoding="utf-8").splitlines()]
     assert len(rows) == 1 and rows[0]["winner"] == "model_a"
     assert {rows[0]["model_a"], rows[0]["model_b"]} <= {"demo-base", "demo-lora-a"}
-    assert "Wrote 1 lmsys rows from 1 records" in status and "/tmp" not in status
+    assert "Wrote 1 lmsys row from 1 record in " in status and "/tmp" not in status
 
 
 def test_a_wrong_or_missing_token_gets_a_sentence_and_no_file(admin_app: RunningApp) -> None:

@@ -63,7 +63,7 @@ def run(args: argparse.Namespace) -> int:
 
     from arena.export.card import model_notes, stage, upload
     from arena.export.formats import Judges
-    from arena.export.run import export, leaderboard_strengths
+    from arena.export.run import counted, export, leaderboard_strengths
     from arena.export.writers import ExportError, check_target
     from arena.privacy import SaltError
     from arena.store.engine import make_engine
@@ -115,7 +115,8 @@ def run(args: argparse.Namespace) -> int:
     if args.push_to_hub:
         with tempfile.TemporaryDirectory(prefix="corral-hub-") as folder:
             staged = stage(out, summary, filters, model_notes(args.config), Path(folder))
-            print(f"Uploading {summary.rows:,} rows and a dataset card to {args.push_to_hub} …", file=sys.stderr)
+            rows = counted(summary.rows, "row")
+            print(f"Uploading {rows} and a dataset card to {args.push_to_hub} …", file=sys.stderr)
             print(upload(staged, args.push_to_hub, private=args.private, token=token), file=sys.stderr)
     return 0
 

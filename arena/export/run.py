@@ -39,12 +39,35 @@ class Summary:
     seconds: float = 0.0
 
     def lines(self, *, with_path: bool = True) -> list[str]:
-        """The summary as sentences for a terminal, or for the UI (without the server's file path)."""
+        """The summary as sentences for a terminal, or for the UI (without the server's file path); no zero counts."""
         where = f" to {self.path}" if with_path else ""
-        out = [f"Wrote {self.rows:,} {self.format} rows{where} from {self.read:,} records in {self.seconds:.1f} s."]
-        out += [f"Skipped {n:,}: {reason}." for reason, n in sorted(self.skipped.items())]
-        out += [f"Left out {n:,} votes: {reason}." for reason, n in self.excluded.items() if n]
+        wrote = f"Wrote {counted(self.rows, f'{self.format} row')}{where}"
+        out = [f"{wrote} from {counted(self.read, 'record')} in {self.seconds:.1f} s."]
+        out += [skipped_line(reason, n) for reason, n in sorted(self.skipped.items()) if n]
+        out += [f"{counted(n, 'vote')} left out: {reason}." for reason, n in self.excluded.items() if n]
         return out
+
+
+# how the summary names what each formats.Skip reason drops: one, many, and why (if the noun does not say it)
+SKIPPED: dict[str, tuple[str, str, str]] = {
+    Skip.TIE: ("tie", "ties", "not a preference"),
+    Skip.BOTH_BAD: ("both-bad vote", "both-bad votes", "not a preference"),
+    Skip.EMPTY: ("vote with an empty answer", "votes with an empty answer", ""),
+    Skip.DUPLICATE: ("duplicate row", "duplicate rows", ""),
+}
+
+
+def counted(n: int, one: str, many: str = "") -> str:
+    """`n` things in words: "1 row", "2 rows", "1,200 rows" (`many` for plurals that are not one + "s")."""
+    return f"{n:,} {one if n == 1 else many or one + 's'}"
+
+
+def skipped_line(reason: str, n: int) -> str:
+    """One summary sentence for `n` records skipped for `reason` ("1 tie skipped (not a preference).")."""
+    if reason not in SKIPPED:
+        return f"{counted(n, 'record')} skipped: {reason}."
+    one, many, why = SKIPPED[reason]
+    return f"{counted(n, one, many)} skipped" + (f" ({why})." if why else ".")
 
 
 def excluded_counts(source: ExportSource, filters: ExportFilters) -> dict[str, int]:
@@ -122,7 +145,8 @@ def export(
                 rows.extend(shaped.rows)
             if fields and seen is not None and rows:
                 fresh = seen.add_new([digest(formats.dedup_key(fields, row)) for row in rows])
-                summary.skipped[Skip.DUPLICATE] += fresh.count(False)
+                if dropped := fresh.count(False):  # no zero entries: the summary and the card list every key
+                    summary.skipped[Skip.DUPLICATE] += dropped
                 rows = [row for row, new in zip(rows, fresh, strict=True) if new]
             writer.write(rows)
             _tally(summary, fmt, rows)

@@ -36,9 +36,10 @@ def test_export_writes_the_file_and_summarises_on_stderr(history: History, db_ur
     rows = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
     assert len(rows) == 5
     assert f"Wrote 5 dpo rows to {out}" in done.stderr
-    assert "Skipped 1: tie (not a preference)." in done.stderr
-    assert "Skipped 1: both bad (not a preference)." in done.stderr
-    assert "Left out 1 votes: cast with the names visible (add --include-named)." in done.stderr
+    assert "1 tie skipped (not a preference)." in done.stderr
+    assert "1 both-bad vote skipped (not a preference)." in done.stderr
+    assert "1 duplicate row skipped." in done.stderr
+    assert "1 vote left out: cast with the names visible (add --include-named)." in done.stderr
     assert done.stdout == ""
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections import Counter
 from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
@@ -14,7 +15,7 @@ from trl.data_utils import is_conversational, maybe_apply_chat_template
 
 from arena.domain import BattleMode, Outcome
 from arena.export.formats import Skip
-from arena.export.run import Summary, export, leaderboard_strengths
+from arena.export.run import SKIPPED, Summary, export, leaderboard_strengths
 from arena.export.writers import ExportError
 from arena.store.export_source import ExportFilters
 from backends.demo import DemoModels
@@ -315,3 +316,32 @@ def test_a_vote_both_named_and_leaked_is_counted_once_as_left_out(history: Histo
         "cast with the names visible (add --include-named)": 2,
         "an answer revealed a model's identity (add --include-leaks)": 1,
     }
+
+
+def test_the_summary_counts_in_words_and_leaves_out_zero_counts(history: History, tmp_path: Path) -> None:
+    summary, out = run(history, "lmsys", tmp_path, include_named=True, include_leaks=True)
+    # every vote is a record here: nothing skipped, nothing left out, so one line only
+    assert summary.lines() == [f"Wrote 10 lmsys rows to {out} from 10 records in {summary.seconds:.1f} s."]
+    summary, _ = run(history, "dpo", tmp_path, since=date(2026, 3, 3))
+    # no duplicate and nothing left out: no zero count is kept (the dataset card lists every key it finds)
+    assert dict(summary.skipped) == {}
+    assert summary.lines(with_path=False) == [f"Wrote 3 dpo rows from 3 records in {summary.seconds:.1f} s."]
+
+    one = Summary(format="dpo", path=tmp_path / "x.jsonl", rows=1, read=1)
+    one.skipped = Counter({Skip.TIE: 1, Skip.BOTH_BAD: 2, Skip.DUPLICATE: 0, Skip.EMPTY: 1})
+    one.excluded = {"cast with the names visible (add --include-named)": 0, "an answer revealed a model": 1}
+    assert one.lines(with_path=False) == [
+        "Wrote 1 dpo row from 1 record in 0.0 s.",
+        "1 vote with an empty answer skipped.",
+        "2 both-bad votes skipped (not a preference).",
+        "1 tie skipped (not a preference).",
+        "1 vote left out: an answer revealed a model.",
+    ]
+    many = Summary(format="kto", path=tmp_path / "x.jsonl", rows=1200, read=0, skipped=Counter({Skip.TIE: 3}))
+    assert many.lines(with_path=False) == [
+        "Wrote 1,200 kto rows from 0 records in 0.0 s.",
+        "3 ties skipped (not a preference).",
+    ]
+    # every reason an export can give is worded for the summary
+    reasons = {v for k, v in vars(Skip).items() if not k.startswith("_") and isinstance(v, str)}
+    assert reasons == set(SKIPPED)
