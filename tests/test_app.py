@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import time
@@ -13,9 +14,11 @@ from typing import Any
 import pytest
 from gradio_client import Client
 
-from arena.domain import Side
+from arena.domain import Outcome, Side
+from arena.leaderboard import build_leaderboard
 from arena.store.engine import make_engine
 from arena.store.repository import Repository
+from arena.ui.leaderboard import battles_chart, win_rate_chart
 from backends.demo import DemoModels
 from tests.helpers import ROOT, RunningApp, config_data, start_app
 
@@ -186,3 +189,29 @@ def test_leaderboard_tab_renders_from_the_votes(app: RunningApp) -> None:
     models = [row[1] for row in table["data"]]
     assert set(models) == set(NAMES)
     assert all(plot is not None for plot in (ratings, rates, counts))
+    [served_counts] = json.loads(counts["plot"])["data"]
+    assert served_counts["texttemplate"] == "%{z}" and served_counts["zmin"] == 0 and "zmid" not in served_counts
+    assert lightness(served_counts["colorscale"][0][1]) > lightness(served_counts["colorscale"][-1][1])
+
+
+def lightness(colour: str) -> float:
+    """The mean of a plotly 'rgb(r,g,b)' colour's channels, 0 (black) to 255 (white)."""
+    return sum(int(c) for c in colour.removeprefix("rgb(").removesuffix(")").split(",")) / 3
+
+
+def test_battle_counts_are_sequential_from_light_and_win_rates_diverge_at_even() -> None:
+    board = build_leaderboard(
+        [("demo-base", "demo-lora-a", Outcome.A, 3), ("demo-lora-a", "demo-lora-b", Outcome.TIE, 1)], rounds=10
+    )
+    [counts] = battles_chart(board).data
+    assert [list(row) for row in counts.z] == board.battles
+    assert counts.texttemplate == "%{z}" and counts.zmin == 0 and counts.zmid is None
+    scale = [colour for _, colour in counts.colorscale]
+    assert lightness(scale[0]) > 240, "0 battles is not (nearly) white"
+    assert [lightness(c) for c in scale] == sorted((lightness(c) for c in scale), reverse=True), "not sequential"
+    [rates] = win_rate_chart(board).data
+    assert (rates.zmin, rates.zmid, rates.zmax) == (0.0, 0.5, 1.0)
+    middle = [colour for at, colour in rates.colorscale if at == 0.5]
+    assert middle and lightness(middle[0]) > 240, "50% is not the light middle of a diverging scale"
+    ends = rates.colorscale[0][1], rates.colorscale[-1][1]
+    assert all(lightness(c) < 120 for c in ends) and ends[0] != ends[-1]

@@ -39,15 +39,27 @@ def rating_chart(board: Leaderboard) -> go.Figure:
     return fig
 
 
-def heatmap(board: Leaderboard, values: list[list[Any]], title: str, fmt: str) -> go.Figure:
-    """A model × model heatmap (row = the model, column = its opponent)."""
-    fig = go.Figure(
-        go.Heatmap(
-            z=values, x=board.models, y=board.models, texttemplate=fmt, colorscale="RdBu" if "%" in fmt else "Blues"
-        )
-    )
+# A win rate is read against 50% (a diverging scale, white at even); a count against zero (a sequential scale
+# whose lightest colour is 0). Named here once, so neither chart has to guess its kind from its text template.
+WIN_RATE_COLOURS: dict[str, Any] = {"colorscale": "RdBu", "zmin": 0.0, "zmid": 0.5, "zmax": 1.0}
+COUNT_COLOURS: dict[str, Any] = {"colorscale": "Blues", "zmin": 0}
+
+
+def heatmap(board: Leaderboard, values: list[list[Any]], title: str, fmt: str, colours: dict[str, Any]) -> go.Figure:
+    """A model × model heatmap (row = the model, column = its opponent), coloured by `colours`."""
+    fig = go.Figure(go.Heatmap(z=values, x=board.models, y=board.models, texttemplate=fmt, **colours))
     fig.update_layout(title=title, height=420, margin={"t": 50}, yaxis={"autorange": "reversed"})
     return fig
+
+
+def win_rate_chart(board: Leaderboard) -> go.Figure:
+    """How often the row model beat the column model, on a diverging scale centred on 50%."""
+    return heatmap(board, board.win_rates, "Win rate (row beats column)", "%{z:.0%}", WIN_RATE_COLOURS)
+
+
+def battles_chart(board: Leaderboard) -> go.Figure:
+    """How many battles each pair fought, on a sequential scale from 0 (lightest)."""
+    return heatmap(board, board.battles, "Battles per pair", "%{z}", COUNT_COLOURS)
 
 
 def table(board: Leaderboard) -> list[list[Any]]:
@@ -87,8 +99,8 @@ def build_leaderboard_tab(service: LeaderboardService, concurrency_limit: int, t
             note,
             table(board),
             rating_chart(board),
-            heatmap(board, board.win_rates, "Win rate (row beats column)", "%{z:.0%}"),
-            heatmap(board, board.battles, "Battles per pair", "%{z}"),
+            win_rate_chart(board),
+            battles_chart(board),
             gr.update(choices=languages, value=choice if choice in languages else ALL),
         )
 
