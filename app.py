@@ -28,22 +28,53 @@ os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 os.environ.setdefault("GRADIO_RUN_HISTORY", "False")
 
 ROOT = Path(__file__).resolve().parent
-DEMO_CONFIG = ROOT / "configs" / "demo.yaml"
+DEFAULT_CONFIG = ROOT / "configs" / "default.yaml"
+DEMO_CONFIG = ROOT / "configs" / "demo.yaml"  # --demo: tiny random-weight models for development and fast tests
+DEFAULT_MODEL_FOLDER = "smollm2-135m-instruct"  # under the models folder; the name configs/default.yaml uses
 log = logging.getLogger("corral")
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     """The command line."""
     p = argparse.ArgumentParser(prog="app.py", description="Corral: a blind arena for your fine-tuned LLM variants.")
-    p.add_argument("--config", type=Path, help="YAML config file (default: offline demo models)")
+    p.add_argument(
+        "--config", type=Path, help="YAML config file (default: SmolLM2-135M-Instruct and three style variants)"
+    )
     p.add_argument("--host", default=os.environ.get("CORRAL_HOST", "127.0.0.1"))
     p.add_argument("--port", type=int, default=int(os.environ.get("CORRAL_PORT", "7860")))
     p.add_argument(
         "--db", default=os.environ.get("DATABASE_URL"), help="SQLAlchemy URL (default: SQLite in the data folder)"
     )
     p.add_argument("--data-dir", type=Path, default=Path(os.environ.get("CORRAL_DATA_DIR", ROOT / "data")))
-    p.add_argument("--threads", type=int, default=None, help="torch CPU threads for local models")
+    p.add_argument(
+        "--demo",
+        action="store_true",
+        help="serve the tiny random-weight demo models instead (they print random text; a fast start for development)",
+    )
+    p.add_argument(
+        "--models-dir",
+        type=Path,
+        default=Path(os.environ["CORRAL_MODELS_DIR"]) if os.environ.get("CORRAL_MODELS_DIR") else None,
+        help="where local models are kept, ${models_dir} in configs (default: DATA_DIR/models)",
+    )
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="torch CPU threads for local models (default: 1 for the default models, else torch's default)",
+    )
     return p.parse_args(argv)
+
+
+def port_in_use(host: str, port: int) -> bool:
+    """Whether another process already listens on host:port (checked before any model is loaded)."""
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the server will: TIME_WAIT is no conflict
+        try:
+            probe.bind((host, port))
+        except OSError:
+            return True
+    return False
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -52,27 +83,37 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(
         level=os.environ.get("CORRAL_LOG_LEVEL", "INFO"), format="%(asctime)s %(name)s %(levelname)s %(message)s"
     )
+    if port_in_use(args.host, args.port):
+        print(
+            f"corral: port {args.port} on {args.host} is already in use (another Corral?); "
+            f"choose another with --port, e.g. --port {args.port + 1}",
+            file=sys.stderr,
+        )
+        return 2
     from arena.config import ConfigError, load_config
     from arena.ui.common import api_error_handlers
+    from backends.default_model import DefaultModelError
     from backends.local import ModelLoadError
 
     started = time.perf_counter()
     data_dir: Path = args.data_dir.expanduser().resolve()
+    models_dir: Path = (args.models_dir or data_dir / "models").expanduser().resolve()
+    threads = args.threads
     try:
-        if args.config is None:
+        if args.config is None and not args.demo:
+            from backends.default_model import ensure_default_model
+
+            ensure_default_model(models_dir / DEFAULT_MODEL_FOLDER, progress=lambda msg: log.info("%s", msg))
+            threads = threads or 1  # one thread is faster than two for this small model on a small machine
+        if args.demo:
             from backends.demo import ensure_demo_models
 
-            t = time.perf_counter()
             ensure_demo_models(data_dir / "demo-models")
-            log.info("demo models ready in %.1f s under %s", time.perf_counter() - t, data_dir / "demo-models")
-            config = load_config(DEMO_CONFIG, variables={"data_dir": str(data_dir)})
-        else:
-            models_dir = os.environ.get("CORRAL_MODELS_DIR", str(data_dir / "models"))
-            config = load_config(args.config, variables={"data_dir": str(data_dir), "models_dir": models_dir})
-        app = build(
-            config, db_url=args.db or f"sqlite:///{data_dir / 'corral.db'}", data_dir=data_dir, threads=args.threads
-        )
-    except (ConfigError, ModelLoadError) as exc:
+        variables = {"data_dir": str(data_dir), "models_dir": str(models_dir)}
+        config = load_config(args.config or (DEMO_CONFIG if args.demo else DEFAULT_CONFIG), variables=variables)
+        log.info("loading %d model(s)", len(config.models))
+        app = build(config, db_url=args.db or f"sqlite:///{data_dir / 'corral.db'}", data_dir=data_dir, threads=threads)
+    except (ConfigError, ModelLoadError, DefaultModelError) as exc:
         print(f"corral: {exc}", file=sys.stderr)
         return 2
     log.info("ready in %.1f s; serving on http://%s:%d", time.perf_counter() - started, args.host, args.port)
@@ -189,8 +230,10 @@ def build(config: AppConfig, *, db_url: str, data_dir: Path, threads: int | None
     )
     chats = ChatService(config=config, backends=backends, repo=repo, guards=guards)
     board = LeaderboardService(repo, models=[m.name for m in config.models])
-    ui = build_ui(config, battles, chats, board, voter_factory(salt), exports)
+    ui = build_ui(config, battles, chats, board, voter_factory(salt), exports, variants=wired.variants)
     seal_api(ui)
+    if wired.variants is not None:  # the arena serves now; each variant joins when its adapter is built
+        wired.variants.start()
     return ui
 
 

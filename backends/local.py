@@ -50,10 +50,11 @@ class _Base:
 class LocalBackend:
     """Streams one model entry (a base, or a base + adapter) through its base model's Decoder."""
 
-    def __init__(self, spec: LocalSpec, base: _Base, adapter_name: str | None) -> None:
+    def __init__(self, spec: LocalSpec, base: _Base, adapter_name: str | None, *, ready: bool = True) -> None:
         self.spec = spec
         self._base = base
         self._adapter = adapter_name
+        self._ready = ready  # False for a variant whose adapter is still being built (LocalModelPool.attach)
         self._stops = prompts.stop_strings(spec.template)
         limit = getattr(base.model.config, "max_position_embeddings", None)
         self._max_total = int(limit) if limit else 2048
@@ -80,8 +81,13 @@ class LocalBackend:
 
     @property
     def available(self) -> bool:
-        """A model in this process is always available."""
-        return True
+        """A model in this process is available once its adapter (if any) is loaded."""
+        return self._ready
+
+    def _join(self, adapter_name: str) -> None:
+        """The adapter is loaded into the running base: start answering with it."""
+        self._adapter = adapter_name
+        self._ready = True
 
     def encode(self, prompt: str, *, add_special_tokens: bool | None = None) -> list[int]:
         """Token ids of a prompt string.
@@ -166,17 +172,40 @@ class LocalModelPool:
         self._bases: dict[tuple[str, str], _Base] = {}
         self._max_active = max_active_per_model
 
-    def load(self, specs: Sequence[LocalSpec]) -> dict[str, LocalBackend]:
-        """Load all specs (bases first, then adapters) and return a backend per entry name."""
-        wiring: list[tuple[LocalSpec, _Base, str | None]] = []
+    def load(self, specs: Sequence[LocalSpec], *, later: Sequence[LocalSpec] = ()) -> dict[str, LocalBackend]:
+        """Load all specs (bases first, then adapters) and return a backend per entry name.
+
+        `later` entries get their base model now but their adapter only through `attach` (e.g. once it has been
+        built); until then their backend is unavailable.
+        """
+        wiring: list[tuple[LocalSpec, _Base, str | None, bool]] = []
         for spec in specs:
             base = self._base(spec)
-            wiring.append((spec, base, self._attach(base, spec) if spec.adapter else None))
+            wiring.append((spec, base, self._attach(base, spec) if spec.adapter else None, True))
+        for spec in later:
+            wiring.append((spec, self._base(spec), None, False))
         for (model_ref, _), base in self._bases.items():
             if base.decoder is None:
                 base.model.eval()
                 base.decoder = Decoder(base.model, name=Path(model_ref).name, max_active=self._max_active)
-        return {spec.name: LocalBackend(spec, base, adapter) for spec, base, adapter in wiring}
+        return {spec.name: LocalBackend(spec, base, adapter, ready=ready) for spec, base, adapter, ready in wiring}
+
+    def attach(self, backend: LocalBackend, *, timeout: float = 300) -> None:
+        """Load a waiting entry's adapter into its running base model, then make the entry available.
+
+        The adapter is loaded on the base's decoder thread between two decode steps, so requests already running
+        on that base go on undisturbed (their base weights do not change).
+        """
+        spec, base = backend.spec, backend._base
+        assert base.decoder is not None and spec.adapter is not None
+
+        def load(_model: Any) -> Any:
+            self._attach(base, spec)
+            base.model.eval()
+            return base.model
+
+        base.decoder.call(load).result(timeout=timeout)
+        backend._join(base.adapters[spec.adapter])
 
     def __len__(self) -> int:
         """How many base models are in memory (adapters of one base share it)."""

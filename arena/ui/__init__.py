@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import gradio as gr
 
 from arena.battle import BattleService
@@ -9,17 +11,15 @@ from arena.chat import ChatService
 from arena.config import AppConfig
 from arena.export.service import ExportService
 from arena.leaderboard import LeaderboardService
+from arena.ui.banner import build_banner
 from arena.ui.battle import build_battle_tab
 from arena.ui.chat import build_chat_tab
 from arena.ui.common import VoterOf
 from arena.ui.export import build_export_tab
 from arena.ui.leaderboard import build_leaderboard_tab
 
-DEMO_NOTICE = (
-    "⚠️ **Demo models.** These are tiny models with random weights, built on this machine: they print random "
-    "text. To compare real models, write a config file (see the README, *Configuration*) and start "
-    "`python app.py --config your-config.yaml`."
-)
+if TYPE_CHECKING:
+    from backends.variants.builder import VariantBuilder
 
 
 def build_ui(
@@ -29,14 +29,15 @@ def build_ui(
     board: LeaderboardService,
     voter_of: VoterOf,
     exports: ExportService | None = None,
+    *,
+    variants: VariantBuilder | None = None,
 ) -> gr.Blocks:
     """The whole web app, ready to queue and launch; the Export tab only with an export service (admin token set)."""
     limit = config.arena.concurrency_limit
     # exported files are copied into Gradio's cache to be downloaded: drop them there after an hour
     with gr.Blocks(title=config.arena.title, analytics_enabled=False, delete_cache=(1800, 3600)) as ui:
         gr.Markdown(f"# {config.arena.title}")
-        if config.demo:
-            gr.Markdown(DEMO_NOTICE, elem_id="demo-notice")
+        build_banner(config.arena.notice, config.demo, variants)
         with gr.Tab("Arena (battle)", id="arena"):
             build_battle_tab(battles, voter_of, limit, named=False)
         with gr.Tab("Side by side (named)", id="named"):
