@@ -60,6 +60,47 @@ def test_missing_model_folder_is_refused(tmp_path: Path, demo_models: DemoModels
         load_config(write(tmp_path, data))
 
 
+def test_every_problem_is_listed_on_one_line(tmp_path: Path, demo_models: DemoModels) -> None:
+    data = config_data(demo_models)
+    data["models"][0]["temprature"] = 0.5
+    data["models"][1]["weight"] = 0
+    data["models"][2]["generation"]["top_p"] = 2
+    with pytest.raises(ConfigError) as err:
+        load_config(write(tmp_path, data))
+    message = str(err.value)
+    assert "\n" not in message and "more problems" not in message
+    for needle in ("models[0].temprature: unknown key", "models[1].weight:", "models[2].generation.top_p:"):
+        assert needle in message
+    data = config_data(demo_models)
+    data["models"][1]["adapter"] = "./nowhere/a"
+    data["models"][2]["adapter"] = "./nowhere/b"
+    with pytest.raises(ConfigError, match=r"models\[1\]\.adapter: .*; models\[2\]\.adapter: './nowhere/b' does not"):
+        load_config(write(tmp_path, data))
+
+
+def test_a_recipe_entry_may_point_at_an_adapter_still_to_build(tmp_path: Path, demo_models: DemoModels) -> None:
+    data = config_data(demo_models)
+    data["models"][1].update(adapter="./variants/terse", recipe="terse")
+    config = load_config(write(tmp_path, data))
+    assert config.models[1].adapter == str(tmp_path / "variants" / "terse")
+    data["models"][1].update(recipe="sarcastic")
+    with pytest.raises(ConfigError, match="unknown variant recipe 'sarcastic'"):
+        load_config(write(tmp_path, data))
+    data["models"][1].pop("adapter")
+    data["models"][1].update(recipe="terse")
+    with pytest.raises(ConfigError, match="needs `adapter`"):
+        load_config(write(tmp_path, data))
+
+
+def test_the_default_config_loads_before_its_variants_exist(tmp_path: Path) -> None:
+    (tmp_path / "smollm2-135m-instruct").mkdir()  # converted by app.py before the config is read
+    config = load_config(ROOT / "configs" / "default.yaml", variables={"data_dir": "x", "models_dir": str(tmp_path)})
+    names = [m.name for m in config.models]
+    assert len(names) >= 3 and config.arena.notice and "SmolLM2" in config.arena.notice
+    recipes = [getattr(m, "recipe", None) for m in config.models]
+    assert sorted(r for r in recipes if r) == ["enthusiastic", "formal", "terse"]
+
+
 @pytest.mark.parametrize(
     ("mutate", "message"),
     [
