@@ -1,27 +1,40 @@
-"""One worker thread owning one base model and its LoRA adapters, interleaving decode steps of all requests.
+"""One worker thread owning one base model and its LoRA adapters, decoding every active request in one batch.
 
 Why not `model.generate` per request: peft's active adapter is state on the shared modules, so two threads
-generating with different adapters of one base would corrupt each other. One owner thread that switches the
-adapter before each step keeps requests independent, and interleaving steps lets both battle panes stream at
-once (and lets a cancelled request free its slot at the next step).
+generating with different adapters of one base would corrupt each other. One owner thread runs every forward pass.
+
+Each step is ONE forward pass over all active rows, whatever adapter each row uses: peft's LoRA layers take
+`adapter_names` (one name per row, `"__base__"` for the base model) and apply each adapter to its own rows. peft's
+own route to that argument registers a hook on every module for every call; here one persistent pre-hook per LoRA
+layer hands it the names of the forward that is running. On CPU a decode step is bound by reading the weights, so
+two rows cost little more than one.
+
+Continuous batching: a new request is prefilled alone (its own cache and adapter), gets its first token, then joins
+the batch: caches are left-padded to a common length, a 2-D mask marks the real positions and each row's position
+ids are its true length. Finished, cancelled or failed rows leave by index selection, and columns that are padding
+in every row are trimmed. `max_batch=1` gives each request its own forward pass (the reference the tests compare to).
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import queue
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 
 from backends.base import GenerationParams
 
 log = logging.getLogger(__name__)
-_UNSET = "\x00unset"  # not a valid adapter name
+BASE = "__base__"  # peft's row name for "no adapter" in a mixed batch
 
 
 @dataclass(frozen=True)
@@ -44,7 +57,6 @@ class DecodeRequest:
     eos_ids: frozenset[int]
     sink: Callable[[StepEvent], None]
     cancelled: threading.Event = field(default_factory=threading.Event)
-    _cache: Any = None
     _generated: list[int] = field(default_factory=list)
     _generator: torch.Generator | None = None
 
@@ -79,112 +91,341 @@ def sample_next(
     return token, float(torch.log(probs[token]).item())
 
 
+class AdapterRouter:
+    """Persistent forward pre-hooks on every LoRA layer that pass the running forward's per-row adapter names."""
+
+    def __init__(self) -> None:
+        self.names: list[str] | None = None  # set only around a forward pass of the decoder thread
+        self.adapters: frozenset[str] = frozenset()
+        self._hooks: dict[torch.nn.Module, Any] = {}
+
+    def scan(self, model: torch.nn.Module) -> None:
+        """Hook LoRA layers not hooked yet (and unhook vanished ones); note which adapters exist."""
+        from peft.tuners.lora import LoraLayer
+        from peft.utils.other import AuxiliaryTrainingWrapper
+
+        found = [m for m in model.modules() if isinstance(m, LoraLayer | AuxiliaryTrainingWrapper)]
+        for gone in set(self._hooks) - set(found):
+            self._hooks.pop(gone).remove()
+        adapters: set[str] = set()
+        for layer in found:
+            if layer not in self._hooks:
+                self._hooks[layer] = layer.register_forward_pre_hook(self._inject, with_kwargs=True)
+            if isinstance(layer, LoraLayer):
+                # adapter_names needs every adapter live and unmerged; the rows choose, not the layer's state
+                if layer.merged:
+                    layer.unmerge()
+                if layer.disable_adapters:
+                    layer.enable_adapters(True)
+                adapters |= set(layer.lora_A) | set(layer.lora_embedding_A)
+        self.adapters = frozenset(adapters)
+
+    def close(self) -> None:
+        """Remove every hook."""
+        for handle in self._hooks.values():
+            handle.remove()
+        self._hooks.clear()
+
+    def _inject(self, _module: Any, args: Any, kwargs: dict[str, Any]) -> tuple[Any, dict[str, Any]] | None:
+        if self.names is None:
+            return None
+        kwargs["adapter_names"] = self.names
+        return args, kwargs
+
+
+class Batch:
+    """Rows decoded together: one left-padded cache, a mask of real positions, and each row's true length."""
+
+    def __init__(self, req: DecodeRequest, cache: Any, length: int) -> None:
+        self.rows = [req]
+        self.cache = cache
+        self.mask = torch.ones(1, length, dtype=torch.long)
+        self.lengths = torch.tensor([length], dtype=torch.long)
+
+    def add(self, req: DecodeRequest, cache: Any, length: int) -> None:
+        """Append a prefilled row, left-padding whichever side is shorter."""
+        width = max(self.mask.shape[1], length)
+        for mine, theirs in zip(self.cache.layers, cache.layers, strict=True):
+            mine.keys = torch.cat([_left_pad(mine.keys, width), _left_pad(theirs.keys, width)])
+            mine.values = torch.cat([_left_pad(mine.values, width), _left_pad(theirs.values, width)])
+        row_mask = torch.ones(1, length, dtype=torch.long)
+        self.mask = torch.cat([_left_pad(self.mask, width), _left_pad(row_mask, width)])
+        self.lengths = torch.cat([self.lengths, torch.tensor([length], dtype=torch.long)])
+        self.rows.append(req)
+
+    def inputs(self) -> dict[str, Any]:
+        """The next decode step's model inputs: each row's last token at its own position."""
+        ids = torch.tensor([[req._generated[-1]] for req in self.rows], dtype=torch.long)
+        mask = torch.cat([self.mask, torch.ones(len(self.rows), 1, dtype=torch.long)], dim=1)
+        return {
+            "input_ids": ids,
+            "attention_mask": mask,
+            "position_ids": self.lengths.unsqueeze(1),
+            "past_key_values": self.cache,
+        }
+
+    def advance(self, mask: torch.Tensor) -> None:
+        """Record a completed step (the cache grew by one column, given as `mask`)."""
+        self.mask = mask
+        self.lengths = self.lengths + 1
+
+    def keep(self, indices: list[int]) -> None:
+        """Keep only the rows at `indices`, then drop leading columns that are padding in every kept row."""
+        self.rows = [self.rows[i] for i in indices]
+        if not indices:
+            return
+        index = torch.tensor(indices, dtype=torch.long)
+        self.mask, self.lengths = self.mask[index], self.lengths[index]
+        start = int(self.mask.any(dim=0).int().argmax())
+        for layer in self.cache.layers:
+            layer.batch_select_indices(index)
+            if start:
+                layer.keys, layer.values = layer.keys[:, :, start:], layer.values[:, :, start:]
+        if start:
+            self.mask = self.mask[:, start:]
+
+
+@dataclass
+class _Call:
+    fn: Callable[[Any], Any]
+    future: Future[Any]
+
+
 class Decoder:
-    """Runs decode steps for every active request on one thread; at most `max_active` requests at once."""
+    """Decodes every active request on one thread, `max_batch` rows per forward pass, `max_active` at most."""
 
-    def __init__(self, model: Any, *, name: str, max_active: int = 64) -> None:
-        from peft.tuners.tuners_utils import BaseTunerLayer
-
+    def __init__(self, model: Any, *, name: str, max_active: int = 64, max_batch: int = 16) -> None:
+        if max_batch < 1:
+            raise ValueError("max_batch must be at least 1")
         self._model = model
-        # Switching adapters through PeftModel (set_adapter / disable_adapter) walks the whole model and computes
-        # its status on every call, holding the GIL long enough to starve the server's I/O thread; switching the
-        # LoRA layers found once here costs a few microseconds per layer, and only when the adapter changes.
-        self._lora_layers = [m for m in model.modules() if isinstance(m, BaseTunerLayer)]
-        self._current: str | None = _UNSET  # what the layers are set to; unknown until the first switch
+        self._router = AdapterRouter()
+        self._router.scan(model)
+        self._extra = _last_logits_only(model)
         self._max_active = max_active
-        self._incoming: queue.Queue[DecodeRequest | None] = queue.Queue()
+        self._max_batch = max_batch
+        self._incoming: queue.Queue[DecodeRequest | _Call | None] = queue.Queue()
+        self._closed = False
+        self._lock = threading.Lock()
         self._thread = threading.Thread(target=self._run, name=f"decoder-{name}", daemon=True)
         self._thread.start()
 
     def submit(self, request: DecodeRequest) -> None:
         """Queue a request; its events arrive through its sink."""
-        self._incoming.put(request)
+        with self._lock:
+            if not self._closed:
+                self._incoming.put(request)
+                return
+        _emit(request, StepEvent(finish_reason="cancelled"))
+
+    def call(self, fn: Callable[[Any], Any]) -> Future[Any]:
+        """Run `fn(model)` on the decoder thread between steps; a `torch.nn.Module` it returns becomes the model.
+
+        Running requests continue across the call (their caches stay valid as long as the base weights do);
+        LoRA layers the call adds are hooked before the next step, so their adapters can be used at once.
+        """
+        future: Future[Any] = Future()
+        with self._lock:
+            if not self._closed:
+                self._incoming.put(_Call(fn, future))
+                return future
+        future.set_exception(RuntimeError("the decoder is closed"))
+        return future
 
     def close(self) -> None:
         """Stop the worker thread after the current step."""
-        self._incoming.put(None)
+        with self._lock:
+            self._closed = True
+            self._incoming.put(None)
         self._thread.join(timeout=10)
 
     def _run(self) -> None:
-        active: list[DecodeRequest] = []
-        with torch.inference_mode():
-            while True:
-                if not self._admit(active):
-                    for req in active:
-                        _emit(req, StepEvent(finish_reason="cancelled"))
-                    return
-                for req in list(active):
-                    if self._step(req):
-                        active.remove(req)
-                    # Small CPU tensors run without releasing the GIL; give it up once per step so the event
-                    # loop thread (HTTP, SSE, new connections) is not starved while a model is generating.
-                    time.sleep(0)
+        waiting: deque[DecodeRequest] = deque()
+        batches: list[Batch] = []
+        try:
+            with torch.inference_mode():
+                while self._receive(waiting, block=not batches and not waiting):
+                    self._admit(waiting, batches)
+                    for batch in batches:
+                        self._step(batch)
+                        # Small CPU tensors run without releasing the GIL; give it up once per step so the event
+                        # loop thread (HTTP, SSE, new connections) is not starved while a model is generating.
+                        time.sleep(0)
+                    batches = [b for b in batches if b.rows]
+        finally:
+            self._shut_down(waiting, batches)
 
-    def _admit(self, active: list[DecodeRequest]) -> bool:
-        """Move waiting requests into `active`; block when idle. False means shut down."""
-        while len(active) < self._max_active:
+    def _receive(self, waiting: deque[DecodeRequest], *, block: bool) -> bool:
+        """Take everything queued (blocking for one item when idle); run calls now. False means shut down."""
+        while True:
             try:
-                item = self._incoming.get(block=not active)
+                item = self._incoming.get(block=block)
             except queue.Empty:
-                break
+                return True
+            block = False
             if item is None:
                 return False
-            active.append(item)
-        return True
+            if isinstance(item, _Call):
+                self._run_call(item)
+            else:
+                waiting.append(item)
 
-    def _step(self, req: DecodeRequest) -> bool:
-        """Advance one request by one token; True when it is finished."""
+    def _run_call(self, call: _Call) -> None:
+        if not call.future.set_running_or_notify_cancel():
+            return
+        try:
+            with torch.inference_mode(False):  # what it loads (adapter weights) stays usable outside the decoder
+                result = call.fn(self._model)
+        except BaseException as exc:
+            call.future.set_exception(exc)
+            result = None
+        if isinstance(result, torch.nn.Module):
+            result.eval()
+            self._model = result
+            self._extra = _last_logits_only(result)
+        try:
+            self._router.scan(self._model)  # also after a failed call, which may have changed some layers
+        except Exception as exc:
+            log.exception("scanning the model for LoRA layers failed")
+            if not call.future.done():
+                call.future.set_exception(exc)
+        if not call.future.done():
+            call.future.set_result(result)
+
+    def _admit(self, waiting: deque[DecodeRequest], batches: list[Batch]) -> None:
+        """Prefill waiting requests while there is room, and place each one that continues in a batch."""
+        while waiting and sum(len(b.rows) for b in batches) < self._max_active:
+            req = waiting.popleft()
+            started = self._prefill(req)
+            time.sleep(0)
+            if started is None:
+                continue
+            cache, length = started
+            room = next((b for b in batches if len(b.rows) < self._max_batch), None)
+            if room is None:
+                batches.append(Batch(req, cache, length))
+            else:
+                room.add(req, cache, length)
+
+    def _prefill(self, req: DecodeRequest) -> tuple[Any, int] | None:
+        """Run the prompt alone and deliver the first token; the cache and its length if the request continues."""
         if req.cancelled.is_set():
             _emit(req, StepEvent(finish_reason="cancelled"))
-            return True
+            return None
         try:
-            token, logprob = self._next_token(req)
-        except Exception as exc:  # a failure of one request must not stop the others
-            log.exception("decode step failed")
-            _emit(req, StepEvent(error=exc))
-            return True
-        req._generated.append(token)
-        if token in req.eos_ids:
-            _emit(req, StepEvent(token_id=token, logprob=logprob, finish_reason="eos_token"))
-            return True
-        if not _emit(req, StepEvent(token_id=token, logprob=logprob)):
-            return True
-        if len(req._generated) >= req.params.max_new_tokens:
-            _emit(req, StepEvent(finish_reason="length"))
-            return True
-        return False
-
-    def _next_token(self, req: DecodeRequest) -> tuple[int, float]:
-        if req._cache is None:
             from transformers import DynamicCache
 
-            req._cache = DynamicCache()
-            input_ids = torch.tensor([req.prompt_ids], dtype=torch.long)
+            if req.adapter is not None and req.adapter not in self._router.adapters:
+                raise LookupError(f"adapter {req.adapter!r} is not loaded on this model")
             req._generator = torch.Generator()
             if req.params.seed is not None:
                 req._generator.manual_seed(req.params.seed)
             else:
                 req._generator.seed()
-        else:
-            input_ids = torch.tensor([[req._generated[-1]]], dtype=torch.long)
-        self._activate(req.adapter)
-        out = self._model(input_ids=input_ids, past_key_values=req._cache, use_cache=True)
-        req._cache = out.past_key_values
-        assert req._generator is not None
-        return sample_next(out.logits[0, -1], req.params, req.prompt_ids + req._generated, req._generator)
+            cache = DynamicCache()
+            ids = torch.tensor([req.prompt_ids], dtype=torch.long)
+            logits = self._forward([req.adapter or BASE], input_ids=ids, past_key_values=cache)
+            token, logprob = sample_next(logits[0, -1], req.params, req.prompt_ids, req._generator)
+        except Exception as exc:  # a failure of one request must not stop the others
+            log.exception("prefill failed")
+            _emit(req, StepEvent(error=exc))
+            return None
+        return None if _deliver(req, token, logprob) else (cache, len(req.prompt_ids))
 
-    def _activate(self, name: str | None) -> None:
-        """Make `name` the active adapter of every LoRA layer (None: the base model alone)."""
-        if not self._lora_layers or name == self._current:
+    def _step(self, batch: Batch) -> None:
+        """Advance every row of `batch` by one token with one forward pass; finished rows leave the batch."""
+        live = []
+        for i, req in enumerate(batch.rows):
+            if req.cancelled.is_set():
+                _emit(req, StepEvent(finish_reason="cancelled"))
+            else:
+                live.append(i)
+        if len(live) < len(batch.rows):
+            batch.keep(live)
+        if not batch.rows:
             return
-        for layer in self._lora_layers:
-            if name is None:
-                layer.enable_adapters(False)
+        inputs = batch.inputs()
+        try:
+            logits = self._forward([req.adapter or BASE for req in batch.rows], **inputs)
+        except Exception as exc:  # the shared cache is no longer consistent: every row of this batch fails
+            log.exception("decode step failed")
+            for req in batch.rows:
+                _emit(req, StepEvent(error=exc))
+            batch.keep([])
+            return
+        batch.advance(inputs["attention_mask"])
+        live = []
+        for i, req in enumerate(batch.rows):
+            try:
+                token, logprob = sample_next(
+                    logits[i, -1], req.params, req.prompt_ids + req._generated, _generator(req)
+                )
+            except Exception as exc:  # sampling fails per row
+                log.exception("sampling failed")
+                _emit(req, StepEvent(error=exc))
                 continue
-            if layer.disable_adapters:
-                layer.enable_adapters(True)
-            layer.set_adapter(name, inference_mode=True)  # also freezes every adapter weight
-        self._current = name
+            if not _deliver(req, token, logprob):
+                live.append(i)
+        if len(live) < len(batch.rows):
+            batch.keep(live)
+
+    def _forward(self, names: list[str], **inputs: Any) -> torch.Tensor:
+        """One forward pass with `names[i]` as row i's adapter; the last position's logits."""
+        self._router.names = names
+        try:
+            out = self._model(**inputs, use_cache=True, **self._extra)
+        finally:
+            self._router.names = None
+        return out.logits  # type: ignore[no-any-return]
+
+    def _shut_down(self, waiting: deque[DecodeRequest], batches: list[Batch]) -> None:
+        with self._lock:
+            self._closed = True
+        leftovers: list[DecodeRequest | _Call | None] = []
+        with contextlib.suppress(queue.Empty):
+            while True:
+                leftovers.append(self._incoming.get_nowait())
+        for item in leftovers:
+            if isinstance(item, _Call):
+                item.future.set_exception(RuntimeError("the decoder is closed"))
+            elif item is not None:
+                waiting.append(item)
+        for req in [*waiting, *(r for b in batches for r in b.rows)]:
+            _emit(req, StepEvent(finish_reason="cancelled"))
+        self._router.close()
+
+
+def _last_logits_only(model: Any) -> dict[str, int]:
+    """Forward kwargs that skip the logits of all but the last position (prompts are prefilled in one pass)."""
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    supports = getattr(base, "_supports_logits_to_keep", None)
+    return {"logits_to_keep": 1} if callable(supports) and supports() else {}
+
+
+def _left_pad(t: torch.Tensor, width: int) -> torch.Tensor:
+    """Pad the sequence axis (dim -2 of a 4-D cache tensor, dim -1 of a 2-D mask) on the left to `width`."""
+    missing = width - (t.shape[-1] if t.dim() == 2 else t.shape[-2])
+    if not missing:
+        return t
+    return F.pad(t, (missing, 0)) if t.dim() == 2 else F.pad(t, (0, 0, missing, 0))
+
+
+def _generator(req: DecodeRequest) -> torch.Generator:
+    assert req._generator is not None  # seeded by the prefill
+    return req._generator
+
+
+def _deliver(req: DecodeRequest, token: int, logprob: float) -> bool:
+    """Record and emit a sampled token (and the end, if it is one); True when the request is finished."""
+    req._generated.append(token)
+    if token in req.eos_ids:
+        _emit(req, StepEvent(token_id=token, logprob=logprob, finish_reason="eos_token"))
+        return True
+    if not _emit(req, StepEvent(token_id=token, logprob=logprob)):
+        return True
+    if len(req._generated) >= req.params.max_new_tokens:
+        _emit(req, StepEvent(finish_reason="length"))
+        return True
+    return False
 
 
 def _emit(req: DecodeRequest, event: StepEvent) -> bool:
