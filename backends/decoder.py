@@ -293,6 +293,9 @@ class Decoder:
 
     def _admit(self, waiting: deque[DecodeRequest], batches: list[Batch]) -> None:
         """Prefill waiting requests while there is room, and place each one that continues in a batch."""
+        for req in [r for r in waiting if r.cancelled.is_set()]:  # a full decoder still ends cancelled requests
+            waiting.remove(req)
+            _emit(req, StepEvent(finish_reason="cancelled"))
         while waiting and sum(len(b.rows) for b in batches) < self._max_active:
             req = waiting.popleft()
             started = self._prefill(req)

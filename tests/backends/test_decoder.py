@@ -221,6 +221,26 @@ def test_a_consumer_that_leaves_cancels_only_its_request(lora_model: Any, batche
     assert_same(got[2], want[2])
 
 
+def test_a_request_cancelled_while_waiting_for_a_slot_ends_at_once(lora_model: Any) -> None:
+    decoder = Decoder(lora_model, name="full", max_active=1)
+    try:
+        gate = threading.Event()
+        held = decoder.call(lambda _model: gate.wait(WAIT))
+        running = submit(decoder, Job([5, 6, 7], None, GenerationParams(max_new_tokens=500, seed=1)))
+        queued = submit(decoder, Job([8, 9], "a", GenerationParams(max_new_tokens=5, seed=2)))
+        assert queued.request is not None and running.request is not None
+        queued.request.cancelled.set()
+        gate.set()
+        held.result(WAIT)
+        wait([queued])
+        assert queued.events == [StepEvent(finish_reason="cancelled")] and not running.done.is_set()
+        running.request.cancelled.set()
+        wait([running])
+        assert running.end.finish_reason == "cancelled"
+    finally:
+        decoder.close()
+
+
 def test_the_reference_equals_transformers_generate(lora_model: Any) -> None:
     prompt = [5, 17, 230, 41, 9]
     greedy = GenerationParams(max_new_tokens=20, do_sample=False)
