@@ -192,17 +192,17 @@ class _Call:
 
 
 class Decoder:
-    """Decodes every active request on one thread, `max_batch` rows per forward pass, `max_active` at most."""
+    """Decodes up to `max_active` requests on one thread, `max_batch` rows per forward pass (default: all of them)."""
 
-    def __init__(self, model: Any, *, name: str, max_active: int = 64, max_batch: int = 16) -> None:
-        if max_batch < 1:
+    def __init__(self, model: Any, *, name: str, max_active: int = 64, max_batch: int | None = None) -> None:
+        if max_batch is not None and max_batch < 1:
             raise ValueError("max_batch must be at least 1")
         self._model = model
         self._router = AdapterRouter()
         self._router.scan(model)
         self._extra = _last_logits_only(model)
         self._max_active = max_active
-        self._max_batch = max_batch
+        self._max_batch = max_active if max_batch is None else max_batch
         self._incoming: queue.Queue[DecodeRequest | _Call | None] = queue.Queue()
         self._closed = False
         self._lock = threading.Lock()

@@ -145,19 +145,25 @@ def mixed_jobs(n: int, eos: int, *, seed: int = 0) -> list[Job]:
     return jobs
 
 
-def test_a_batch_of_mixed_adapters_equals_one_request_per_forward(lora_model: Any, batched: Decoder) -> None:
+@pytest.mark.parametrize("max_batch", [None, 3])
+def test_a_batch_of_mixed_adapters_equals_one_request_per_forward(lora_model: Any, max_batch: int | None) -> None:
     jobs = mixed_jobs(7, lora_model.config.eos_token_id)
     forwards: list[int] = []
     handle = lora_model.get_input_embeddings().register_forward_hook(lambda _m, args, _o: forwards.append(len(args[0])))
+    decoder = Decoder(lora_model, name="batched", max_batch=max_batch)
     try:
-        got = together(batched, jobs)
+        got = together(decoder, jobs)
     finally:
+        decoder.close()
         handle.remove()
     for g, w in zip(got, reference(lora_model, jobs), strict=True):
         assert_same(g, w)
-    # 7 prefills of one row, then one forward per step over every row still running
-    assert forwards[:7] == [1] * 7 and forwards[7] == 7
-    assert len(forwards) == 7 + max(len(s.tokens) for s in got) - 1
+    steps = max(len(s.tokens) for s in got) - 1
+    assert forwards[:7] == [1] * 7  # each prompt is prefilled alone
+    if max_batch is None:  # then one forward per step over every row still running
+        assert forwards[7] == 7 and len(forwards) == 7 + steps
+    else:  # then batches of 3, 3 and 1 rows
+        assert forwards[7:10] == [3, 3, 1] and max(forwards) == 3
 
 
 def test_requests_join_midway_and_a_cancelled_one_leaves(lora_model: Any, batched: Decoder) -> None:
