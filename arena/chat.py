@@ -1,4 +1,4 @@
-"""The chat service: one chosen model, multi-turn, regenerate, 👍/👎 feedback; every finished turn stored."""
+"""The chat service: one chosen model, multi-turn, regenerate, good/bad answer ratings; every finished turn stored."""
 
 from __future__ import annotations
 
@@ -50,7 +50,7 @@ class ChatService:
 
     @property
     def feedback_tags(self) -> list[str]:
-        """Reason tags a user may attach to a 👍/👎."""
+        """Reason tags a user may attach to a rating."""
         return list(self._config.arena.feedback_tags)
 
     def model_names(self) -> list[str]:
@@ -206,37 +206,86 @@ class ChatService:
             state.turns += 1
             state.streaming = False
 
+    def answer_turn(self, state: ChatState | None, number: object) -> int:
+        """The stored turn of the n-th answer shown (1 = the first; empty = the last), or a sentence why not."""
+        rateable = sorted(state.message_ids) if state is not None else []
+        if not rateable:
+            raise InputRejected(_nothing_rateable(state))
+        if isinstance(number, str):  # as typed into the form
+            number = number.strip()
+            number = int(number) if number.isascii() and number.isdigit() else number or None
+        if number is None:
+            return rateable[-1]
+        if isinstance(number, bool) or not isinstance(number, (int, float)) or not float(number).is_integer():
+            raise InputRejected("Please give the answer's number (1 = the first answer), or leave it empty.")
+        if not 1 <= number <= len(rateable):
+            span = "1" if len(rateable) == 1 else f"1 to {len(rateable)}"
+            raise InputRejected(f"There is no answer {int(number)} here: the answers are numbered {span}.")
+        return rateable[int(number) - 1]
+
+    async def rate(self, state: ChatState | None, turn: object, liked: object, voter: Voter) -> None:
+        """Store Good answer / Bad answer on one answer at once (or change it); its reasons and comment stay."""
+        await self._store(state, turn, liked, None, None, voter)
+
     async def feedback(
         self, state: ChatState | None, turn: object, liked: object, tags: object, comment: object, voter: Voter
     ) -> None:
-        """Store 👍/👎 (with reason tags and a comment) on one answer of this conversation."""
-        if state is None or state.session_id != voter.session_id or not isinstance(turn, int):
+        """Store a rating with reason tags and a comment on one answer; a second call updates the same stored row."""
+        chosen = [t for t in tags if t in self.feedback_tags] if isinstance(tags, list) else []
+        note = clean_text(comment).strip()[:MAX_COMMENT_CHARS] if isinstance(comment, str) else ""
+        await self._store(state, turn, liked, chosen, note or None, voter)
+
+    async def _store(
+        self,
+        state: ChatState | None,
+        turn: object,
+        liked: object,
+        tags: list[str] | None,
+        comment: str | None,
+        voter: Voter,
+    ) -> None:
+        """One row per answer and session: update it if this session rated the answer, else insert it."""
+        if state is None or state.session_id != voter.session_id:
             raise InputRejected("There is no answer to rate here yet.")
-        message_id = state.message_ids.get(turn)
+        message_id = state.message_ids.get(turn) if isinstance(turn, int) else None
         if message_id is None:
             raise InputRejected("That answer cannot be rated (it is still streaming, or was replaced).")
         if not isinstance(liked, bool):
-            raise InputRejected("Please rate the answer with 👍 or 👎.")
-        chosen = [t for t in tags if t in self.feedback_tags] if isinstance(tags, list) else []
-        note = clean_text(comment).strip()[:MAX_COMMENT_CHARS] if isinstance(comment, str) else ""
-        self._guards.limiter.check_vote(voter_keys(voter))
+            raise InputRejected("Please choose Good answer or Bad answer first.")
+        rating = "up" if liked else "down"
+        change = functools.partial(
+            self._repo.update_feedback, message_id=message_id, voter=voter, rating=rating, tags=tags, comment=comment
+        )
         record = functools.partial(
             self._repo.record_feedback,
             message_id=message_id,
-            rating="up" if liked else "down",
-            tags=chosen,
-            comment=note or None,
+            rating=rating,
+            tags=tags or [],
+            comment=comment,
             voter=voter,
         )
         try:
-            await retry_write(record, what="chat feedback", policy=self._retry)
-        except DuplicateFeedback:
-            raise InputRejected("You already rated this answer.") from None
+            if await retry_write(change, what="chat feedback", policy=self._retry):
+                return
+            self._guards.limiter.check_vote(voter_keys(voter))  # only a new rating counts against the limit
+            try:
+                await retry_write(record, what="chat feedback", policy=self._retry)
+            except DuplicateFeedback:  # a second click of this session stored it first: this one updates it
+                await retry_write(change, what="chat feedback", policy=self._retry)
         except UnknownBattle:
             raise InputRejected("That answer cannot be rated.") from None
         except SQLAlchemyError:
             log.error("chat feedback was not stored; the user was told to try again")
             raise InputRejected("Sorry, your feedback could not be saved right now. Please try again.") from None
+
+
+def _nothing_rateable(state: ChatState | None) -> str:
+    """Why no answer on screen can be rated: never "no answer" while one is shown."""
+    if state is None or (not state.history and state.reply is None):
+        return "There is no answer to rate here yet."
+    if state.streaming:
+        return "Please wait until the answer is finished, then rate it."
+    return "Only a finished answer can be rated: this one ended with an error. Regenerate it, or ask again."
 
 
 def _failed(prepared: asyncio.Task[str | None] | None) -> bool:

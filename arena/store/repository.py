@@ -483,6 +483,22 @@ class Repository:
         except IntegrityError as exc:
             raise DuplicateFeedback(f"message {message_id}") from exc
 
+    def update_feedback(
+        self, *, message_id: int, voter: Voter, rating: str, tags: list[str] | None = None, comment: str | None = None
+    ) -> bool:
+        """Change this session's rating of a chat answer in place; with `tags`, set its reasons and comment too
+        (`tags=None` keeps both). False when this session has not rated that answer yet."""
+        values: dict[str, Any] = {"rating": rating}
+        if tags is not None:
+            values.update(tags=tags, comment=comment)
+        with self._tx() as s:
+            result = s.execute(
+                update(FeedbackRow)
+                .where(FeedbackRow.message_id == message_id, FeedbackRow.session_id == voter.session_id)
+                .values(**values)
+            )
+            return bool(getattr(result, "rowcount", 0))
+
     def feedback(self) -> list[StoredFeedback]:
         """All chat feedback in the order it was given."""
         with self._tx() as s:
