@@ -23,8 +23,9 @@ from backends.demo import DemoModels
 from tests.helpers import ROOT, RunningApp, config_data, start_app
 
 NAMES = ("demo-base", "demo-lora-a", "demo-lora-b")
-# outputs of /battle_send and the vote endpoints: pane A, pane B, input box, notice, reveal
-PANE_A, PANE_B, BOX, NOTICE, REVEAL = range(5)
+# outputs of /battle_send and the vote endpoints: pane A, pane B, input box, notice, reveal, the note by the votes
+PANE_A, PANE_B, BOX, NOTICE, REVEAL, VOTE_NOTE = range(6)
+NOT_ANONYMOUS = "Further votes in this battle are not anonymous and do not count towards the leaderboard."
 
 
 def same_text(stored: str, shown: str) -> bool:
@@ -63,9 +64,11 @@ def test_blind_battle_end_to_end(app: RunningApp) -> None:
     )
     answer_a, answer_b = text_of(final[PANE_A][-1]), text_of(final[PANE_B][-1])
     assert answer_a and answer_b
+    assert all(u[VOTE_NOTE] == "" for u in updates) and final[VOTE_NOTE] == ""
     voted = client.predict(api_name="/battle_vote_b")
     assert voted[NOTICE] == "Thanks, your vote is recorded."
     assert "**Model A** was **demo-" in voted[REVEAL] and "**Model B** was **demo-" in voted[REVEAL]
+    assert NOT_ANONYMOUS in voted[VOTE_NOTE]
 
     [vote] = [v for v in repo_of(app).votes() if v.session_id == client.session_hash]
     battle = repo_of(app).battle(vote.battle_id)
@@ -108,8 +111,23 @@ def test_new_round_starts_a_fresh_pair(app: RunningApp) -> None:
     client.predict("Hello", api_name="/battle_send")
     client.predict(api_name="/battle_vote_a")
     fresh = client.predict(api_name="/battle_new")
-    assert fresh[PANE_A] == [] and fresh[PANE_B] == [] and fresh[REVEAL] == ""
+    assert fresh[PANE_A] == [] and fresh[PANE_B] == [] and fresh[REVEAL] == "" and fresh[VOTE_NOTE] == ""
     assert client.predict(api_name="/battle_vote_a")[NOTICE] == "Ask a question first: there is nothing to vote on yet."
+
+
+def test_after_the_reveal_a_note_by_the_votes_says_later_votes_do_not_count(app: RunningApp) -> None:
+    client = Client(app.url, verbose=False)
+    client.predict("Bonjour", api_name="/battle_send")
+    assert NOT_ANONYMOUS in client.predict(api_name="/battle_vote_a")[VOTE_NOTE]
+    job = client.submit("Et maintenant ?", api_name="/battle_send")
+    follow_up = list(job)
+    assert follow_up and all(NOT_ANONYMOUS in u[VOTE_NOTE] for u in follow_up), "the note left while streaming"
+    assert NOT_ANONYMOUS in job.result()[VOTE_NOTE]
+    second = client.predict(api_name="/battle_vote_tie")
+    assert second[NOTICE] == "Thanks, your vote is recorded." and NOT_ANONYMOUS in second[VOTE_NOTE]
+    mine = [v for v in repo_of(app).votes() if v.session_id == client.session_hash]
+    assert [(v.turn_index, v.anonymous) for v in mine] == [(0, True), (1, False)]  # what the note says
+    assert client.predict(api_name="/battle_new")[VOTE_NOTE] == ""
 
 
 def test_chat_streams_multi_turn_and_is_stored(app: RunningApp) -> None:

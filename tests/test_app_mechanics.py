@@ -14,7 +14,7 @@ from arena.store.engine import make_engine
 from arena.store.repository import Repository
 from backends.demo import DemoModels
 from tests.helpers import RunningApp, config_data, start_app
-from tests.test_app import NOTICE, PANE_A, PANE_B, REVEAL, text_of
+from tests.test_app import NOTICE, PANE_A, PANE_B, REVEAL, VOTE_NOTE, text_of
 
 NAMES = ("demo-base", "demo-lora-a", "demo-lora-b")
 
@@ -49,7 +49,9 @@ def test_named_side_by_side(app: RunningApp) -> None:
     final = client.predict("Bonjour !", "demo-lora-a", "demo-lora-b", api_name="/named_send")
     assert "**Model A** was **demo-lora-a**" in final[REVEAL]  # named: shown from the start
     assert text_of(final[PANE_A][-1]) and text_of(final[PANE_B][-1])
-    assert client.predict(api_name="/named_vote_b")[NOTICE] == "Thanks, your vote is recorded."
+    voted = client.predict(api_name="/named_vote_b")
+    assert voted[NOTICE] == "Thanks, your vote is recorded."
+    assert voted[VOTE_NOTE] == ""  # the rules above the named tab already say none of its votes count
     repo = Repository(make_engine(app.db_url))
     [vote] = [v for v in repo.votes() if v.session_id == client.session_hash]
     battle = repo.battle(vote.battle_id)
@@ -94,12 +96,22 @@ def test_chat_feedback_and_regenerate(app: RunningApp) -> None:
     client.predict("demo-lora-b", "Bonjour", api_name="/chat_send")
     regenerated = client.predict("demo-lora-b", api_name="/chat_regenerate")
     assert len(regenerated[0]) == 2
-    done = client.predict("👎", 1, ["wrong", "too long"], "pas terrible", api_name="/chat_feedback")
-    assert done[0] == "Thanks for your feedback."
+    done = client.predict("Bad answer", "1", ["wrong", "too long"], "pas terrible", api_name="/chat_feedback")
+    assert done[0] == "Thanks for your feedback: answer 1 is rated *Bad answer*."
     feedback = rows(app, "SELECT rating, tags, comment FROM chat_feedback")
     assert ("down", '["wrong", "too long"]', "pas terrible") in feedback
-    again = client.predict("👍", 1, [], "", api_name="/chat_feedback")
-    assert again[0] == "You already rated this answer."
+    # rated again by the same session: the same row changes, no second one
+    again = client.predict("Good answer", "", [], "", api_name="/chat_feedback")  # no number: the last answer
+    assert tuple(again) == ("Thanks for your feedback: answer 1 is rated *Good answer*.", "1")
+    after = rows(app, "SELECT rating, tags, comment FROM chat_feedback")
+    assert (
+        len(after) == len(feedback)
+        and ("up", "[]", None) in after
+        and ("down", '["wrong", "too long"]', "pas terrible") not in after
+    )
+    assert client.predict("Good answer", "2", [], "", api_name="/chat_feedback")[0] == (
+        "There is no answer 2 here: the answers are numbered 1."
+    )
 
 
 def test_bad_input_is_refused_or_cleaned(app: RunningApp) -> None:

@@ -18,11 +18,12 @@ from arena.domain import BattleState, Contestant, Outcome, Side, Voter
 from arena.errors import UserError
 from arena.ui.common import VoterOf, pane
 
+# plain words: a browser without an emoji font shows emoji as empty boxes
 VOTES = [
-    (Outcome.A, "👈 A is better"),
-    (Outcome.B, "👉 B is better"),
-    (Outcome.TIE, "🤝 Tie"),
-    (Outcome.BOTH_BAD, "👎 Both are bad"),
+    (Outcome.A, "A is better"),
+    (Outcome.B, "B is better"),
+    (Outcome.TIE, "Tie"),
+    (Outcome.BOTH_BAD, "Both are bad"),
 ]
 RULES = (
     "**Rules.** Ask anything; two anonymous models answer side by side. Ask follow-ups if you like, then vote on "
@@ -35,6 +36,17 @@ NAMED_RULES = (
     "**named**: they do not count towards the anonymous leaderboard."
 )
 ROUND_ERROR = "This round ended with an error, so it cannot be voted on."
+REVEALED_VOTES = (
+    "**The names are revealed.** Further votes in this battle are not anonymous and do not count towards the "
+    "leaderboard. Press *New round* for a new blind battle."
+)
+# Gradio's Chatbot always shows a clear button (a bin icon, its label translated) in its top panel. In a battle
+# pane it would hide an answer whose vote stays enabled; with only per-message copy buttons asked for, that
+# panel holds nothing else, so the wrapper around the panes hides the panel (scoped to the wrapper).
+PANES_CSS = (
+    ".icon-button-wrapper.top-panel { display: none !important; } "
+    ".html-container:has(> &) { padding: 0; }"  # the wrapper adds no space of its own around the panes
+)
 STOP_WAIT_SECONDS = 30.0  # at most this long the render after Stop waits for the stopped round to be stored
 
 
@@ -69,25 +81,40 @@ def build_battle_tab(service: BattleService, voter_of: VoterOf, concurrency_limi
                 gr.Dropdown(names, value=names[0] if names else None, label="Model A", elem_id=f"{prefix}-model-a"),
                 gr.Dropdown(names, value=names[-1] if names else None, label="Model B", elem_id=f"{prefix}-model-b"),
             ]
-    with gr.Row():
+    with (
+        gr.HTML(
+            html_template="@children",
+            css_template=PANES_CSS,
+            js_on_load=None,
+            apply_default_css=False,
+            container=False,
+            elem_id=f"{prefix}-panes",
+        ),
+        gr.Row(),
+    ):
         chat_a = gr.Chatbot(label="Model A", height=420, buttons=["copy"], elem_id=f"{prefix}-pane-a")
         chat_b = gr.Chatbot(label="Model B", height=420, buttons=["copy"], elem_id=f"{prefix}-pane-b")
     notice = gr.Markdown(elem_id=f"{prefix}-notice")
     reveal = gr.Markdown(elem_id=f"{prefix}-reveal")
     with gr.Row():
         vote_buttons = [gr.Button(label, interactive=False, elem_id=f"{prefix}-vote-{o.value}") for o, label in VOTES]
+    vote_note = gr.Markdown(elem_id=f"{prefix}-vote-note")
     with gr.Row():
         box = gr.Textbox(
             placeholder="Ask both models a question …", show_label=False, scale=8, elem_id=f"{prefix}-input"
         )
         send = gr.Button("Send", variant="primary", scale=1, elem_id=f"{prefix}-send")
     with gr.Row():
-        regen = gr.Button("🔁 Regenerate", elem_id=f"{prefix}-regenerate")
-        stop = gr.Button("⏹ Stop", elem_id=f"{prefix}-stop")
-        new_round = gr.Button("🔄 New round", elem_id=f"{prefix}-new")
+        regen = gr.Button("Regenerate", elem_id=f"{prefix}-regenerate")
+        stop = gr.Button("Stop", elem_id=f"{prefix}-stop")
+        new_round = gr.Button("New round", elem_id=f"{prefix}-new")
 
-    outputs: list[Any] = [chat_a, chat_b, box, notice, reveal, *vote_buttons]
+    outputs: list[Any] = [chat_a, chat_b, box, notice, reveal, vote_note, *vote_buttons]
     keep = gr.update()
+
+    def vote_note_of(st: BattleState | None) -> str:
+        # once a blind battle's names are shown, its later votes are stored as not anonymous: say so by the buttons
+        return REVEALED_VOTES if not named and st is not None and st.revealed else ""
 
     def view(
         st: BattleState | None, *, box_value: Any = keep, message: Any = keep, revealed: Any = keep
@@ -102,14 +129,14 @@ def build_battle_tab(service: BattleService, voter_of: VoterOf, concurrency_limi
             )
             votable = st.votable
         buttons = [gr.update(interactive=votable) for _ in VOTES]
-        return (*panes, box_value, message, revealed, *buttons)
+        return (*panes, box_value, message, revealed, vote_note_of(st), *buttons)
 
     def streaming_view(st: BattleState) -> tuple[Any, ...]:
         # While tokens arrive only the panes change. Every other output repeats what it shows as a plain value:
         # Gradio rebuilds a component for each gr.update() (about 0.5 ms each), plain values cost next to nothing.
         shown_reveal = _reveal(service.contestants(st)) if named or st.revealed else ""
         panes = [pane(st.histories[side], st.replies.get(side), st.streaming) for side in Side]
-        return (*panes, "", leak_notice(st), shown_reveal, *(label for _, label in VOTES))
+        return (*panes, "", leak_notice(st), shown_reveal, vote_note_of(st), *(label for _, label in VOTES))
 
     def after_round(st: BattleState) -> str:
         if st.errored:
@@ -185,6 +212,10 @@ def build_battle_tab(service: BattleService, voter_of: VoterOf, concurrency_limi
             thanks += " It will not count towards the leaderboard, because an answer named a model."
         return view(st, message=thanks, revealed=_reveal(contestants))
 
+    def on_pane_cleared(holder: Slot) -> tuple[Any, ...]:
+        # the panes' own clear button is hidden; should one still fire, put the answers back (votes stay as they are)
+        return view(holder.battle)
+
     def on_stop(holder: Slot) -> None:
         service.stop(holder.battle)
 
@@ -234,6 +265,8 @@ def build_battle_tab(service: BattleService, voter_of: VoterOf, concurrency_limi
             vote_fn, [slot], api_name=f"{prefix}_vote_{outcome.value}", concurrency_id=f"{prefix}_vote", **common
         )
     new_round.click(on_new_round, [slot], api_name=f"{prefix}_new", **common)
+    for chat in (chat_a, chat_b):
+        chat.clear(on_pane_cleared, [slot], outputs, api_visibility="private", **common_no_outputs)
 
 
 def _models(st: BattleState) -> list[str]:

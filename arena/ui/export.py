@@ -17,9 +17,9 @@ log = logging.getLogger(__name__)
 
 EXPLAIN = (
     "Download the votes as training data. **dpo** / **reward**: preference pairs (ties and *both bad* are not "
-    "pairs); **kto**: one row per answer, winners `true`, losers and *both bad* `false`, plus 👍/👎 chat ratings; "
-    "**lmsys**: Chatbot Arena battle records; **raw**: everything, for audits. Only anonymous votes with no "
-    "identity leak go out unless you tick the boxes. Voter ids are anonymised."
+    "pairs); **kto**: one row per answer, winners `true`, losers and *both bad* `false`, plus the Chat tab's "
+    "*Good answer* / *Bad answer* ratings; **lmsys**: Chatbot Arena battle records; **raw**: everything, for "
+    "audits. Only anonymous votes with no identity leak go out unless you tick the boxes. Voter ids are anonymised."
 )
 
 

@@ -80,7 +80,7 @@ def build_leaderboard_tab(service: LeaderboardService, concurrency_limit: int, t
     gr.Markdown(EXPLAIN)
     with gr.Row():
         language = gr.Dropdown([ALL], value=ALL, label="Language", elem_id="leaderboard-language", scale=3)
-        refresh = gr.Button("↻ Refresh", elem_id="leaderboard-refresh", scale=1)
+        refresh = gr.Button("Refresh", elem_id="leaderboard-refresh", scale=1)
     status = gr.Markdown(elem_id="leaderboard-status")
     frame = gr.Dataframe(headers=COLUMNS, interactive=False, elem_id="leaderboard-table")
     ratings = gr.Plot(elem_id="leaderboard-ratings")

@@ -32,6 +32,8 @@ NAMES = tuple(MODELS)
 # never shown before the vote: where the weights live, and the notes the reveal shows
 SECRETS = (SECRET_DIR, *(m["description"] for m in MODELS.values()), *(m["license"] for m in MODELS.values()))
 THANKS = "Thanks, your vote is recorded."
+NOT_ANONYMOUS = "Further votes in this battle are not anonymous and do not count towards the leaderboard."
+NO_ANSWER = "There is no answer to rate here yet."
 
 
 def repo_of(app: RunningApp) -> Repository:
@@ -65,6 +67,7 @@ def test_blind_battle_streams_both_panes_votes_reveals_and_starts_a_new_round(
 
     growth = watch_round(page, "battle", on_sample=mid_stream_shot)
     b.shot("answered")
+    assert page.inner_text("#battle-vote-note").strip() == ""  # blind until the vote
     final_a, final_b = growth.a[-1], growth.b[-1]
     assert final_a and final_b
     for side, final in (("a", final_a), ("b", final_b)):
@@ -83,6 +86,10 @@ def test_blind_battle_streams_both_panes_votes_reveals_and_starts_a_new_round(
     assert set(pair.values()) == set(NAMES)
     assert THANKS in page.inner_text("#battle-notice")
     wait_votable(page, "battle", enabled=False)
+    # right by the vote buttons: later votes in this battle are not anonymous
+    assert NOT_ANONYMOUS in page.inner_text("#battle-vote-note")
+    note, buttons = page.locator("#battle-vote-note").bounding_box(), page.locator("#battle-vote-a").bounding_box()
+    assert note is not None and buttons is not None and 0 <= note["y"] - (buttons["y"] + buttons["height"]) < 60
 
     votes = [v for v in repo_of(arena_app).votes() if v.outcome is Outcome.B]
     battles = [repo_of(arena_app).battle(v.battle_id) for v in votes]
@@ -97,6 +104,7 @@ def test_blind_battle_streams_both_panes_votes_reveals_and_starts_a_new_round(
 
     page.click("#battle-new")
     page.wait_for_function("document.querySelector('#battle-reveal').innerText.trim() === ''")
+    assert page.inner_text("#battle-vote-note").strip() == ""
     page.wait_for_function(
         "document.querySelectorAll('#battle-pane-a [data-testid=user], #battle-pane-a [data-testid=bot]').length === 0"
     )
@@ -261,34 +269,46 @@ def test_chat_with_one_model_and_thumbs_are_stored(arena_app: RunningApp, open_a
     b.shot("two-turns")
     assert message_count(page, "chat-pane") == 4
 
-    # 👎 on the first answer with the chatbot's own thumb, then a reason and a comment in the form
+    # Dislike on the first answer with the chatbot's own thumb: stored at once, before any reason is given
     page.locator("#chat-pane button[aria-label='Dislike']").first.click()
-    page.get_by_text("Rate an answer").click()
+    wait_text(page, "#chat-rating-status", "Saved: answer 1 is rated Bad answer.")
     page.wait_for_function(
-        "() => [...document.querySelectorAll('#chat-rating input')].some(i => i.checked && i.value === '👎')"
+        "() => [...document.querySelectorAll('#chat-rating input')].some(i => i.checked && i.value === 'Bad answer')"
     )
     assert page.input_value("#chat-answer input") == "1"
+    [stored] = repo_of(arena_app).feedback()[before:]
+    assert (stored.rating, stored.tags, stored.comment) == ("down", [], None)
+    assert NO_ANSWER not in page.inner_text("body")
+    b.shot("rated-at-once")
+
+    # then, optionally, a reason and a comment: the same stored row gets them
     page.locator("#chat-tags").get_by_text("too short").click()
     page.fill("#chat-comment textarea", "browser-comment-6161")
     b.shot("rating-filled")
     page.click("#chat-send-feedback")
-    wait_text(page, "#chat-notice", "Thanks for your feedback.")
+    wait_text(page, "#chat-rating-status", "Thanks for your feedback: answer 1 is rated Bad answer.")
     b.shot("rated-down")
-
-    # 👍 on the second answer
-    page.locator("#chat-pane button[aria-label='Like']").nth(1).click()
-    page.wait_for_function(
-        "() => [...document.querySelectorAll('#chat-rating input')].some(i => i.checked && i.value === '👍')"
+    [updated] = repo_of(arena_app).feedback()[before:]
+    assert (updated.message_id, updated.rating, updated.tags, updated.comment) == (
+        stored.message_id,
+        "down",
+        ["too short"],
+        "browser-comment-6161",
     )
+
+    # Like on the second answer: a second row, for the other answer; the form moves to it
+    page.locator("#chat-pane button[aria-label='Like']").nth(1).click()
+    wait_text(page, "#chat-rating-status", "Saved: answer 2 is rated Good answer.")
     assert page.input_value("#chat-answer input") == "2"
-    page.click("#chat-send-feedback")
-    page.wait_for_function("() => document.querySelector('#chat-notice').innerText.includes('Thanks')")
+    assert page.input_value("#chat-comment textarea") == ""  # reasons typed for answer 1 are not carried over
     new = repo_of(arena_app).feedback()[before:]
     assert [(f.rating, f.tags, f.comment) for f in new] == [
         ("down", ["too short"], "browser-comment-6161"),
         ("up", [], None),
     ]
     assert new[0].message_id != new[1].message_id
+    assert NO_ANSWER not in page.inner_text("body")
+    b.shot("rated-up")
 
 
 def test_leaderboard_tab_renders_its_table_and_three_charts(
