@@ -344,6 +344,6 @@ def leak_notice(state: BattleState) -> str:
     if state.identity_leak is None:
         return ""
     return (
-        "⚠️ An answer names a model, so your vote on this battle will be kept "
+        "Note: an answer names a model, so your vote on this battle will be kept "
         "but will not count towards the leaderboard."
     )

@@ -159,8 +159,8 @@ def test_bad_config_refuses_to_start_with_one_line(tmp_path: Path, demo_models: 
         assert "Traceback" not in proc.stderr
 
 
-def test_default_start_builds_demo_models_once_and_says_they_are_random(tmp_path: Path) -> None:
-    cmd = [sys.executable, "app.py", "--data-dir", str(tmp_path), "--port"]
+def test_demo_start_builds_demo_models_once_and_says_they_are_random(tmp_path: Path) -> None:
+    cmd = [sys.executable, "app.py", "--demo", "--data-dir", str(tmp_path), "--port"]
     for attempt in range(2):
         from tests.helpers import free_port
 

@@ -12,6 +12,7 @@ from gradio_client import Client
 from arena.domain import Side
 from arena.store.engine import make_engine
 from arena.store.repository import Repository
+from arena.ui.common import ERROR_MARK
 from tests.faults import FaultServer
 from tests.helpers import Process, RunningApp, free_port, start_app
 from tests.test_app import NOTICE, PANE_A, PANE_B, REVEAL, same_text, text_of
@@ -77,7 +78,7 @@ def test_a_refusing_backend_errors_one_pane_only(faulty_app: tuple[RunningApp, F
     client = Client(app.url, verbose=False)
     final = client.predict("Hello there", api_name="/battle_send")
     panes = {text_of(final[PANE_A][-1]), text_of(final[PANE_B][-1])}
-    error = "⚠️ The conversation is too long for this model. Please start a new round."
+    error = f"{ERROR_MARK} The conversation is too long for this model. Please start a new round."
     assert error in panes, panes
     assert any(p and p != error for p in panes), "the healthy pane must still answer"
     assert final[NOTICE] == "This round ended with an error, so it cannot be voted on."

@@ -19,6 +19,7 @@ from gradio_client import Client
 
 from arena.battle import VOTE_NOT_SAVED
 from arena.sampling import NOT_ENOUGH
+from arena.ui.common import ERROR_MARK
 from backends.base import BackendError
 from backends.demo import DemoModels
 from tests.db_checks import invariant_violations, rows, vote_rows
@@ -76,7 +77,7 @@ def healthy(app: RunningApp) -> bool:
 
 
 def ends_with_a_sentence(pane: str) -> bool:
-    return any(pane.endswith(f"⚠️ {sentence}") for sentence in _all_user_messages())
+    return any(pane.endswith(f"{ERROR_MARK} {sentence}") for sentence in _all_user_messages())
 
 
 # --- backends: stalled, killed mid-stream, all down, back ----------------------------------------------------------
@@ -111,7 +112,7 @@ def test_backend_stalls_dies_is_down_and_comes_back(demo_models: DemoModels, tmp
             stalled = job.result(timeout=120)
         finally:
             os.kill(serve.process.pid, signal.SIGCONT)
-        assert all(ends_with_a_sentence(p) and not p.startswith("⚠️") for p in pane_texts(stalled)), stalled
+        assert all(ends_with_a_sentence(p) and not p.startswith(ERROR_MARK) for p in pane_texts(stalled)), stalled
         assert stalled[NOTICE] == ROUND_ERROR
         assert client.predict(api_name="/battle_vote_a")[NOTICE].startswith(ROUND_ERROR)
 
@@ -122,7 +123,7 @@ def test_backend_stalls_dies_is_down_and_comes_back(demo_models: DemoModels, tmp
         FAULTS.inject("backend process killed mid-stream (SIGKILL)")
         sigkill(serve)
         killed = job.result(timeout=120)
-        assert all(ends_with_a_sentence(p) and not p.startswith("⚠️") for p in pane_texts(killed)), killed
+        assert all(ends_with_a_sentence(p) and not p.startswith(ERROR_MARK) for p in pane_texts(killed)), killed
         assert killed[NOTICE] == ROUND_ERROR
 
         # 3. every backend down: new battles say so, chat says so, the page still serves
@@ -137,7 +138,7 @@ def test_backend_stalls_dies_is_down_and_comes_back(demo_models: DemoModels, tmp
         serve = serve_on(demo_models, tmp_path / "serve", port)
         wait_until(lambda: client.predict(api_name="/battle_new")[NOTICE] == "", "models marked up again")
         done = client.predict("Bonjour !", api_name="/battle_send")
-        assert done[NOTICE] == "" and all(p and "⚠️" not in p for p in pane_texts(done))
+        assert done[NOTICE] == "" and all(p and ERROR_MARK not in p for p in pane_texts(done))
         assert client.predict(api_name="/battle_vote_b")[NOTICE] == THANKS
     finally:
         app.stop()

@@ -25,10 +25,13 @@ def voter_factory(salt: bytes) -> VoterOf:
     return voter_of
 
 
+ERROR_MARK = "Error:"  # before a failed answer's sentence in its pane (text, not an emoji: no emoji font needed)
+
+
 def shown(reply: Reply) -> str:
     """A reply as the pane shows it: its text, and the error sentence if it failed."""
     if reply.status is ReplyStatus.ERROR:
-        return f"{reply.text}\n\n⚠️ {reply.error}".strip()
+        return f"{reply.text}\n\n{ERROR_MARK} {reply.error}".strip()
     if reply.status is ReplyStatus.STOPPED:
         return f"{reply.text}\n\n*(stopped)*".strip()
     return reply.text or ("…" if reply.status is ReplyStatus.STREAMING else "")

@@ -334,7 +334,7 @@ def test_identity_leak_is_flagged_live_and_the_vote_does_not_count(
         state = pair("demo-base", "leaky")
         updates = asyncio.run(ask_all(service, state, "Qui es-tu ?"))
         assert updates and state.identity_leak == "ChatGPT"
-        assert leak_notice(state).startswith("⚠️ An answer names a model")
+        assert leak_notice(state).startswith("Note: an answer names a model")
         asyncio.run(service.vote(state, Outcome.B, VOTER))
         [vote] = repo.votes()
         assert vote.identity_leak and repo.pair_outcomes() == []

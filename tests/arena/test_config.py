@@ -82,7 +82,8 @@ def test_a_recipe_entry_may_point_at_an_adapter_still_to_build(tmp_path: Path, d
     data = config_data(demo_models)
     data["models"][1].update(adapter="./variants/terse", recipe="terse")
     config = load_config(write(tmp_path, data))
-    assert config.models[1].adapter == str(tmp_path / "variants" / "terse")
+    model = config.models[1]
+    assert isinstance(model, LocalModel) and model.adapter == str(tmp_path / "variants" / "terse")
     data["models"][1].update(recipe="sarcastic")
     with pytest.raises(ConfigError, match="unknown variant recipe 'sarcastic'"):
         load_config(write(tmp_path, data))
