@@ -80,7 +80,11 @@ def sample_next(
         logits = logits.masked_fill(logits < kth, float("-inf"))
     probs = torch.softmax(logits, dim=-1)
     if params.top_p is not None and params.top_p < 1.0:
-        sorted_probs, order = torch.sort(probs, descending=True)
+        # The nucleus nearly always lies among the few most likely tokens: look there first (a full sort of a
+        # 50k vocabulary costs more than the rest of sampling); the same tokens are kept either way.
+        sorted_probs, order = torch.topk(probs, min(NUCLEUS_CANDIDATES, probs.numel()))
+        if float(sorted_probs.sum()) < params.top_p:
+            sorted_probs, order = torch.sort(probs, descending=True)
         keep = torch.cumsum(sorted_probs, dim=-1) - sorted_probs < params.top_p
         keep[0] = True
         mask = torch.zeros_like(probs, dtype=torch.bool)
@@ -89,6 +93,9 @@ def sample_next(
         probs = probs / probs.sum()
     token = int(torch.multinomial(probs, 1, generator=gen).item())
     return token, float(torch.log(probs[token]).item())
+
+
+NUCLEUS_CANDIDATES = 512  # top-p looks among this many most likely tokens first (then, if short, all of them)
 
 
 class AdapterRouter:
