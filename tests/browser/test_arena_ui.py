@@ -158,7 +158,9 @@ def test_no_name_or_path_reaches_the_page_before_the_vote(
     #    answers shown in the DOM are in the captured bytes.
     [(replayed, completed, updates)] = replayed_streams(capture.sse_messages(start)).values()
     assert replayed[:2] == completed[:2]
-    assert updates >= max(len(growth.distinct("a")), len(growth.distinct("b"))) > 3
+    #    (The tiny models stream a whole answer in well under a second now that both panes share one forward
+    #    pass, so the DOM may be sampled only a couple of times; the stream itself must still have several updates.)
+    assert updates >= max(len(growth.distinct("a")), len(growth.distinct("b"))) and updates > 3
     for shown in (growth.a[-1], growth.b[-1]):
         assert len(words(shown)) >= 3 and words(shown) <= words(after_question)
 
