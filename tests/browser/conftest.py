@@ -45,7 +45,8 @@ MODELS = {
         "license": "licence-marker-5353",
     },
 }
-MAX_NEW_TOKENS = 200  # long enough to watch both panes grow and to press Stop in time
+MAX_NEW_TOKENS = 200  # long enough to watch both panes grow
+LONG_MAX_NEW_TOKENS = 200  # on the real default model: several seconds of streaming, time to press Stop
 
 
 def _chromium_or_skip() -> str:
@@ -173,6 +174,20 @@ def arena_config(models: DemoModels) -> dict[str, Any]:
 def arena_app(secret_models: DemoModels, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningApp]:
     """app.py serving the two distinctive demo variants, shared by the browser tests of this package."""
     running = start_app(arena_config(secret_models), tmp_path_factory.mktemp("browser-app"))
+    yield running
+    running.stop()
+
+
+@pytest.fixture(scope="package")
+def long_arena_app(smollm2: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningApp]:
+    """The arena's two contestants on the real default model, whose answers take seconds: long enough to press
+    Stop while both panes still stream (the tiny models finish a whole answer in a fraction of a second)."""
+    data = arena_config(demo_paths(tmp_path_factory.mktemp("unused")))
+    for model in data["models"]:
+        model.pop("adapter")
+        model.update(model=str(smollm2), template="tokenizer")
+        model["generation"] = {**model["generation"], "max_new_tokens": LONG_MAX_NEW_TOKENS, "repetition_penalty": 1.2}
+    running = start_app(data, tmp_path_factory.mktemp("browser-long-app"))
     yield running
     running.stop()
 

@@ -13,7 +13,7 @@ from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 from arena.domain import Outcome, Side
 from arena.store.engine import make_engine
 from arena.store.repository import Repository
-from tests.browser.conftest import MAX_NEW_TOKENS, MODELS, SECRET_DIR, Browser
+from tests.browser.conftest import LONG_MAX_NEW_TOKENS, MODELS, SECRET_DIR, Browser
 from tests.browser.ui import (
     last_bot_text,
     message_count,
@@ -176,8 +176,9 @@ def test_no_name_or_path_reaches_the_page_before_the_vote(
 
 
 def test_stop_ends_both_streams_and_the_round_can_still_be_voted(
-    arena_app: RunningApp, open_app: Callable[[str], Browser]
+    long_arena_app: RunningApp, open_app: Callable[[str], Browser]
 ) -> None:
+    arena_app = long_arena_app
     b = open_app(arena_app.url)
     page = b.page
     send(page, "battle", "Write a very long essay about rivers.")
@@ -223,7 +224,7 @@ def test_stop_ends_both_streams_and_the_round_can_still_be_voted(
     for side in Side:
         answer = battle.conversations[side][1]
         assert answer.status == "stopped"
-        assert answer.token_count is not None and answer.token_count < MAX_NEW_TOKENS, "the stream was not stopped"
+        assert answer.token_count is not None and answer.token_count < LONG_MAX_NEW_TOKENS, "the stream was not stopped"
         assert words(answer.content) <= words(stopped[0 if side is Side.A else 1])
 
 
