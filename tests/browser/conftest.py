@@ -180,8 +180,9 @@ def arena_app(secret_models: DemoModels, tmp_path_factory: pytest.TempPathFactor
 
 @pytest.fixture(scope="package")
 def long_arena_app(smollm2: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningApp]:
-    """The arena's two contestants on the real default model, whose answers take seconds: long enough to press
-    Stop while both panes still stream (the tiny models finish a whole answer in a fraction of a second)."""
+    """The arena's two contestants on the real default model, whose answers take seconds: long enough to watch
+    both panes grow and to press Stop while they still stream (the tiny models finish a whole answer in a fraction
+    of a second now that both panes share one forward pass)."""
     data = arena_config(demo_paths(tmp_path_factory.mktemp("unused")))
     for model in data["models"]:
         model.pop("adapter")

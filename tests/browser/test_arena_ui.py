@@ -50,8 +50,9 @@ def revealed_pair(reveal: str) -> dict[Side, str]:
 
 
 def test_blind_battle_streams_both_panes_votes_reveals_and_starts_a_new_round(
-    arena_app: RunningApp, open_app: Callable[[str], Browser]
+    long_arena_app: RunningApp, open_app: Callable[[str], Browser]
 ) -> None:
+    arena_app = long_arena_app  # the real model: its answers grow for seconds, so the page can watch them stream
     b = open_app(arena_app.url)
     page = b.page
     b.shot("opened")
