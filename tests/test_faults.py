@@ -4,6 +4,7 @@ the app itself killed mid-battle. Every case: a sentence for the user, no vote l
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import sqlite3
@@ -196,7 +197,9 @@ def tmpfs(tmp_path: Path) -> Iterator[Path]:
 
 def truncate_wal(db: Path) -> bool:
     """Checkpoint the WAL into the database and cut it to 0 bytes: the next write must grow a file."""
-    with sqlite3.connect(db) as conn:
+    # closing() matters: sqlite3's own context manager only commits, and a connection left for the garbage
+    # collector keeps the file open for writing, so the volume could not be remounted read-only later
+    with contextlib.closing(sqlite3.connect(db)) as conn:
         busy, _, _ = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
     wal = db.with_name(db.name + "-wal")
     return busy == 0 and (not wal.exists() or wal.stat().st_size == 0)
