@@ -39,6 +39,7 @@ BENCHES = (
     Bench("serve", "backends.serve streaming vs in-process generate; adapter memory", quick_flag=False, in_quick=False),
     Bench("weights", "apply-delta peak memory and throughput", quick_flag=False, in_quick=False),
     Bench("local", "default model + LoRA: one stream vs a base+adapter pair tok/s; serve at 1/2/4", quick_flag=True),
+    Bench("loop", "votes → DPO → LoRA on the default model: new variant's win rate", quick_flag=False, in_quick=False),
 )
 
 

