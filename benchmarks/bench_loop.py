@@ -16,7 +16,8 @@
 Prompts: benchmarks/loop_prompts.txt, split once (seeded) into training and held-out questions.
 Saves benchmarks/results/bench_loop.json (or `--results`); the last line printed is
 `votes=N steps=S win_rate=W lower=L upper=U minutes=M` (N: round-1 votes, W: the new variant against the base).
-Target (reported, not asserted): W >= 0.65 with L > 0.5, under 45 minutes on 2 cores.
+Target (reported, not asserted): W >= 0.65 with L > 0.5, under 45 minutes on 2 cores (measured: about 22).
+Everything a run writes (configs, logs, database, export, adapter) is under `--work` (default data/loop/).
 """
 
 from __future__ import annotations
@@ -203,7 +204,8 @@ def start_app(config: dict[str, Any], settings: LoopSettings, name: str, *, time
     port, log = free_port(), settings.work / f"{name}.log"
     cmd = [sys.executable, str(ROOT / "app.py"), "--config", str(config_file), "--port", str(port)]
     cmd += ["--db", db_url(settings), "--data-dir", str(settings.work), "--threads", str(settings.threads)]
-    env = {**os.environ, "PYTHONUNBUFFERED": "1", "GRADIO_ANALYTICS_ENABLED": "False", "GRADIO_RUN_HISTORY": "False"}
+    quiet = {"GRADIO_ANALYTICS_ENABLED": "False", "GRADIO_RUN_HISTORY": "False", "HF_HUB_DISABLE_TELEMETRY": "1"}
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", **quiet}
     with log.open("wb") as out:
         proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
     deadline = time.monotonic() + timeout
@@ -259,9 +261,23 @@ def answer_text(pane: Any) -> str:
     return str(content)
 
 
+def vote_once(client: Any, battle: Battle, margin: float) -> str:
+    """One named battle in the client's session: ask, read both answers, vote for the shorter, start a new round."""
+    final = client.predict(battle.question, battle.model_a, battle.model_b, api_name="/named_send")
+    a, b = answer_text(final[0]), answer_text(final[1])
+    if "⚠️" in a + b:  # a failed answer: the app refuses votes on this round
+        raise RuntimeError(f"an answer failed: {(a + b)[-200:]}")
+    choice = prefer_shorter(a, b, margin)
+    notice = str(client.predict(api_name=VOTE[choice])[3])
+    if not notice.startswith("Thanks"):
+        raise RuntimeError(f"vote refused: {notice[:200]}")
+    client.predict(api_name="/named_new")
+    return choice
+
+
 def play(url: str, battles: Sequence[Battle], settings: LoopSettings, label: str, say: Say) -> RoundLog:
     """Play `battles` through the app's Side-by-side tab, `settings.concurrency` at a time, voting for the shorter
-    answer; one gradio_client session per worker, a new round after each vote."""
+    answer; one gradio_client session per worker (a fresh one after a failure)."""
     from gradio_client import Client
 
     log, lock, todo = RoundLog(), threading.Lock(), list(reversed(battles))
@@ -275,26 +291,21 @@ def play(url: str, battles: Sequence[Battle], settings: LoopSettings, label: str
                     return
                 battle = todo.pop()
             try:
-                final = client.predict(battle.question, battle.model_a, battle.model_b, api_name="/named_send")
-                a, b = answer_text(final[0]), answer_text(final[1])
-                if not a or not b or "⚠️" in a + b:
-                    raise RuntimeError(f"no votable answers: {str(final[3])[:200]}")
-                choice = prefer_shorter(a, b, settings.tie_margin)
-                notice = str(client.predict(api_name=VOTE[choice])[3])
-                if not notice.startswith("Thanks"):
-                    raise RuntimeError(f"vote refused: {notice[:200]}")
-                client.predict(api_name="/named_new")
+                choice: str | None = vote_once(client, battle, settings.tie_margin)
             except Exception as exc:  # one failed battle is counted and reported, the round goes on
-                with lock:
-                    log.errors.append(f"{type(exc).__name__}: {exc}"[:300])
+                choice = None
                 client = Client(url, verbose=False)
-                continue
+                error = f"{type(exc).__name__}: {exc}"[:300]
             with lock:
-                log.votes[choice] += 1
+                if choice is None:
+                    log.errors.append(error)
+                else:
+                    log.votes[choice] += 1
                 done = sum(log.votes.values()) + len(log.errors)
                 if done % every == 0 or done == len(battles):
                     rate = done / (time.perf_counter() - start) * 60
-                    say(f"{label}: {done}/{len(battles)} battles, votes {log.votes}, {rate:.1f} battles/min")
+                    say(f"{label}: {done}/{len(battles)} battles, votes {log.votes}, errors {len(log.errors)}, "
+                        f"{rate:.1f} battles/min")  # fmt: skip
 
     with ThreadPoolExecutor(settings.concurrency) as pool:
         for future in [pool.submit(worker) for _ in range(min(settings.concurrency, len(battles)))]:
@@ -345,45 +356,57 @@ def train(settings: LoopSettings, data: Path, adapter: Path) -> dict[str, Any]:
     return report
 
 
-def stored_outcomes(settings: LoopSettings) -> list[tuple[str, str, str, int]]:
-    """Every stored vote aggregated by pair and outcome (named and leaked votes included)."""
+@dataclass(frozen=True)
+class VotedRound:
+    """A voted round as the app stored it: the models, the outcome, and each answer's (tokens, characters)."""
+
+    models: tuple[str, str]
+    outcome: str
+    answers: tuple[tuple[int, int], tuple[int, int]]
+
+
+def stored_rounds(settings: LoopSettings) -> list[VotedRound]:
+    """Every vote in the loop's database with the round it judged (named and leaked votes included)."""
+    from arena.domain import Side
     from arena.store.engine import make_engine
     from arena.store.repository import Repository
 
     engine = make_engine(db_url(settings))
-    try:
-        rows = Repository(engine).pair_outcomes(anonymous_only=False, include_leaks=True, include_self_play=True)
-    finally:
-        engine.dispose()
-    return [(a, b, str(o), n) for a, b, o, n in rows]
-
-
-def answer_stats(settings: LoopSettings, opponents: tuple[str, str]) -> dict[str, dict[str, float]]:
-    """Per model, in the voted battles between `opponents`: answers, mean tokens and characters, and the share that
-    ended on their own (before `max_new_tokens`), read from what the app stored."""
-    from arena.store.engine import make_engine
-    from arena.store.repository import Repository
-
-    engine = make_engine(db_url(settings))
-    seen: dict[str, list[tuple[int, int]]] = {}
+    out = []
     try:
         repo = Repository(engine)
         for vote in repo.votes():
             battle = repo.battle(vote.battle_id)
-            if battle is None or sorted(battle.models.values()) != sorted(opponents):
+            if battle is None:
                 continue
-            for side, model in battle.models.items():
-                answers = [m for m in battle.conversations[side] if m.role == "assistant" and m.status == "ok"]
-                if answers:
-                    seen.setdefault(model, []).append((answers[-1].token_count or 0, len(answers[-1].content)))
+            answers = [
+                [m for m in battle.conversations[side] if m.role == "assistant" and m.status != "superseded"]
+                for side in Side
+            ]
+            if not all(answers):
+                continue
+            a, b = (one[vote.turn_index] for one in answers)
+            shape = ((a.token_count or 0, len(a.content)), (b.token_count or 0, len(b.content)))
+            out.append(VotedRound((battle.models[Side.A], battle.models[Side.B]), vote.outcome.value, shape))
     finally:
         engine.dispose()
+    return out
+
+
+def answer_stats(rounds: Sequence[VotedRound], pair: tuple[str, str], limit: int) -> dict[str, dict[str, float]]:
+    """Per model, over the rounds between `pair`: answers, mean tokens and characters, and the share that ended on
+    their own (before `limit` new tokens)."""
+    seen: dict[str, list[tuple[int, int]]] = {}
+    for r in rounds:
+        if sorted(r.models) == sorted(pair):
+            for model, answer in zip(r.models, r.answers, strict=True):
+                seen.setdefault(model, []).append(answer)
     return {
         model: {
             "answers": len(rows),
             "mean_tokens": round(sum(t for t, _ in rows) / len(rows), 1),
             "mean_chars": round(sum(c for _, c in rows) / len(rows), 1),
-            "ended_share": round(sum(t < settings.max_new_tokens for t, _ in rows) / len(rows), 3),
+            "ended_share": round(sum(t < limit for t, _ in rows) / len(rows), 3),
         }
         for model, rows in seen.items()
     }
@@ -430,16 +453,17 @@ def run_loop(settings: LoopSettings, say: Say) -> dict[str, Any]:
         phase("round2", t0)
     finally:
         app.stop()
-    record = win_rate(stored_outcomes(settings), TUNED, BASE)
+    rounds = stored_rounds(settings)
+    record = win_rate([(*r.models, r.outcome, 1) for r in rounds], TUNED, BASE)
     lower, upper = record.interval()
     return {
         "machine": machine(),
-        "settings": {k: str(v) if isinstance(v, Path) else v for k, v in asdict(settings).items()},
+        "settings": {k: shown(v) if isinstance(v, Path) else v for k, v in asdict(settings).items()},
         "voter": f"prefers the shorter answer; tie within {settings.tie_margin:.0%} of the longer one's length",
-        "round1": {**round1.summary(), "answers": answer_stats(settings, (BASE, BASE))},
+        "round1": {**round1.summary(), "answers": answer_stats(rounds, (BASE, BASE), settings.max_new_tokens)},
         "pairs_exported": pairs,
-        "training": report,
-        "round2": {**round2.summary(), "answers": answer_stats(settings, (TUNED, BASE))},
+        "training": {**report, "data": shown(data)},
+        "round2": {**round2.summary(), "answers": answer_stats(rounds, (TUNED, BASE), settings.max_new_tokens)},
         "tuned_vs_base": {**asdict(record), "ties_count": "half a win"},
         "votes": sum(round1.votes.values()),
         "steps": report["steps"],
@@ -449,8 +473,13 @@ def run_loop(settings: LoopSettings, say: Say) -> dict[str, Any]:
         "seconds": phases,
         "minutes": round((time.perf_counter() - start) / 60, 1),
         "target": "win_rate >= 0.65 with lower > 0.5, under 45 minutes",
-        "adapter": str(adapter),
+        "adapter": shown(adapter),
     }
+
+
+def shown(path: Path) -> str:
+    """A path as saved with the figures: relative to the repository when inside it."""
+    return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
 
 
 def machine() -> dict[str, Any]:

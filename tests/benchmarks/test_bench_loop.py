@@ -36,9 +36,9 @@ def test_the_loop_on_the_demo_models(demo_models: DemoModels, tmp_path: Path) ->
     last = done.stdout.strip().splitlines()[-1]
     headline = HEADLINE.fullmatch(last)
     assert headline, last
-    assert "[loop] round 1: 6/6 battles" in done.stdout and "[loop] round 2: 4/4 battles" in done.stdout
     result = json.loads(results.read_text(encoding="utf-8"))
-    assert result["round1"]["errors"] == [] and result["round2"]["errors"] == []
+    assert result["round1"]["errors"] == [] and result["round2"]["errors"] == [], done.stdout
+    assert "[loop] round 1: 6/6 battles" in done.stdout and "[loop] round 2: 4/4 battles" in done.stdout
     assert int(headline[1]) == result["votes"] == 6 and int(headline[2]) == result["steps"] == 2
     assert 0 <= float(headline[4]) <= float(headline[3]) <= float(headline[5]) <= 1
 
