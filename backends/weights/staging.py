@@ -22,12 +22,20 @@ def staged_output(out: Path, *, force: bool = False) -> Iterator[Path]:
     out.parent.mkdir(parents=True, exist_ok=True)
     # Same parent, so the final rename is atomic; the dot prefix keeps a crashed run's leftovers from looking like
     # a finished model.
-    staging = _fresh_dir(out.parent / f".{out.name}.partial")
+    # The folder is made inside the try block: a SIGTERM (turned into an exception by the CLI) that lands right
+    # after mkdir must still remove it.
+    staging = out.parent / f".{out.name}.partial-{secrets.token_hex(4)}"
+    taken = False  # the random name belongs to another run: never remove that one
     try:
+        try:
+            staging.mkdir()
+        except FileExistsError:
+            taken = True
+            raise
         yield staging
         _replace(staging, out)
     finally:
-        if staging.exists():
+        if not taken and staging.exists():
             shutil.rmtree(staging, ignore_errors=True)
 
 
