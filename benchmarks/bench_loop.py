@@ -415,7 +415,8 @@ def answer_stats(rounds: Sequence[VotedRound], pair: tuple[str, str], limit: int
 def run_loop(settings: LoopSettings, say: Say) -> dict[str, Any]:
     """The whole loop; returns the result document."""
     settings.work.mkdir(parents=True, exist_ok=True)
-    (settings.work / "corral.db").unlink(missing_ok=True)  # each run starts from an empty arena
+    for leftover in ("corral.db", "corral.db-wal", "corral.db-shm"):  # each run starts from an empty arena
+        (settings.work / leftover).unlink(missing_ok=True)
     start, phases = time.perf_counter(), {}
     rng = random.Random(settings.seed)
     train_q, held_q = split_prompts(read_prompts(settings.prompts), settings.held_out, rng)

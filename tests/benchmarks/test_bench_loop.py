@@ -19,7 +19,17 @@ from arena.domain import Side
 from arena.store.engine import make_engine
 from arena.store.repository import Repository
 from backends.demo import DemoModels
-from benchmarks.bench_loop import BASE, TUNED, prefer_shorter, schedule, split_prompts, wilson, win_rate
+from benchmarks.bench_loop import (
+    BASE,
+    TUNED,
+    VotedRound,
+    answer_stats,
+    prefer_shorter,
+    schedule,
+    split_prompts,
+    wilson,
+    win_rate,
+)
 from tests.helpers import ROOT
 
 HEADLINE = re.compile(r"votes=(\d+) steps=(\d+) win_rate=([\d.]+) lower=([\d.]+) upper=([\d.]+) minutes=([\d.]+)")
@@ -37,7 +47,8 @@ def test_the_loop_on_the_demo_models(demo_models: DemoModels, tmp_path: Path) ->
     headline = HEADLINE.fullmatch(last)
     assert headline, last
     result = json.loads(results.read_text(encoding="utf-8"))
-    assert result["round1"]["errors"] == [] and result["round2"]["errors"] == [], done.stdout
+    failed = result["round1"]["errors"] + result["round2"]["errors"]
+    assert not failed, failed
     assert "[loop] round 1: 6/6 battles" in done.stdout and "[loop] round 2: 4/4 battles" in done.stdout
     assert int(headline[1]) == result["votes"] == 6 and int(headline[2]) == result["steps"] == 2
     assert 0 <= float(headline[4]) <= float(headline[3]) <= float(headline[5]) <= 1
@@ -47,8 +58,8 @@ def test_the_loop_on_the_demo_models(demo_models: DemoModels, tmp_path: Path) ->
     pairs = [sorted(battle.models.values()) for v in repo.votes() if (battle := repo.battle(v.battle_id))]
     assert pairs.count([BASE, BASE]) == 6 and pairs.count([BASE, TUNED]) == 4
     tuned = [b for v in repo.votes() if (b := repo.battle(v.battle_id)) and TUNED in b.models.values()]
-    side = next(s for s in Side if tuned[0].models[s] == TUNED)
-    assert tuned[0].conversations[side][-1].content  # the adapter was loaded and answered
+    answers = [b.conversations[s][-1] for b in tuned for s in Side if b.models[s] == TUNED]
+    assert [(a.role, a.status) for a in answers] == [("assistant", "ok")] * 4  # the adapter was loaded and answered
 
     export = work / "votes-dpo.jsonl"
     rows = [json.loads(line) for line in export.read_text(encoding="utf-8").splitlines()]
@@ -78,6 +89,17 @@ def test_win_rate_counts_ties_as_half_from_either_side() -> None:
     assert record.rate == pytest.approx(9 / 12)
     lower, upper = record.interval()
     assert lower < record.rate < upper
+
+
+def test_answer_stats_per_model_over_one_pairing() -> None:
+    rounds = [
+        VotedRound((TUNED, BASE), "a", ((20, 90), (64, 300))),
+        VotedRound((BASE, TUNED), "b", ((64, 280), (64, 310))),
+        VotedRound((BASE, BASE), "tie", ((1, 1), (1, 1))),  # another pairing: left out
+    ]
+    stats = answer_stats(rounds, (TUNED, BASE), limit=64)
+    assert stats[TUNED] == {"answers": 2, "mean_tokens": 42.0, "mean_chars": 200.0, "ended_share": 0.5}
+    assert stats[BASE] == {"answers": 2, "mean_tokens": 64.0, "mean_chars": 290.0, "ended_share": 0.0}
 
 
 def test_wilson_interval() -> None:
