@@ -63,7 +63,7 @@ BENCH_ARGS ?= --quick
 bench: install-dev
 	$(PY) -m benchmarks $(BENCH_ARGS)
 
-# The feedback loop on real text (a benchmark, about 30-45 minutes on 2 cores): scripted votes through the running
+# The feedback loop on real text (a benchmark, about 20-25 minutes on 2 cores): scripted votes through the running
 # app, a DPO export, a LoRA trained on them, and the new variant's win rate against the base.
 loop: install-dev
 	$(PY) -m benchmarks.bench_loop $(LOOP_ARGS)
