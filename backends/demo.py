@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import json
-import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from backends.weights.staging import staged_output
 
 DEMO_VERSION = 1
 CORPUS = Path(__file__).with_name("demo_corpus.txt")
@@ -43,17 +43,8 @@ def ensure_demo_models(root: Path) -> DemoModels:
     marker = root / MARKER
     if marker.exists() and json.loads(marker.read_text()).get("version") == DEMO_VERSION:
         return paths
-    root.parent.mkdir(parents=True, exist_ok=True)
-    # Build beside the target and rename, so an interrupted build never looks complete.
-    staging = Path(tempfile.mkdtemp(prefix=".demo-build-", dir=root.parent))
-    try:
+    with staged_output(root, force=True) as staging:  # built beside the target: an interrupted build never counts
         _build(staging)
-        if root.exists():
-            shutil.rmtree(root)
-        staging.rename(root)
-    finally:
-        if staging.exists():
-            shutil.rmtree(staging, ignore_errors=True)
     return paths
 
 

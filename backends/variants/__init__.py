@@ -93,12 +93,12 @@ def is_built(out: Path, recipe: Recipe, base: Path) -> bool:
 
 def _base_identity(base: Path) -> str:
     """The base's recorded weights checksum when it has one (the default model does), else its config's hash."""
-    for marker in ("corral-model.json",):
-        try:
-            record = json.loads((base / marker).read_text(encoding="utf-8"))
-            return str(record["weights_sha256"])
-        except (OSError, ValueError, KeyError):
-            pass
+    from backends.default_model import MARKER as CONVERTED
+
+    try:
+        return str(json.loads((base / CONVERTED).read_text(encoding="utf-8"))["weights_sha256"])
+    except (OSError, ValueError, KeyError):
+        pass
     try:
         return hashlib.sha256((base / "config.json").read_bytes()).hexdigest()
     except OSError:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 
@@ -58,7 +59,9 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _emitter(as_json: bool):  # type: ignore[no-untyped-def]
+def _emitter(as_json: bool) -> Callable[[dict[str, object]], None]:
+    """Print progress events as JSON lines (for the app's builder) or as short lines for a person."""
+
     def emit(event: dict[str, object]) -> None:
         if as_json:
             print(json.dumps(event), flush=True)

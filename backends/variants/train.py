@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import random
-import shutil
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -13,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from backends.variants import MARKER, Recipe, fingerprint
+from backends.weights.staging import staged_output
 
 LORA_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 IGNORE = -100  # label of prompt and padding positions: no loss there
@@ -32,10 +31,8 @@ def build_variant(
     base: Path, recipe: Recipe, out: Path, *, progress: Callable[[StepReport], None] | None = None
 ) -> Path:
     """Train `recipe`'s adapter on `base` and write it to `out` (staged beside it, then renamed); returns `out`."""
-    out.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}-", dir=out.parent))
-    try:
-        started = time.perf_counter()
+    started = time.perf_counter()
+    with staged_output(out, force=True) as staging:  # a stale adapter is replaced only once the new one is whole
         model, final_loss = _train(base, recipe, progress or (lambda _r: None))
         model.save_pretrained(str(staging))
         record = {
@@ -47,13 +44,6 @@ def build_variant(
             "seconds": round(time.perf_counter() - started, 1),
         }
         (staging / MARKER).write_text(json.dumps(record, indent=2), encoding="utf-8")
-        staging.chmod(0o755)
-        if out.exists():
-            shutil.rmtree(out)
-        staging.rename(out)
-    finally:
-        if staging.exists():
-            shutil.rmtree(staging, ignore_errors=True)
     return out
 
 
