@@ -37,7 +37,7 @@ from typing import Any
 import httpx
 
 from benchmarks.harness import ROOT, machine, proc_cpu_seconds, save
-from tests.helpers import free_port, wait_for_port
+from benchmarks.processes import free_port, wait_for_port
 
 DEFAULT_MODEL_DIR = ROOT / "data" / "models" / "smollm2-135m-instruct"
 PROMPT = ", ".join(str(i) for i in range(1, 21)) + ","  # raw text: the model keeps counting, it does not stop

@@ -26,9 +26,7 @@ import argparse
 import json
 import math
 import os
-import platform
 import random
-import socket
 import subprocess
 import sys
 import threading
@@ -36,11 +34,13 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import yaml
+
+from benchmarks.harness import machine, pane_text
+from benchmarks.processes import Process, free_port, wait_for_port
 
 ROOT = Path(__file__).resolve().parents[1]
 PROMPTS = ROOT / "benchmarks" / "loop_prompts.txt"
@@ -171,32 +171,7 @@ def arena_config(settings: LoopSettings, adapter: Path | None) -> dict[str, Any]
     return {"arena": arena, "models": models}
 
 
-def free_port() -> int:
-    """A TCP port free on 127.0.0.1 right now."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@dataclass
-class App:
-    """app.py running on loopback (its log in the work folder)."""
-
-    url: str
-    process: subprocess.Popen[bytes]
-    log: Path
-
-    def stop(self) -> None:
-        """Terminate the process and wait for it."""
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
-
-
-def start_app(config: dict[str, Any], settings: LoopSettings, name: str, *, timeout: float = 300) -> App:
+def start_app(config: dict[str, Any], settings: LoopSettings, name: str, *, timeout: float = 300) -> Process:
     """Write `config` and start app.py on it (database and data folder under the work folder); wait until it
     answers."""
     config_file = settings.work / f"{name}.yaml"
@@ -208,17 +183,8 @@ def start_app(config: dict[str, Any], settings: LoopSettings, name: str, *, time
     env = {**os.environ, "PYTHONUNBUFFERED": "1", **quiet}
     with log.open("wb") as out:
         proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"app.py exited with {proc.returncode}:\n{log.read_text()[-3000:]}")
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                return App(url=f"http://127.0.0.1:{port}/", process=proc, log=log)
-        except OSError:
-            time.sleep(0.3)
-    proc.kill()
-    raise RuntimeError(f"app.py did not answer within {timeout:.0f} s:\n{log.read_text()[-3000:]}")
+    wait_for_port(proc, port, log, timeout)
+    return Process(url=f"http://127.0.0.1:{port}/", process=proc, log=log)
 
 
 def db_url(settings: LoopSettings) -> str:
@@ -251,20 +217,10 @@ class RoundLog:
         return {**asdict(self), "seconds": round(self.seconds, 1)}
 
 
-def answer_text(pane: Any) -> str:
-    """The last assistant message of a Chatbot value."""
-    if not isinstance(pane, list) or not pane or not isinstance(pane[-1], dict):
-        return ""
-    content = pane[-1].get("content", "")
-    if isinstance(content, list):
-        return "".join(part.get("text", "") for part in content if isinstance(part, dict))
-    return str(content)
-
-
 def vote_once(client: Any, battle: Battle, margin: float) -> str:
     """One named battle in the client's session: ask, read both answers, vote for the shorter, start a new round."""
     final = client.predict(battle.question, battle.model_a, battle.model_b, api_name="/named_send")
-    a, b = answer_text(final[0]), answer_text(final[1])
+    a, b = pane_text(final[0]), pane_text(final[1])
     if "⚠️" in a + b:  # a failed answer: the app refuses votes on this round
         raise RuntimeError(f"an answer failed: {(a + b)[-200:]}")
     choice = prefer_shorter(a, b, margin)
@@ -426,15 +382,20 @@ def run_loop(settings: LoopSettings, say: Say) -> dict[str, Any]:
         phases[name] = round(time.perf_counter() - t0, 1)
         say(f"{name}: {phases[name]:.0f} s (total {(time.perf_counter() - start) / 60:.1f} min)")
 
-    t0 = time.perf_counter()
-    app = start_app(arena_config(settings, None), settings, "round1")
-    try:
-        phase("start_round1", t0)
+    def play_round(name: str, adapter: Path | None, battles: list[Battle]) -> RoundLog:
+        """Start the app for one round, play its battles, stop it (each step timed as a phase)."""
         t0 = time.perf_counter()
-        round1 = play(app.url, schedule(train_q, settings.battles, (BASE, BASE), rng), settings, "round 1", say)
-        phase("round1", t0)
-    finally:
-        app.stop()
+        app = start_app(arena_config(settings, adapter), settings, name)
+        try:
+            phase(f"start_{name}", t0)
+            t0 = time.perf_counter()
+            played = play(app.url, battles, settings, name.replace("round", "round "), say)
+            phase(name, t0)
+        finally:
+            app.stop(timeout=30)
+        return played
+
+    round1 = play_round("round1", None, schedule(train_q, settings.battles, (BASE, BASE), rng))
     t0 = time.perf_counter()
     data, adapter = settings.work / "votes-dpo.jsonl", settings.work / "adapters" / TUNED
     pairs = export_pairs(settings, data)
@@ -444,16 +405,7 @@ def run_loop(settings: LoopSettings, say: Say) -> dict[str, Any]:
     report = train(settings, data, adapter)
     phase("train", t0)
     say(f"losses: {report['losses'][:3]} … {report['losses'][-3:]}")
-    t0 = time.perf_counter()
-    app = start_app(arena_config(settings, adapter), settings, "round2")
-    try:
-        phase("start_round2", t0)
-        t0 = time.perf_counter()
-        battles = schedule(held_q, settings.eval_battles, (TUNED, BASE), rng)
-        round2 = play(app.url, battles, settings, "round 2", say)
-        phase("round2", t0)
-    finally:
-        app.stop()
+    round2 = play_round("round2", adapter, schedule(held_q, settings.eval_battles, (TUNED, BASE), rng))
     rounds = stored_rounds(settings)
     record = win_rate([(*r.models, r.outcome, 1) for r in rounds], TUNED, BASE)
     lower, upper = record.interval()
@@ -481,17 +433,6 @@ def run_loop(settings: LoopSettings, say: Say) -> dict[str, Any]:
 def shown(path: Path) -> str:
     """A path as saved with the figures: relative to the repository when inside it."""
     return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
-
-
-def machine() -> dict[str, Any]:
-    """Cores, RAM, CPU model, Python and the date: stated with every figure."""
-    cpu = platform.processor() or "unknown"
-    with_name = [ln for ln in Path("/proc/cpuinfo").read_text().splitlines() if ln.startswith("model name")]
-    if with_name:
-        cpu = with_name[0].split(":", 1)[1].strip()
-    ram = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
-    return {"cores": os.cpu_count(), "ram_gib": round(ram, 1), "cpu": cpu, "gpu": "none",
-            "python": platform.python_version(), "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")}  # fmt: skip
 
 
 def parse_args(argv: list[str] | None) -> LoopSettings:

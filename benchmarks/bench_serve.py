@@ -140,7 +140,7 @@ def rss_mib(pid: int) -> float:
 def main() -> int:
     """Run both measurements, print them, save JSON, end with the headline line."""
     os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
-    from tests.helpers import free_port
+    from benchmarks.processes import free_port
 
     with tempfile.TemporaryDirectory(prefix="bench-serve-") as tmp:
         root = Path(tmp)

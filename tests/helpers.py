@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -15,6 +13,9 @@ import yaml
 
 from arena.config import AppConfig, parse_config
 from backends.demo import DemoModels
+from benchmarks.processes import Process as Process
+from benchmarks.processes import free_port as free_port
+from benchmarks.processes import wait_for_port as wait_for_port
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -40,46 +41,6 @@ def config_data(demo: DemoModels, *, max_new_tokens: int = 48, extra_too_long: b
 def config_for(demo: DemoModels, **kwargs: Any) -> AppConfig:
     """A validated AppConfig over the demo models."""
     return parse_config(config_data(demo, **kwargs), source=Path("test-config.yaml"))
-
-
-def free_port() -> int:
-    """A TCP port free on 127.0.0.1 right now."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@dataclass
-class Process:
-    """A server process on loopback."""
-
-    url: str
-    process: subprocess.Popen[bytes]
-    log: Path
-
-    def stop(self) -> None:
-        """Terminate the process and wait for it."""
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
-
-
-def wait_for_port(proc: subprocess.Popen[bytes], port: int, log: Path, timeout: float = 120) -> None:
-    """Wait until `proc` accepts connections on `port`; fail with its log if it exits or takes too long."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"process exited with {proc.returncode}:\n{log.read_text()[-3000:]}")
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                return
-        except OSError:
-            time.sleep(0.2)
-    proc.kill()
-    raise RuntimeError(f"process did not start within {timeout} s:\n{log.read_text()[-3000:]}")
 
 
 def start_serve(demo: DemoModels, workdir: Path, *extra: str) -> Process:
