@@ -43,6 +43,12 @@ def config_for(demo: DemoModels, **kwargs: Any) -> AppConfig:
     return parse_config(config_data(demo, **kwargs), source=Path("test-config.yaml"))
 
 
+def run_app(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    """Run `python app.py ARGS` to its end (for starts that must be refused), with its output captured."""
+    cmd = [sys.executable, "app.py", *args]
+    return subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=timeout, check=False)
+
+
 def start_serve(demo: DemoModels, workdir: Path, *extra: str) -> Process:
     """Start `python -m backends.serve` with the demo base and both demo adapters on a free port."""
     workdir.mkdir(parents=True, exist_ok=True)

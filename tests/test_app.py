@@ -20,7 +20,7 @@ from arena.store.engine import make_engine
 from arena.store.repository import Repository
 from arena.ui.leaderboard import battles_chart, win_rate_chart
 from backends.demo import DemoModels
-from tests.helpers import ROOT, RunningApp, config_data, start_app
+from tests.helpers import ROOT, RunningApp, config_data, run_app, start_app
 
 NAMES = ("demo-base", "demo-lora-a", "demo-lora-b")
 # outputs of /battle_send and the vote endpoints: pane A, pane B, input box, notice, reveal, the note by the votes
@@ -146,13 +146,7 @@ def test_bad_config_refuses_to_start_with_one_line(tmp_path: Path, demo_models: 
     missing = tmp_path / "missing.yaml"
     missing.write_text("models:\n  - name: x\n    model: ./no/such/model\n", encoding="utf-8")
     for config, expected in ((bad, "models[0].temprature: unknown key"), (missing, "'./no/such/model' does not exist")):
-        proc = subprocess.run(
-            [sys.executable, "app.py", "--config", str(config), "--data-dir", str(tmp_path)],
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
+        proc = run_app("--config", str(config), "--data-dir", str(tmp_path))
         assert proc.returncode == 2
         lines = proc.stderr.strip().splitlines()
         assert lines[-1].startswith(f"corral: {config}: ") and expected in lines[-1]

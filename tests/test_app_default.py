@@ -4,8 +4,6 @@ variants are trained in the background and join the arena, and a second start re
 from __future__ import annotations
 
 import socket
-import subprocess
-import sys
 import time
 import urllib.request
 from pathlib import Path
@@ -16,7 +14,7 @@ from gradio_client import Client
 from backends.default_model import MARKER
 from tests.backends.test_default_model import printable_text
 from tests.default_app import start_default_app, variants_to_build, wait_for_variants
-from tests.helpers import ROOT
+from tests.helpers import run_app
 
 PANE_A, PANE_B = 0, 1
 
@@ -77,13 +75,7 @@ def test_a_port_in_use_is_refused_before_any_model_loads(tmp_path: Path) -> None
         busy.bind(("127.0.0.1", 0))
         busy.listen()
         port = busy.getsockname()[1]
-        proc = subprocess.run(
-            [sys.executable, "app.py", "--port", str(port), "--data-dir", str(tmp_path), "--models-dir", str(tmp_path)],
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
+        proc = run_app("--port", str(port), "--data-dir", str(tmp_path), "--models-dir", str(tmp_path), timeout=60)
     assert proc.returncode == 2
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and f"port {port}" in lines[0] and "--port" in lines[0], proc.stderr
