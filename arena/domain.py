@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass, field
+from datetime import date
 from enum import StrEnum
 
 from backends.base import GenerationParams, Message
@@ -22,6 +24,30 @@ class Outcome(StrEnum):
     B = "b"
     TIE = "tie"
     BOTH_BAD = "both_bad"
+
+
+def conversation_id(battle_id: str, side: Side | str) -> str:
+    """The stored id of one side's conversation in a battle."""
+    return f"{battle_id}-{Side(side).value}"
+
+
+@dataclass(frozen=True)
+class VoteFilter:
+    """Which votes count: one spelling for the leaderboard, exports, matchmaking and the store.
+
+    The defaults are the leaderboard's: anonymous votes only, no identity leak, no self-play, every language and
+    day. Days are whole UTC days: `since` inclusive, `until` exclusive. `languages` holds detected question
+    languages ("unknown": none was detected); `models` keeps votes whose two contestants are both among them.
+    """
+
+    since: date | None = None
+    until: date | None = None
+    models: Collection[str] | None = None
+    languages: Collection[str] | None = None
+    include_named: bool = False
+    include_leaks: bool = False
+    include_self_play: bool = False
+    min_turns: int = 1  # the judged round is at least this deep in its conversation (1 = every round)
 
 
 class ReplyStatus(StrEnum):
