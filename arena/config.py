@@ -4,14 +4,19 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-import prompts
-from backends.base import GenerationParams
-from backends.local import is_local_path
+from backends import kinds
+from backends.entries import ModelEntry, RemoteEntry, Source, Timeouts
+from backends.local_kind import LocalModel
+from backends.openai import OpenAIModel
+from backends.tgi import TgiModel
+
+# the entry classes stay importable from here; new kinds need not be added (they live in backends/kinds.py)
+__all__ = ["LocalModel", "ModelEntry", "OpenAIModel", "RemoteEntry", "Source", "TgiModel", "Timeouts"]
 
 
 class ConfigError(Exception):
@@ -22,114 +27,11 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class Source(_Strict):
-    """Where a model's weights come from and how they become servable (documentation, checked by tests)."""
-
-    hub_id: str
-    revision: str | None = None
-    base: str | None = None  # the base model the published patch applies to
-    form: Literal["full", "lora", "delta", "xor"]
-    serve: Literal["tgi", "tgi-multi-lora", "merge-first", "local"]
-    rebuild: str | None = None  # the one command that turns the published files into what `model` points at
-
-
-class _ModelBase(_Strict):
-    """What every contestant has, whatever serves it."""
-
-    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:/+-]{0,79}$")
-    description: str = ""
-    license: str = ""
-    template: str = prompts.TOKENIZER
-    generation: GenerationParams = GenerationParams()
-    weight: float = Field(default=1.0, gt=0)
-    aliases: list[str] = []  # other names the model may call itself (identity-leak guard)
-    self_play: bool = False  # may be drawn against itself (different seed and temperature) for on-policy DPO pairs
-    source: Source | None = None
-
-    @field_validator("template")
-    @classmethod
-    def _known_template(cls, value: str) -> str:
-        if value not in prompts.names():
-            raise ValueError(f"unknown prompt template '{value}' (known: {', '.join(prompts.names())})")
-        return value
-
-
-class LocalModel(_ModelBase):
-    """A model run in this process with transformers (+ a peft adapter)."""
-
-    backend: Literal["local"] = "local"
-    model: str = Field(min_length=1)
-    adapter: str | None = None
-    dtype: Literal["float32", "bfloat16", "float16", "auto"] = "float32"
-    # a style-variant recipe (backends/variants/recipes): its adapter is trained into `adapter` when missing or
-    # stale, in the background; the model joins the arena once it is built
-    recipe: str | None = None
-
-    @model_validator(mode="after")
-    def _recipe_needs_adapter(self) -> LocalModel:
-        if self.recipe is None:
-            return self
-        from backends import variants
-
-        if self.recipe not in variants.names():
-            raise ValueError(f"unknown variant recipe '{self.recipe}' (known: {', '.join(variants.names())})")
-        if self.adapter is None:
-            raise ValueError("a model with a recipe needs `adapter`: the folder its adapter is built into")
-        return self
-
-
-class Timeouts(_Strict):
-    """Seconds to wait for a connection, for the first token, and between tokens."""
-
-    connect: float = Field(default=5.0, gt=0)
-    first_token: float = Field(default=60.0, gt=0)
-    between_tokens: float = Field(default=30.0, gt=0)
-
-
-class _RemoteModel(_ModelBase):
-    """A model behind one or more inference servers (replicas)."""
-
-    endpoints: list[str] = Field(min_length=1)
-    api_key_env: str | None = Field(default=None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
-    timeouts: Timeouts = Timeouts()
-    max_concurrent_per_endpoint: int = Field(default=32, ge=1)
-    health_interval: float = Field(default=10.0, gt=0)
-
-    @field_validator("endpoints")
-    @classmethod
-    def _urls(cls, value: list[str]) -> list[str]:
-        for url in value:
-            if not re.match(r"^https?://[^\s/]+", url):
-                raise ValueError(f"'{url}' is not an http(s) URL")
-        return [u.rstrip("/") for u in value]
-
-
-class TgiModel(_RemoteModel):
-    """A model on text-generation-inference (or `backends.serve`), prompted with a Corral template."""
-
-    backend: Literal["tgi"]
-    adapter_id: str | None = None  # a LoRA adapter on a multi-LoRA TGI
-    server_chat_template: bool = False  # true: use /v1/chat/completions with the server's own template
-
-    @model_validator(mode="after")
-    def _template_needed(self) -> TgiModel:
-        if self.template == prompts.TOKENIZER and not self.server_chat_template:
-            raise ValueError(
-                "a tgi model needs a prompt template name (e.g. chatml), or server_chat_template: true "
-                "to let the server apply the model's own chat template"
-            )
-        return self
-
-
-class OpenAIModel(_RemoteModel):
-    """A model behind an OpenAI-compatible /v1/chat/completions server (vLLM, SGLang, TGI, llama.cpp, Ollama)."""
-
-    backend: Literal["openai"]
-    model: str = Field(min_length=1)  # the served model name sent in each request
-
-
-ModelConfig = Annotated[LocalModel | TgiModel | OpenAIModel, Field(discriminator="backend")]
-BACKEND_KINDS = ("local", "tgi", "openai")
+# One `models:` entry: the union of the kinds' entry classes (backends/kinds.py), told apart by `backend`.
+if TYPE_CHECKING:
+    ModelConfig = ModelEntry
+else:
+    ModelConfig = kinds.entry_union()
 
 
 class TargetPair(_Strict):
@@ -213,13 +115,13 @@ class AppConfig(_Strict):
                     raise ValueError(f"arena.sampling.target_pairs names '{name}', which is not a configured model")
         return self
 
-    def model(self, name: str) -> LocalModel | TgiModel | OpenAIModel:
+    def model(self, name: str) -> ModelEntry:
         """The model entry called `name`."""
         return next(m for m in self.models if m.name == name)
 
 
 def _with_backend(model: Any) -> Any:
-    return {"backend": "local", **model} if isinstance(model, dict) else model
+    return {"backend": kinds.DEFAULT_KIND, **model} if isinstance(model, dict) else model
 
 
 _VAR = re.compile(r"\$\{([a-z_]+)\}")
@@ -245,7 +147,7 @@ def _expand(value: Any, variables: dict[str, str], where: Path) -> Any:
 def _location(loc: tuple[int | str, ...]) -> str:
     out = ""
     for i, part in enumerate(loc):
-        if part in BACKEND_KINDS and i > 0 and isinstance(loc[i - 1], int):
+        if part in kinds.KINDS and i > 0 and isinstance(loc[i - 1], int):
             continue  # pydantic's union tag, not a key the user wrote
         out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
     return out or "(top level)"
@@ -266,23 +168,12 @@ def parse_config(data: Any, *, source: Path, variables: dict[str, str] | None = 
 
 
 def _resolve_paths(config: AppConfig, folder: Path) -> AppConfig:
-    models: list[LocalModel | TgiModel | OpenAIModel] = []
+    models: list[ModelEntry] = []
     problems: list[str] = []
     for i, m in enumerate(config.models):
-        updates: dict[str, str] = {}
-        if not isinstance(m, LocalModel):
-            models.append(m)
-            continue
-        for key in ("model", "adapter"):
-            ref = getattr(m, key)
-            if ref is None or not is_local_path(ref):
-                continue
-            path = (folder / Path(ref).expanduser()).resolve()
-            built_later = key == "adapter" and m.recipe is not None  # trained from its recipe at start
-            if not path.exists() and not built_later:
-                problems.append(f"models[{i}].{key}: '{ref}' does not exist (resolved to {path})")
-            updates[key] = str(path)
-        models.append(m.model_copy(update=updates))
+        resolved, found = m.with_paths_resolved(folder, f"models[{i}]")
+        models.append(resolved)
+        problems += found
     if problems:
         raise ConfigError("; ".join(problems))
     return config.model_copy(update={"models": models})

@@ -4,17 +4,19 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 
-from arena.config import AppConfig, ConfigError, LocalModel, OpenAIModel, TgiModel
+from arena.config import AppConfig, ConfigError
 from backends.base import Backend
+from backends.building import BuildContext
+from backends.entries import EntryError, RemoteEntry
 from backends.health import HealthMonitor
-from backends.local import LocalModelPool, LocalSpec
-from backends.openai import OpenAIBackend
-from backends.remote import RemoteBackend, RemoteTimeouts
-from backends.tgi import TgiBackend
-from backends.variants import is_built, load_recipe
-from backends.variants.builder import Job, VariantBuilder
+from backends.kinds import build_all
+from backends.local import LocalModelPool
+from backends.local_kind import local_spec
+from backends.remote import RemoteBackend
+from backends.variants.builder import VariantBuilder
+
+__all__ = ["Wired", "build_backends", "local_spec"]
 
 
 @dataclass
@@ -35,63 +37,17 @@ class Wired:
         self.pool.close()
 
 
-def local_spec(model: LocalModel) -> LocalSpec:
-    """What the local backend needs from a `local` model entry."""
-    return LocalSpec(model.name, model.model, model.adapter, model.template, model.dtype)
-
-
-def _api_key(model: TgiModel | OpenAIModel, env: Mapping[str, str]) -> str | None:
-    if model.api_key_env is None:
-        return None
-    key = env.get(model.api_key_env)
-    if not key:
-        raise ConfigError(f"model '{model.name}': environment variable {model.api_key_env} (its API key) is not set")
-    return key
-
-
 def build_backends(config: AppConfig, env: Mapping[str, str]) -> Wired:
-    """Load local models and create remote clients; secrets come from `env` only."""
-    pool = LocalModelPool()
-    local = [m for m in config.models if isinstance(m, LocalModel)]
-    to_build = [m for m in local if m.recipe is not None and not _variant_built(m)]
-    ready = [local_spec(m) for m in local if m not in to_build]
-    loaded = pool.load(ready, later=[local_spec(m) for m in to_build])
-    backends: dict[str, Backend] = dict(loaded)
-    variants = None
-    if to_build:
-        jobs = [Job(m.name, str(m.recipe), Path(m.model), Path(str(m.adapter))) for m in to_build]
-        variants = VariantBuilder(jobs, on_ready=lambda job: pool.attach(loaded[job.model]))
-    remote: list[RemoteBackend] = []
-    for m in config.models:
-        if isinstance(m, LocalModel):
-            continue
-        timeouts = RemoteTimeouts(m.timeouts.connect, m.timeouts.first_token, m.timeouts.between_tokens)
-        key, limit = _api_key(m, env), m.max_concurrent_per_endpoint
-        backend: RemoteBackend
-        if isinstance(m, TgiModel):
-            backend = TgiBackend(
-                name=m.name,
-                urls=m.endpoints,
-                template=m.template,
-                adapter_id=m.adapter_id,
-                server_chat_template=m.server_chat_template,
-                api_key=key,
-                timeouts=timeouts,
-                max_concurrent=limit,
-            )
-        else:
-            backend = OpenAIBackend(
-                name=m.name, urls=m.endpoints, model=m.model, api_key=key, timeouts=timeouts, max_concurrent=limit
-            )
-        backends[m.name] = backend
-        remote.append(backend)
-    intervals = [m.health_interval for m in config.models if not isinstance(m, LocalModel)]
-    timeout = min((m.timeouts.connect for m in config.models if not isinstance(m, LocalModel)), default=5.0)
-    monitor = HealthMonitor(remote, interval=min(intervals, default=10.0), timeout=timeout)
-    return Wired(backends=backends, pool=pool, monitor=monitor, remote=remote, variants=variants)
-
-
-def _variant_built(model: LocalModel) -> bool:
-    """Whether a recipe entry's adapter is already built from its current recipe on its base."""
-    assert model.recipe is not None and model.adapter is not None
-    return is_built(Path(model.adapter), load_recipe(model.recipe), Path(model.model))
+    """Build every model's backend through its kind (backends/kinds.py); secrets come from `env` only."""
+    ctx = BuildContext(env=env, pool=LocalModelPool())
+    try:
+        backends = build_all(config.models, ctx)
+    except EntryError as exc:
+        ctx.pool.close()
+        raise ConfigError(str(exc)) from None
+    remote = [b for b in backends.values() if isinstance(b, RemoteBackend)]
+    served = [m for m in config.models if isinstance(m, RemoteEntry)]
+    interval = min((m.health_interval for m in served), default=10.0)
+    timeout = min((m.timeouts.connect for m in served), default=5.0)
+    monitor = HealthMonitor(remote, interval=interval, timeout=timeout)
+    return Wired(backends=backends, pool=ctx.pool, monitor=monitor, remote=remote, variants=ctx.variants)

@@ -255,7 +255,3 @@ def _post(loop: asyncio.AbstractEventLoop, events: asyncio.Queue[StepEvent], ev:
     with contextlib.suppress(RuntimeError):  # the loop was closed: nobody is listening any more
         loop.call_soon_threadsafe(events.put_nowait, ev)
 
-
-def is_local_path(value: str) -> bool:
-    """Whether a model reference is meant as a local folder rather than a hub id."""
-    return value.startswith(("/", "./", "../", "~")) or Path(value).exists()

@@ -1,18 +1,18 @@
-"""What the remote backends share: replicas, failover before the first token, timeouts, errors, clients."""
+"""What the remote backends share: replicas, failover before the first token, timeouts, health probes.
+
+How a replica is talked to is a hook: every request goes through an `InferenceClient` (backends/clients.py) made
+by the backend's `ClientFactory`; huggingface_hub's (backends/hf_client.py) is the default.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import re
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypedDict
 
 import httpx
-import httpx2
-from huggingface_hub import AsyncInferenceClient
-from huggingface_hub import errors as hf_errors
 
 from backends.base import (
     BackendError,
@@ -20,31 +20,30 @@ from backends.base import (
     BackendTimeout,
     BackendUnavailable,
     Chunk,
-    GenerationFailed,
     GenerationParams,
-    InputTooLong,
     Message,
 )
+from backends.clients import (
+    DEFAULT_TIMEOUTS,
+    ClientFactory,
+    InferenceClient,
+    Rejected,
+    RemoteTimeouts,
+    map_common_error,
+)
+from backends.hf_client import HfClient
 
+__all__ = ["DEFAULT_TIMEOUTS", "Rejected", "RemoteOptions", "RemoteTimeouts"]
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
-class RemoteTimeouts:
-    """Seconds to wait for a connection, for the first token, and between tokens."""
+class RemoteOptions(TypedDict, total=False):
+    """The optional settings every remote backend takes (`**options` of each kind's constructor)."""
 
-    connect: float = 5.0
-    first_token: float = 60.0
-    between_tokens: float = 30.0
-
-
-DEFAULT_TIMEOUTS = RemoteTimeouts()
-
-
-class Rejected(GenerationFailed):
-    """The server refused the request as invalid for a reason other than its length."""
-
-    user_message = "The model's server refused this request."
+    api_key: str | None
+    timeouts: RemoteTimeouts
+    max_concurrent: int
+    client: ClientFactory
 
 
 @dataclass
@@ -79,52 +78,6 @@ class ReplicaSet:
         """Healthy replicas with room, least busy first; ties go to the one that served least recently."""
         ready = [e for e in self.endpoints if e.healthy and e.inflight < self.max_concurrent]
         return sorted(ready, key=lambda e: (e.inflight, e.served))
-
-
-def map_error(exc: BaseException) -> BackendError:
-    """The backend error (with its user sentence) for anything the HTTP client or server raised."""
-    if isinstance(exc, BackendError):
-        return exc
-    text = f"{type(exc).__name__}: {exc}"
-    if isinstance(exc, hf_errors.OverloadedError):
-        return BackendOverloaded(text)
-    if isinstance(exc, hf_errors.ValidationError):
-        return _validation(str(exc), text)
-    if isinstance(exc, hf_errors.TextGenerationError):  # generation, incomplete_generation, unknown
-        return GenerationFailed(text)
-    if isinstance(exc, (hf_errors.InferenceTimeoutError, httpx2.TimeoutException, asyncio.TimeoutError)):
-        return BackendTimeout(text)
-    if isinstance(exc, (httpx2.ConnectError, ConnectionError)):
-        return BackendUnavailable(text)
-    if isinstance(exc, hf_errors.HfHubHTTPError):
-        status = exc.response.status_code if exc.response is not None else 0
-        if status == 429:
-            return BackendOverloaded(text)
-        if status in (413, 422):
-            return _validation(str(exc), text)
-        if status in (502, 503, 504):
-            return BackendUnavailable(text)
-        return GenerationFailed(text)
-    # a dropped connection mid-stream, a malformed SSE line, anything else: the answer failed
-    return GenerationFailed(text)
-
-
-def _validation(message: str, text: str) -> BackendError:
-    if re.search(r"tokens|too long|context length|maximum context", message, re.IGNORECASE):
-        return InputTooLong(text)
-    return Rejected(text)
-
-
-def hf_client(url: str, api_key: str | None, timeouts: RemoteTimeouts) -> AsyncInferenceClient:
-    """A huggingface_hub client for one replica that never sends the machine's own HF token.
-
-    huggingface_hub falls back to the locally saved token for any base URL; an explicit (empty) authorization
-    header overrides it when the model's config names no API key.
-    """
-    limit = max(timeouts.connect, timeouts.first_token, timeouts.between_tokens)
-    if api_key:
-        return AsyncInferenceClient(base_url=url, api_key=api_key, timeout=limit)
-    return AsyncInferenceClient(base_url=url, headers={"authorization": ""}, timeout=limit)
 
 
 def auth_headers(api_key: str | None) -> dict[str, str]:
@@ -189,7 +142,7 @@ def _as_backend_error(exc: BaseException, waiting_for: str) -> BackendError:
         raise exc
     if isinstance(exc, asyncio.TimeoutError):
         return BackendTimeout(f"no {waiting_for} in time")
-    return map_error(exc)
+    return map_common_error(exc)
 
 
 def json_or_none(response: Any) -> Any:
@@ -206,13 +159,20 @@ class RemoteBackend:
     kind = "remote"
 
     def __init__(
-        self, *, name: str, urls: list[str], api_key: str | None, timeouts: RemoteTimeouts, max_concurrent: int
+        self,
+        *,
+        name: str,
+        urls: list[str],
+        api_key: str | None = None,
+        timeouts: RemoteTimeouts = DEFAULT_TIMEOUTS,
+        max_concurrent: int = 32,
+        client: ClientFactory = HfClient,
     ) -> None:
         self.name = name
         self.replicas = ReplicaSet.of(urls, max_concurrent)
         self.timeouts = timeouts
         self._api_key = api_key
-        self._clients = {e.url: hf_client(e.url, api_key, timeouts) for e in self.replicas.endpoints}
+        self._clients = {e.url: client(e.url, api_key, timeouts) for e in self.replicas.endpoints}
         self.problem: str | None = None  # a configuration mistake a probe found (e.g. a missing adapter)
 
     @property
@@ -246,50 +206,8 @@ class RemoteBackend:
         """What `_open` sends (e.g. a rendered prompt); raise a BackendError if the chat cannot be sent."""
         return list(messages)
 
-    def _open(self, client: AsyncInferenceClient, request: Any, params: GenerationParams) -> AsyncIterator[Chunk]:
+    def _open(self, client: InferenceClient, request: Any, params: GenerationParams) -> AsyncIterator[Chunk]:
         raise NotImplementedError
 
     def _probe(self, http: httpx.Client, url: str, headers: dict[str, str]) -> bool:
         raise NotImplementedError
-
-
-async def chat_chunks(
-    client: AsyncInferenceClient,
-    messages: Sequence[Message],
-    *,
-    model: str,
-    params: GenerationParams,
-    stop: Sequence[str] = (),
-) -> AsyncGenerator[Chunk, None]:
-    """Stream an OpenAI-style /v1/chat/completions answer as chunks, mapping failures to BackendErrors."""
-    extra: dict[str, Any] = {}
-    if params.top_k is not None:
-        extra["top_k"] = params.top_k
-    if params.repetition_penalty is not None:
-        extra["repetition_penalty"] = params.repetition_penalty
-    try:
-        events = await client.chat_completion(
-            [dict(m) for m in messages],
-            model=model,
-            stream=True,
-            max_tokens=params.max_new_tokens,
-            temperature=params.temperature,
-            top_p=params.top_p,
-            seed=params.seed,
-            stop=list(stop) or None,
-            extra_body=extra or None,
-        )
-        finished = False
-        async for event in events:
-            if not event.choices:
-                continue
-            finished = finished or event.choices[0].finish_reason is not None
-            text = event.choices[0].delta.content or ""
-            if text:
-                yield Chunk(text)
-        if not finished:  # servers end every answer with a finish_reason; a bare end means a dropped connection
-            raise GenerationFailed("the stream ended without a finish reason (the server went away)")
-    except (BackendError, asyncio.CancelledError, GeneratorExit):
-        raise
-    except Exception as exc:
-        raise map_error(exc) from exc

@@ -1,22 +1,41 @@
-"""The `tgi` backend: text-generation-inference's native streaming route, prompted with a Corral template."""
+"""The `tgi` kind: text-generation-inference's native streaming route, prompted with a Corral template."""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import AsyncGenerator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal, Unpack
 
 import httpx
-from huggingface_hub import AsyncInferenceClient
+from pydantic import model_validator
 
 import prompts
-from backends.base import BackendError, Chunk, GenerationFailed, GenerationParams, Message
-from backends.remote import DEFAULT_TIMEOUTS, RemoteBackend, RemoteTimeouts, chat_chunks, json_or_none, map_error
+from backends.base import Chunk, GenerationFailed, GenerationParams, Message
+from backends.clients import InferenceClient
+from backends.entries import RemoteEntry
+from backends.remote import RemoteBackend, RemoteOptions, json_or_none
 from backends.streaming import StopMatcher
 
 log = logging.getLogger(__name__)
 ADAPTER_PROBE = "Corral checks that this adapter is loaded."
+
+
+class TgiModel(RemoteEntry):
+    """A model on text-generation-inference (or `backends.serve`), prompted with a Corral template."""
+
+    backend: Literal["tgi"]
+    adapter_id: str | None = None  # a LoRA adapter on a multi-LoRA TGI
+    server_chat_template: bool = False  # true: use /v1/chat/completions with the server's own template
+
+    @model_validator(mode="after")
+    def _template_needed(self) -> TgiModel:
+        if self.template == prompts.TOKENIZER and not self.server_chat_template:
+            raise ValueError(
+                "a tgi model needs a prompt template name (e.g. chatml), or server_chat_template: true "
+                "to let the server apply the model's own chat template"
+            )
+        return self
 
 
 @dataclass
@@ -41,11 +60,9 @@ class TgiBackend(RemoteBackend):
         template: str,
         adapter_id: str | None = None,
         server_chat_template: bool = False,
-        api_key: str | None = None,
-        timeouts: RemoteTimeouts = DEFAULT_TIMEOUTS,
-        max_concurrent: int = 32,
+        **options: Unpack[RemoteOptions],
     ) -> None:
-        super().__init__(name=name, urls=urls, api_key=api_key, timeouts=timeouts, max_concurrent=max_concurrent)
+        super().__init__(name=name, urls=urls, **options)
         self.template = template
         self.adapter_id = adapter_id
         self.server_chat_template = server_chat_template
@@ -70,51 +87,30 @@ class TgiBackend(RemoteBackend):
         return max(1, min(params.max_new_tokens, self.limits.max_total_tokens - 1))
 
     async def _open(
-        self, client: AsyncInferenceClient, request: Any, params: GenerationParams
+        self, client: InferenceClient, request: Any, params: GenerationParams
     ) -> AsyncGenerator[Chunk, None]:
         stops = self._stops(params)
+        limited = params.model_copy(update={"max_new_tokens": self._max_new_tokens(params)})
         if self.server_chat_template:
-            limited = params.model_copy(update={"max_new_tokens": self._max_new_tokens(params)})
-            async for chunk in chat_chunks(client, request, model=self.adapter_id or "tgi", params=limited, stop=stops):
+            async for chunk in client.chat(request, model=self.adapter_id or "tgi", params=limited, stop=stops):
                 yield chunk
             return
         matcher = StopMatcher(stops)  # TGI keeps the stop string in the text; the arena shows the answer alone
-        try:
-            events = await client.text_generation(
-                request,
-                stream=True,
-                details=True,
-                return_full_text=False,
-                adapter_id=self.adapter_id,
-                max_new_tokens=self._max_new_tokens(params),
-                temperature=params.temperature,
-                top_p=params.top_p,
-                top_k=params.top_k,
-                repetition_penalty=params.repetition_penalty,
-                seed=params.seed,
-                stop=stops or None,
-            )
-            finished = False
-            async for event in events:
-                finished = event.generated_text is not None  # TGI's last event carries the whole text
-                if event.token.special:
-                    continue
-                text = matcher.feed(event.token.text)
-                if text:
-                    yield Chunk(text)
-                if matcher.stopped:
-                    return
-            if not finished:
-                raise GenerationFailed("the stream ended before its final event (the server went away)")
-            tail = matcher.flush()
-            if tail:
-                yield Chunk(tail, tokens=0)
-        except BackendError:
-            raise
-        except Exception as exc:
-            if isinstance(exc, GeneratorExit):
-                raise
-            raise map_error(exc) from exc
+        finished = False
+        async for event in client.generate(request, params=limited, stop=stops, adapter_id=self.adapter_id):
+            finished = event.last
+            if event.special:
+                continue
+            text = matcher.feed(event.text)
+            if text:
+                yield Chunk(text)
+            if matcher.stopped:
+                return
+        if not finished:
+            raise GenerationFailed("the stream ended before its final event (the server went away)")
+        tail = matcher.flush()
+        if tail:
+            yield Chunk(tail, tokens=0)
 
     def _probe(self, http: httpx.Client, url: str, headers: dict[str, str]) -> bool:
         if http.get(f"{url}/health", headers=headers).status_code != 200:
@@ -174,3 +170,15 @@ def adapter_applied(http: httpx.Client, url: str, adapter_id: str, headers: dict
     if not isinstance(base, tuple) or not isinstance(adapted, tuple):
         return None
     return base != adapted
+
+
+def build(entry: TgiModel, options: RemoteOptions) -> TgiBackend:
+    """The backend of a `tgi` entry."""
+    return TgiBackend(
+        name=entry.name,
+        urls=entry.endpoints,
+        template=entry.template,
+        adapter_id=entry.adapter_id,
+        server_chat_template=entry.server_chat_template,
+        **options,
+    )

@@ -1,0 +1,83 @@
+"""The HTTP client hook of the remote backends: what a client library must offer, whichever library it is.
+
+`RemoteBackend` talks to a replica only through an `InferenceClient`; `backends.hf_client.HfClient`
+(huggingface_hub) is the default. Another library plugs in as a `ClientFactory` passed to a backend (per kind,
+in its builder), without touching `RemoteBackend`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from backends.base import (
+    BackendError,
+    BackendTimeout,
+    BackendUnavailable,
+    Chunk,
+    GenerationFailed,
+    GenerationParams,
+    Message,
+)
+
+
+@dataclass(frozen=True)
+class RemoteTimeouts:
+    """Seconds to wait for a connection, for the first token, and between tokens."""
+
+    connect: float = 5.0
+    first_token: float = 60.0
+    between_tokens: float = 30.0
+
+
+DEFAULT_TIMEOUTS = RemoteTimeouts()
+
+
+class Rejected(GenerationFailed):
+    """The server refused the request as invalid for a reason other than its length."""
+
+    user_message = "The model's server refused this request."
+
+
+@dataclass(frozen=True)
+class TokenEvent:
+    """One streamed token of a raw text generation (TGI's `/` route)."""
+
+    text: str
+    special: bool = False
+    last: bool = False  # the server's final event; a stream that ends without one was cut
+
+
+class InferenceClient(Protocol):
+    """One replica's HTTP client: streams answers, and raises only BackendErrors (with their user sentence)."""
+
+    def chat(
+        self, messages: Sequence[Message], *, model: str, params: GenerationParams, stop: Sequence[str]
+    ) -> AsyncIterator[Chunk]:
+        """Stream an OpenAI-style /v1/chat/completions answer; GenerationFailed if it ends without a finish reason."""
+        ...
+
+    def generate(
+        self, prompt: str, *, params: GenerationParams, stop: Sequence[str], adapter_id: str | None
+    ) -> AsyncIterator[TokenEvent]:
+        """Stream a raw-prompt generation token by token (TGI's native route)."""
+        ...
+
+
+# (base URL, API key or None, timeouts) -> the client of that replica
+ClientFactory = Callable[[str, str | None, RemoteTimeouts], InferenceClient]
+
+
+def map_common_error(exc: BaseException) -> BackendError:
+    """The backend error for a failure no client library claimed (a client maps its own errors first)."""
+    if isinstance(exc, BackendError):
+        return exc
+    text = f"{type(exc).__name__}: {exc}"
+    if isinstance(exc, asyncio.TimeoutError):
+        return BackendTimeout(text)
+    if isinstance(exc, ConnectionError):
+        return BackendUnavailable(text)
+    # a dropped connection mid-stream, a malformed SSE line, anything else: the answer failed
+    return GenerationFailed(text)
