@@ -15,7 +15,7 @@ from typing import Annotated, Any, Generic, TypeVar
 
 from pydantic import Field
 
-from backends import local_kind, openai, tgi
+from backends import local_kind, openai, tgi, vllm
 from backends.base import Backend
 from backends.building import Build, BuildContext, per_entry
 from backends.entries import ModelEntry
@@ -40,6 +40,7 @@ _KINDS: tuple[Kind[Any], ...] = (
     Kind(local_kind.LocalModel, local_kind.build),
     Kind(tgi.TgiModel, per_entry(tgi.build)),
     Kind(openai.OpenAIModel, per_entry(openai.build)),
+    Kind(vllm.VllmModel, per_entry(vllm.build)),
 )
 KINDS: dict[str, Kind[Any]] = {k.name: k for k in _KINDS}
 DEFAULT_KIND = "local"  # what an entry without `backend:` means
