@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+import textwrap
 from pathlib import Path
 from typing import Any
 
@@ -136,3 +139,25 @@ def test_unknown_variable(tmp_path: Path) -> None:
         load_config(
             write(tmp_path, {"models": [{"name": "x", "model": "${home_dir}/m"}]}), variables={"data_dir": "/d"}
         )
+
+
+def test_loading_a_config_does_not_import_torch(tmp_path: Path) -> None:
+    (tmp_path / "c.yaml").write_text(
+        textwrap.dedent(
+            """
+            models:
+              - {name: l, model: some-org/some-model}
+              - {name: t, backend: tgi, endpoints: ["http://127.0.0.1:9"], template: chatml}
+              - {name: o, backend: openai, endpoints: ["http://127.0.0.1:9"], model: m}
+              - {name: v, backend: vllm, endpoints: ["http://127.0.0.1:9"], model: m}
+            """
+        ),
+        encoding="utf-8",
+    )
+    script = (
+        "import sys; from pathlib import Path; import arena.config as c\n"
+        f"config = c.load_config(Path({str(tmp_path / 'c.yaml')!r}))\n"
+        "print(len(config.models), [m for m in ('torch', 'transformers', 'peft') if m in sys.modules])\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "4 []"
