@@ -20,7 +20,15 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     import gradio as gr
 
+    from arena.battle import BattleService
+    from arena.chat import ChatService
     from arena.config import AppConfig
+    from arena.export.service import ExportService
+    from arena.leaderboard import LeaderboardService
+    from arena.settings import Settings
+    from arena.store.repository import Repository
+    from arena.turns import Guards
+    from arena.wiring import Wired
 
 # Before gradio / huggingface_hub are imported: no telemetry, no run history (it could expose battle state).
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
@@ -34,18 +42,16 @@ DEFAULT_MODEL_FOLDER = "smollm2-135m-instruct"  # under the models folder; the n
 log = logging.getLogger("corral")
 
 
-def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    """The command line."""
+def parse_args(argv: list[str] | None, defaults: Settings) -> argparse.Namespace:
+    """The command line; its defaults come from the environment's settings."""
     p = argparse.ArgumentParser(prog="app.py", description="Corral: a blind arena for your fine-tuned LLM variants.")
     p.add_argument(
         "--config", type=Path, help="YAML config file (default: SmolLM2-135M-Instruct and three style variants)"
     )
-    p.add_argument("--host", default=os.environ.get("CORRAL_HOST", "127.0.0.1"))
-    p.add_argument("--port", type=int, default=int(os.environ.get("CORRAL_PORT", "7860")))
-    p.add_argument(
-        "--db", default=os.environ.get("DATABASE_URL"), help="SQLAlchemy URL (default: SQLite in the data folder)"
-    )
-    p.add_argument("--data-dir", type=Path, default=Path(os.environ.get("CORRAL_DATA_DIR", ROOT / "data")))
+    p.add_argument("--host", default=defaults.host)
+    p.add_argument("--port", type=int, default=defaults.port)
+    p.add_argument("--db", default=defaults.database_url, help="SQLAlchemy URL (default: SQLite in the data folder)")
+    p.add_argument("--data-dir", type=Path, default=defaults.data_dir)
     p.add_argument(
         "--demo",
         action="store_true",
@@ -54,7 +60,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument(
         "--models-dir",
         type=Path,
-        default=Path(os.environ["CORRAL_MODELS_DIR"]) if os.environ.get("CORRAL_MODELS_DIR") else None,
+        default=defaults.models_dir,
         help="where local models are kept, ${models_dir} in configs (default: DATA_DIR/models)",
     )
     p.add_argument(
@@ -79,47 +85,66 @@ def port_in_use(host: str, port: int) -> bool:
 
 def main(argv: list[str] | None = None) -> int:
     """Start the app; returns a process exit code (2: the configuration or a model cannot be used)."""
-    args = parse_args(argv)
-    logging.basicConfig(
-        level=os.environ.get("CORRAL_LOG_LEVEL", "INFO"), format="%(asctime)s %(name)s %(levelname)s %(message)s"
+    from arena.settings import Settings
+
+    env_settings = Settings.from_env(os.environ)
+    args = parse_args(argv, env_settings)
+    settings = env_settings.updated(
+        host=args.host, port=args.port, database_url=args.db, data_dir=args.data_dir, models_dir=args.models_dir
     )
-    if port_in_use(args.host, args.port):
+    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    if port_in_use(settings.host, settings.port):
         print(
-            f"corral: port {args.port} on {args.host} is already in use (another Corral?); "
-            f"choose another with --port, e.g. --port {args.port + 1}",
+            f"corral: port {settings.port} on {settings.host} is already in use (another Corral?); "
+            f"choose another with --port, e.g. --port {settings.port + 1}",
             file=sys.stderr,
         )
         return 2
-    from arena.config import ConfigError, load_config
-    from arena.ui.common import api_error_handlers
+    from arena.config import ConfigError
     from backends.default_model import DefaultModelError
     from backends.local import ModelLoadError
 
     started = time.perf_counter()
-    data_dir: Path = args.data_dir.expanduser().resolve()
-    models_dir: Path = (args.models_dir or data_dir / "models").expanduser().resolve()
-    threads = args.threads
     try:
-        if args.config is None and not args.demo:
-            from backends.default_model import ensure_default_model
-
-            ensure_default_model(models_dir / DEFAULT_MODEL_FOLDER, progress=lambda msg: log.info("%s", msg))
-            threads = threads or 1  # one thread is faster than two for this small model on a small machine
-        if args.demo:
-            from backends.demo import ensure_demo_models
-
-            ensure_demo_models(data_dir / "demo-models")
-        variables = {"data_dir": str(data_dir), "models_dir": str(models_dir)}
-        config = load_config(args.config or (DEMO_CONFIG if args.demo else DEFAULT_CONFIG), variables=variables)
+        config, threads = load_app_config(args.config, demo=args.demo, settings=settings, threads=args.threads)
         log.info("loading %d model(s)", len(config.models))
-        app = build(config, db_url=args.db or f"sqlite:///{data_dir / 'corral.db'}", data_dir=data_dir, threads=threads)
+        app = build(config, settings, threads=threads)
     except (ConfigError, ModelLoadError, DefaultModelError) as exc:
         print(f"corral: {exc}", file=sys.stderr)
         return 2
-    log.info("ready in %.1f s; serving on http://%s:%d", time.perf_counter() - started, args.host, args.port)
+    log.info("ready in %.1f s; serving on http://%s:%d", time.perf_counter() - started, settings.host, settings.port)
+    launch(app, config, settings)
+    return 0
+
+
+def load_app_config(
+    path: Path | None, *, demo: bool, settings: Settings, threads: int | None
+) -> tuple[AppConfig, int | None]:
+    """The config to serve (making the default or demo models first when they are the ones served) and the
+    torch thread count."""
+    from arena.config import load_config
+
+    data_dir, models_dir = settings.resolved_data_dir, settings.resolved_models_dir
+    if path is None and not demo:
+        from backends.default_model import ensure_default_model
+
+        ensure_default_model(models_dir / DEFAULT_MODEL_FOLDER, progress=lambda msg: log.info("%s", msg))
+        threads = threads or 1  # one thread is faster than two for this small model on a small machine
+    if demo:
+        from backends.demo import ensure_demo_models
+
+        ensure_demo_models(data_dir / "demo-models")
+    variables = {"data_dir": str(data_dir), "models_dir": str(models_dir)}
+    return load_config(path or (DEMO_CONFIG if demo else DEFAULT_CONFIG), variables=variables), threads
+
+
+def launch(app: gr.Blocks, config: AppConfig, settings: Settings) -> None:
+    """Serve the built app until the process is stopped."""
+    from arena.ui.common import api_error_handlers
+
     app.launch(
-        server_name=args.host,
-        server_port=args.port,
+        server_name=settings.host,
+        server_port=settings.port,
         show_error=False,
         run_history=False,
         footer_links=["api", "settings"],
@@ -132,7 +157,6 @@ def main(argv: list[str] | None = None) -> int:
             "lifespan": worker_threads(max(32, 2 * config.arena.concurrency_limit)),
         },
     )
-    return 0
 
 
 def worker_threads(count: int) -> Callable[[object], contextlib.AbstractAsyncContextManager[None]]:
@@ -154,67 +178,96 @@ def worker_threads(count: int) -> Callable[[object], contextlib.AbstractAsyncCon
     return lifespan
 
 
-def build(config: AppConfig, *, db_url: str, data_dir: Path, threads: int | None) -> gr.Blocks:
-    """Wire storage, backends, services and UI from a validated config."""
+def build(config: AppConfig, settings: Settings, *, threads: int | None = None) -> gr.Blocks:
+    """Wire storage, backends, services and UI from a validated config and the deployment's settings."""
     import torch
-    from sqlalchemy.engine import make_url
-    from sqlalchemy.exc import OperationalError
 
-    from arena.battle import BattleService, Guards
-    from arena.chat import ChatService
     from arena.config import ConfigError
-    from arena.export.formats import Judges
-    from arena.export.service import ExportService
-    from arena.language import LanguageDetector
-    from arena.leaderboard import LeaderboardService
-    from arena.leaks import DEFAULT_IDENTITY_WORDS, LeakDetector
-    from arena.limits import RateLimiter, RateLimits
-    from arena.maintenance import battle_ids, close_interrupted, instance_prefix
-    from arena.matchmaking import Matchmaker
-    from arena.privacy import SALT_ENV, SaltError, deployment_salt
-    from arena.retry import reason
-    from arena.store.engine import make_engine
-    from arena.store.migrate import upgrade
-    from arena.store.repository import Repository
+    from arena.privacy import SaltError, deployment_salt
     from arena.ui import build_ui
     from arena.ui.common import seal_api, voter_factory
-    from arena.wiring import build_backends
 
     if threads:
         torch.set_num_threads(threads)
-    engine = make_engine(db_url)
+    repo = open_store(config, settings)
+    wired = start_backends(config, settings)
+    try:
+        salt = deployment_salt(settings.salt, settings.resolved_data_dir)
+        exports = export_service(repo, salt, settings.admin_token)
+    except (SaltError, ValueError) as exc:
+        wired.close()
+        raise ConfigError(str(exc)) from None
+    battles, chats, board = services(config, repo, wired, settings)
+    ui = build_ui(config, battles, chats, board, voter_factory(salt), exports, variants=wired.variants)
+    seal_api(ui)
+    if wired.variants is not None:  # the arena serves now; each variant joins when its adapter is built
+        wired.variants.start()
+    return ui
+
+
+def open_store(config: AppConfig, settings: Settings) -> Repository:
+    """The repository on an up-to-date database, with the battles a killed predecessor left open closed."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import OperationalError
+
+    from arena.config import ConfigError
+    from arena.maintenance import close_interrupted, instance_prefix
+    from arena.store.engine import make_engine
+    from arena.store.migrate import upgrade
+    from arena.store.repository import Repository
+    from arena.store.retry import reason
+
+    engine = make_engine(settings.db_url)
     repo = Repository(engine)
-    # a restarted instance closes the battles its killed predecessor left open (their state died with it)
-    instance = os.environ.get("CORRAL_INSTANCE") or f"{socket.gethostname()}:{data_dir}"
-    prefix = instance_prefix(instance)
+    prefix = instance_prefix(instance_name(settings))
     try:
         upgrade(engine)
         idle = config.arena.retention.close_idle_battles_after_minutes
         if closed := close_interrupted(repo, prefix=prefix, idle_minutes=idle):
             log.info("closed %d interrupted battle(s) as incomplete", closed)
     except OperationalError as exc:  # a read-only volume, a missing folder, a database server that is down
-        shown = make_url(db_url).render_as_string(hide_password=True)
+        shown = make_url(settings.db_url).render_as_string(hide_password=True)
         raise ConfigError(f"the database {shown} cannot be opened for writing: {reason(exc)}") from None
-    wired = build_backends(config, os.environ)
+    return repo
+
+
+def instance_name(settings: Settings) -> str:
+    """This server's name among several on one database: a restarted instance closes its predecessor's battles."""
+    return settings.instance or f"{socket.gethostname()}:{settings.resolved_data_dir}"
+
+
+def start_backends(config: AppConfig, settings: Settings) -> Wired:
+    """Every backend, with the replicas checked once and the health monitor running."""
+    from arena.config import ConfigError
+    from arena.wiring import build_backends
+
+    wired = build_backends(config, settings.env)
     wired.monitor.check_now()  # know which replicas answer before the first battle is drawn
     for backend in wired.remote:
         if backend.problem:
             wired.close()
             raise ConfigError(backend.problem)
     wired.monitor.start()
-    backends = wired.backends
-    try:
-        salt = deployment_salt(os.environ.get(SALT_ENV), data_dir)
-    except SaltError as exc:
-        wired.close()
-        raise ConfigError(str(exc)) from None
-    exports = None
-    if admin_token := os.environ.get("CORRAL_ADMIN_TOKEN"):  # the Export tab exists only with an admin token
-        try:
-            exports = ExportService(engine, Judges(salt), admin_token)
-        except ValueError as exc:
-            wired.close()
-            raise ConfigError(str(exc)) from None
+    return wired
+
+
+def export_service(repo: Repository, salt: bytes, admin_token: str | None) -> ExportService | None:
+    """The Export tab's service: only with an admin token."""
+    if not admin_token:
+        return None
+    from arena.export.formats import Judges
+    from arena.export.service import ExportService
+
+    return ExportService(repo.engine, Judges(salt), admin_token)
+
+
+def guards_for(config: AppConfig) -> Guards:
+    """The leak detector, rate limiter and language detector for this arena."""
+    from arena.language import LanguageDetector
+    from arena.leaks import DEFAULT_IDENTITY_WORDS, LeakDetector
+    from arena.limits import RateLimiter, RateLimits
+    from arena.turns import Guards
+
     arena = config.arena
     names = [name for m in config.models for name in (m.name, *m.aliases)]
     guards = Guards(
@@ -224,17 +277,29 @@ def build(config: AppConfig, *, db_url: str, data_dir: Path, threads: int | None
     )
     # lingua loads its models on first use (2-3 s): do it now, off the event loop, not on the first question
     threading.Thread(target=guards.language.warm_up, name="language-warm-up", daemon=True).start()
+    return guards
+
+
+def services(
+    config: AppConfig, repo: Repository, wired: Wired, settings: Settings
+) -> tuple[BattleService, ChatService, LeaderboardService]:
+    """The battle, chat and leaderboard services over one store."""
+    from arena.battle import BattleService
+    from arena.chat import ChatService
+    from arena.leaderboard import LeaderboardService
+    from arena.maintenance import battle_ids, instance_prefix
+    from arena.matchmaking import Matchmaker
+    from arena.store.facade import AsyncStore
+
+    store, guards = AsyncStore(repo), guards_for(config)
     matchmaker = Matchmaker(config, random.Random(), repo.pair_outcomes)
+    new_id = battle_ids(instance_prefix(instance_name(settings)))
     battles = BattleService(
-        config=config, backends=backends, repo=repo, matchmaker=matchmaker, guards=guards, new_id=battle_ids(prefix)
+        config=config, backends=wired.backends, store=store, matchmaker=matchmaker, guards=guards, new_id=new_id
     )
-    chats = ChatService(config=config, backends=backends, repo=repo, guards=guards)
+    chats = ChatService(config=config, backends=wired.backends, store=store, guards=guards)
     board = LeaderboardService(repo, models=[m.name for m in config.models])
-    ui = build_ui(config, battles, chats, board, voter_factory(salt), exports, variants=wired.variants)
-    seal_api(ui)
-    if wired.variants is not None:  # the arena serves now; each variant joins when its adapter is built
-        wired.variants.start()
-    return ui
+    return battles, chats, board
 
 
 if __name__ == "__main__":

@@ -4,27 +4,21 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import logging
 import uuid
 from collections.abc import AsyncGenerator, Callable, Mapping
-from dataclasses import dataclass
-
-from sqlalchemy.exc import SQLAlchemyError
 
 from arena.config import AppConfig
 from arena.domain import BattleState, Contestant, Outcome, Reply, ReplyStatus, Side, Voter
 from arena.errors import InputRejected, VoteRefused
-from arena.language import LanguageDetector
-from arena.leaks import LeakDetector
-from arena.limits import RateLimiter
 from arena.matchmaking import Matchmaker, Matchup
-from arena.replies import end_replies, stream_reply
-from arena.retry import DEFAULT_RETRY, RetryPolicy, retry_write
+from arena.replies import stream_reply
 from arena.rounds import LiveRound, Rounds
 from arena.sampling import require_two
-from arena.store.repository import DuplicateVote, Repository, UnknownBattle
+from arena.store.errors import DuplicateVote, StoreUnavailable, UnknownBattle
+from arena.store.facade import AsyncStore
 from arena.text import clean_user_message
+from arena.turns import Guards, TurnSteps, require_owner, run_streams, voter_keys
 from backends.base import Backend, Message
 
 log = logging.getLogger(__name__)
@@ -35,20 +29,8 @@ VOTE_NOT_SAVED = (
     "Nothing was recorded; please vote again in a minute."
 )
 ALREADY_VOTED = "You already voted on this round. Ask a follow-up or start a new round."
-
-
-@dataclass(frozen=True)
-class Guards:
-    """What protects the arena from strangers and from models that name themselves."""
-
-    leaks: LeakDetector
-    limiter: RateLimiter
-    language: LanguageDetector
-
-
-def voter_keys(voter: Voter) -> list[str]:
-    """Rate-limit keys of a voter: the browser session and the (hashed) IP."""
-    return [f"session:{voter.session_id}", *([f"ip:{voter.ip_hash}"] if voter.ip_hash else [])]
+NOT_YOURS = "This battle belongs to another session. Please start a new round."
+__all__ = ["BattleService", "Guards", "leak_notice"]  # Guards: where callers have always imported it from
 
 
 class BattleService:
@@ -59,19 +41,17 @@ class BattleService:
         *,
         config: AppConfig,
         backends: Mapping[str, Backend],
-        repo: Repository,
+        store: AsyncStore,
         matchmaker: Matchmaker,
         guards: Guards,
         new_id: Callable[[], str] = lambda: uuid.uuid4().hex,
-        retry: RetryPolicy = DEFAULT_RETRY,
     ) -> None:
         self._config = config
         self._backends = backends
-        self._repo = repo
+        self._store = store
         self._matchmaker = matchmaker
         self._guards = guards
         self._new_id = new_id
-        self._retry = retry
         self._rounds = Rounds()
 
     def available(self) -> list[str]:
@@ -126,33 +106,28 @@ class BattleService:
         if state.battle_id is None:  # the battle could not be stored: the question was taken back
             raise InputRejected(NOT_STARTED)
 
-    async def _prepare(self, state: BattleState, voter: Voter, message: str) -> bool:
-        """Detect the question's language and store the battle if it is new; False if it could not be stored."""
+    async def _prepare(self, state: BattleState, voter: Voter, message: str) -> None:
+        """Detect the question's language and store the battle if it is new; raises if it could not be stored."""
         language = await asyncio.to_thread(self._guards.language.detect, message)
         state.turn_language = language
         if state.battle_id is not None:
-            return True
+            return
         battle_id = self._new_id()
-        create = functools.partial(
-            self._repo.create_battle,
-            battle_id=battle_id,
-            models=state.models,
-            voter=voter,
-            mode=state.mode,
-            language=language,
-        )
         try:
-            await retry_write(create, what="a new battle", policy=self._retry)
-        except SQLAlchemyError:
+            await self._store.write(
+                "a new battle",
+                lambda repo: repo.create_battle(
+                    battle_id=battle_id, models=state.models, voter=voter, mode=state.mode, language=language
+                ),
+            )
+        except StoreUnavailable:
             log.error("a new battle was not stored")
-            return False
+            raise
         state.battle_id, state.language = battle_id, language
-        return True
 
     async def regenerate(self, state: BattleState, voter: Voter) -> AsyncGenerator[BattleState, None]:
         """Answer the last question again on both sides; the replaced answers stay in the DB as superseded."""
-        if state.session_id != voter.session_id:
-            raise InputRejected("This battle belongs to another session. Please start a new round.")
+        require_owner(state, voter, NOT_YOURS)
         if state.turns == 0:
             raise InputRejected("Ask a question first: there is nothing to regenerate yet.")
         if state.streaming:
@@ -179,7 +154,7 @@ class BattleService:
         await self._rounds.wait_until_stored(state)
 
     def _round(
-        self, state: BattleState, *, regenerated: bool, prepared: asyncio.Task[bool] | None
+        self, state: BattleState, *, regenerated: bool, prepared: asyncio.Task[None] | None
     ) -> AsyncGenerator[BattleState, None]:
         """The round in a task of its own (see arena.rounds), its progress relayed as snapshots."""
         return self._rounds.run(
@@ -187,7 +162,7 @@ class BattleService:
         )
 
     async def _run_round(
-        self, state: BattleState, live: LiveRound, *, regenerated: bool, prepared: asyncio.Task[bool] | None
+        self, state: BattleState, live: LiveRound, *, regenerated: bool, prepared: asyncio.Task[None] | None
     ) -> None:
         state.replies = {Side.A: Reply(), Side.B: Reply()}
         tasks = [
@@ -202,24 +177,13 @@ class BattleService:
             )
             for side in Side
         ]
-        if prepared is not None:
-            prepared.add_done_callback(lambda _: live.changed.set())
-        try:
-            while not (state.stop_requested or all(t.done() for t in tasks) or _failed(prepared)):
-                await live.changed.wait()
-                live.changed.clear()
-                self._check_leak(state)
-                live.updated.set()
-        finally:
-            try:
-                await end_replies(tasks)
-                if prepared is not None:
-                    await asyncio.wait({prepared})
-            finally:
-                if prepared is None or (prepared.done() and not _failed(prepared)):
-                    await self._finish_round(state, regenerated=regenerated)
-                else:
-                    self._take_back_question(state)
+        steps = TurnSteps(
+            stopped=lambda: state.stop_requested,
+            on_change=lambda: self._check_leak(state),
+            finish=lambda: self._finish_round(state, regenerated=regenerated),
+            take_back=lambda: self._take_back_question(state),
+        )
+        await run_streams(live, tasks, prepared, steps)
 
     @staticmethod
     def _take_back_question(state: BattleState) -> None:
@@ -234,8 +198,7 @@ class BattleService:
             state.identity_leak = self._guards.leaks.find_in(r.text for r in state.replies.values())
 
     def _check_can_ask(self, state: BattleState, voter: Voter) -> None:
-        if state.session_id != voter.session_id:
-            raise InputRejected("This battle belongs to another session. Please start a new round.")
+        require_owner(state, voter, NOT_YOURS)
         if state.streaming:
             raise InputRejected("Please wait until both answers are finished.")
         if state.errored:
@@ -253,21 +216,23 @@ class BattleService:
         self._check_leak(state)
         assert state.battle_id is not None
         params = {s: (state.params.get(s) or self._config.model(state.models[s]).generation) for s in Side}
-        record = functools.partial(
-            self._repo.record_battle_turn,
-            battle_id=state.battle_id,
-            turn_index=state.turns,
-            user_text=state.last_question,
-            replies=dict(state.replies),
-            params={s: p.model_dump(mode="json") for s, p in params.items()},
-            language=state.turn_language,
-            identity_leak=state.identity_leak is not None,
-            regenerated=regenerated,
-        )
+        battle_id, turn_index, replies = state.battle_id, state.turns, dict(state.replies)
         try:
             # shielded inside: a cancelled stream (the user left) must still leave a complete round in the DB
-            await retry_write(record, what="a battle round", policy=self._retry)
-        except SQLAlchemyError:  # logged by retry_write; a non-transient failure is logged here
+            await self._store.write(
+                "a battle round",
+                lambda repo: repo.record_battle_turn(
+                    battle_id=battle_id,
+                    turn_index=turn_index,
+                    user_text=state.last_question,
+                    replies=replies,
+                    params={s: p.model_dump(mode="json") for s, p in params.items()},
+                    language=state.turn_language,
+                    identity_leak=state.identity_leak is not None,
+                    regenerated=regenerated,
+                ),
+            )
+        except (StoreUnavailable, UnknownBattle):
             log.error("a battle round was not stored")
             for reply in state.replies.values():
                 reply.status, reply.error = ReplyStatus.ERROR, NOT_SAVED
@@ -280,8 +245,7 @@ class BattleService:
 
     async def vote(self, state: BattleState, outcome: Outcome, voter: Voter) -> dict[Side, Contestant]:
         """Record a vote on the last round and reveal both models."""
-        if state.session_id != voter.session_id:
-            raise VoteRefused("This battle belongs to another session, so you cannot vote on it.")
+        require_owner(state, voter, "This battle belongs to another session, so you cannot vote on it.", VoteRefused)
         if state.streaming:
             raise VoteRefused("Please wait until both answers are finished before voting.")
         if state.turns == 0:
@@ -294,26 +258,27 @@ class BattleService:
         self._guards.limiter.check_vote(voter_keys(voter))
         assert state.battle_id is not None
         state.voted_turns.add(turn_index)  # reserved before the await: no regenerate or second vote meanwhile
-        battle_id = state.battle_id
-        record = functools.partial(
-            self._repo.record_vote,
-            battle_id=battle_id,
-            turn_index=turn_index,
-            outcome=outcome,
-            anonymous=state.anonymous,
-            voter=voter,
-            identity_leak=state.identity_leak is not None,
-            language=state.turn_language,
-        )
+        battle_id, anonymous, leak = state.battle_id, state.anonymous, state.identity_leak is not None
         try:
-            await retry_write(record, what="a vote", policy=self._retry)
+            await self._store.write(
+                "a vote",
+                lambda repo: repo.record_vote(
+                    battle_id=battle_id,
+                    turn_index=turn_index,
+                    outcome=outcome,
+                    anonymous=anonymous,
+                    voter=voter,
+                    identity_leak=leak,
+                    language=state.turn_language,
+                ),
+            )
         except DuplicateVote:
             if not await self._stored_by_an_earlier_attempt(battle_id, turn_index, outcome, voter):
                 raise VoteRefused(ALREADY_VOTED) from None
         except UnknownBattle:
             state.voted_turns.discard(turn_index)
             raise VoteRefused("This battle can no longer be voted on. Please start a new round.") from None
-        except SQLAlchemyError:
+        except StoreUnavailable:
             # retried and still failing: free the round so the same vote can be cast again, and say so
             state.voted_turns.discard(turn_index)
             log.error("a vote was not stored; the voter was told to vote again")
@@ -326,17 +291,10 @@ class BattleService:
     ) -> bool:
         """Whether a "duplicate" is this very vote, committed by an attempt whose success report was lost."""
         try:
-            stored = await asyncio.to_thread(self._repo.round_vote, battle_id, turn_index)
-        except SQLAlchemyError:
+            stored = await self._store.read("a vote", lambda repo: repo.round_vote(battle_id, turn_index))
+        except StoreUnavailable:
             return False
         return stored is not None and stored.session_id == voter.session_id and stored.outcome is outcome
-
-
-def _failed(prepared: asyncio.Task[bool] | None) -> bool:
-    """Whether the battle row could not be stored (the round then ends at once)."""
-    if prepared is None or not prepared.done():
-        return False
-    return prepared.cancelled() or prepared.exception() is not None or not prepared.result()
 
 
 def leak_notice(state: BattleState) -> str:

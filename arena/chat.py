@@ -4,22 +4,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import logging
 import uuid
-from collections.abc import AsyncGenerator, Callable, Mapping
+from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping
 
-from sqlalchemy.exc import SQLAlchemyError
-
-from arena.battle import Guards, voter_keys
 from arena.config import AppConfig
 from arena.domain import ChatState, Reply, ReplyStatus, Voter
 from arena.errors import InputRejected
-from arena.replies import end_replies, stream_reply
-from arena.retry import DEFAULT_RETRY, RetryPolicy, retry_write
+from arena.replies import stream_reply
 from arena.rounds import LiveRound, Rounds
-from arena.store.repository import DuplicateFeedback, Repository, UnknownBattle
+from arena.store.errors import DuplicateFeedback, StoreUnavailable, UnknownBattle
+from arena.store.facade import AsyncStore
 from arena.text import clean_text, clean_user_message
+from arena.turns import Guards, TurnSteps, require_owner, run_streams, voter_keys
 from backends.base import Backend, Message
 
 MAX_COMMENT_CHARS = 2000
@@ -35,17 +32,15 @@ class ChatService:
         *,
         config: AppConfig,
         backends: Mapping[str, Backend],
-        repo: Repository,
+        store: AsyncStore,
         guards: Guards,
         new_id: Callable[[], str] = lambda: uuid.uuid4().hex,
-        retry: RetryPolicy = DEFAULT_RETRY,
     ) -> None:
         self._config = config
         self._backends = backends
-        self._repo = repo
+        self._store = store
         self._guards = guards
         self._new_id = new_id
-        self._retry = retry
         self._rounds = Rounds()
 
     @property
@@ -69,8 +64,7 @@ class ChatService:
         return ChatState(model=model, session_id=voter.session_id)
 
     def _check(self, state: ChatState, voter: Voter) -> None:
-        if state.session_id != voter.session_id:
-            raise InputRejected("This conversation belongs to another session. Please clear it.")
+        require_owner(state, voter, "This conversation belongs to another session. Please clear it.")
         if state.streaming:
             raise InputRejected("Please wait until the answer is finished.")
         if not self.is_available(state.model):
@@ -102,12 +96,12 @@ class ChatService:
         language = await asyncio.to_thread(self._guards.language.detect, message)
         if state.conversation_id is None:
             conversation_id = self._new_id()
-            create = functools.partial(
-                self._repo.create_chat, conversation_id=conversation_id, model=state.model, voter=voter
-            )
             try:
-                await retry_write(create, what="a new conversation", policy=self._retry)
-            except SQLAlchemyError:
+                await self._store.write(
+                    "a new conversation",
+                    lambda repo: repo.create_chat(conversation_id=conversation_id, model=state.model, voter=voter),
+                )
+            except StoreUnavailable:
                 log.error("a new conversation was not stored")
                 raise
             state.conversation_id = conversation_id
@@ -151,26 +145,20 @@ class ChatService:
         task = asyncio.create_task(
             stream_reply(self._backends[state.model], list(state.history), params, reply, live.changed)
         )
-        if prepared is not None:
-            prepared.add_done_callback(lambda _: live.changed.set())
-        try:
-            while not (state.stop_requested or task.done() or _failed(prepared)):
-                await live.changed.wait()
-                live.changed.clear()
-                live.updated.set()
-        finally:
-            try:
-                await end_replies([task])
-                if prepared is not None:
-                    await asyncio.wait({prepared})
-            finally:
-                if prepared is None or (prepared.done() and not _failed(prepared)):
-                    language = None if prepared is None else prepared.result()
-                    await self._finish_turn(state, reply, params.model_dump(mode="json"), language, regenerated)
-                else:  # the conversation could not be stored: take the question back, so it can simply be asked again
-                    state.history.pop()
-                    state.reply = None
-                    state.streaming = False
+
+        async def finish() -> None:
+            language = None if prepared is None else prepared.result()
+            await self._finish_turn(state, reply, params.model_dump(mode="json"), language, regenerated)
+
+        def take_back() -> None:  # the conversation could not be stored: the question can simply be asked again
+            state.history.pop()
+            state.reply = None
+            state.streaming = False
+
+        steps = TurnSteps(
+            stopped=lambda: state.stop_requested, on_change=lambda: None, finish=finish, take_back=take_back
+        )
+        await run_streams(live, [task], prepared, steps)
 
     async def _finish_turn(
         self, state: ChatState, reply: Reply, params: dict[str, object], language: str | None, regenerated: bool
@@ -179,21 +167,23 @@ class ChatService:
         if reply.status is ReplyStatus.STREAMING:
             reply.status = ReplyStatus.STOPPED
         message_id: int | None = None
+        conversation_id, turn_index = state.conversation_id, state.turns
         try:
-            assert state.conversation_id is not None
-            record = functools.partial(
-                self._repo.record_chat_turn,
-                conversation_id=state.conversation_id,
-                turn_index=state.turns,
-                user_text=state.last_question,
-                reply=reply,
-                model=state.model,
-                params=params,
-                language=language,
-                regenerated=regenerated,
+            assert conversation_id is not None
+            message_id = await self._store.write(
+                "a chat turn",
+                lambda repo: repo.record_chat_turn(
+                    conversation_id=conversation_id,
+                    turn_index=turn_index,
+                    user_text=state.last_question,
+                    reply=reply,
+                    model=state.model,
+                    params=params,
+                    language=language,
+                    regenerated=regenerated,
+                ),
             )
-            message_id = await retry_write(record, what="a chat turn", policy=self._retry)
-        except SQLAlchemyError:
+        except StoreUnavailable:
             log.error("a chat turn was not stored")
             reply.status, reply.error = ReplyStatus.ERROR, NOT_SAVED
         finally:
@@ -225,7 +215,7 @@ class ChatService:
 
     async def rate(self, state: ChatState | None, turn: object, liked: object, voter: Voter) -> None:
         """Store Good answer / Bad answer on one answer at once (or change it); its reasons and comment stay."""
-        await self._store(state, turn, liked, None, None, voter)
+        await self._save_rating(state, turn, liked, None, None, voter)
 
     async def feedback(
         self, state: ChatState | None, turn: object, liked: object, tags: object, comment: object, voter: Voter
@@ -233,9 +223,9 @@ class ChatService:
         """Store a rating with reason tags and a comment on one answer; a second call updates the same stored row."""
         chosen = [t for t in tags if t in self.feedback_tags] if isinstance(tags, list) else []
         note = clean_text(comment).strip()[:MAX_COMMENT_CHARS] if isinstance(comment, str) else ""
-        await self._store(state, turn, liked, chosen, note or None, voter)
+        await self._save_rating(state, turn, liked, chosen, note or None, voter)
 
-    async def _store(
+    async def _save_rating(
         self,
         state: ChatState | None,
         turn: object,
@@ -245,36 +235,39 @@ class ChatService:
         voter: Voter,
     ) -> None:
         """One row per answer and session: update it if this session rated the answer, else insert it."""
-        if state is None or state.session_id != voter.session_id:
-            raise InputRejected("There is no answer to rate here yet.")
+        require_owner(state, voter, "There is no answer to rate here yet.")
+        assert state is not None
         message_id = state.message_ids.get(turn) if isinstance(turn, int) else None
         if message_id is None:
             raise InputRejected("That answer cannot be rated (it is still streaming, or was replaced).")
         if not isinstance(liked, bool):
             raise InputRejected("Please choose Good answer or Bad answer first.")
-        rating = "up" if liked else "down"
-        change = functools.partial(
-            self._repo.update_feedback, message_id=message_id, voter=voter, rating=rating, tags=tags, comment=comment
-        )
-        record = functools.partial(
-            self._repo.record_feedback,
-            message_id=message_id,
-            rating=rating,
-            tags=tags or [],
-            comment=comment,
-            voter=voter,
-        )
+        rating, answer = ("up" if liked else "down"), message_id
+
+        def change() -> Awaitable[bool]:
+            return self._store.write(
+                "chat feedback",
+                lambda repo: repo.update_feedback(
+                    message_id=answer, voter=voter, rating=rating, tags=tags, comment=comment
+                ),
+            )
+
         try:
-            if await retry_write(change, what="chat feedback", policy=self._retry):
+            if await change():
                 return
             self._guards.limiter.check_vote(voter_keys(voter))  # only a new rating counts against the limit
             try:
-                await retry_write(record, what="chat feedback", policy=self._retry)
+                await self._store.write(
+                    "chat feedback",
+                    lambda repo: repo.record_feedback(
+                        message_id=answer, rating=rating, tags=tags or [], comment=comment, voter=voter
+                    ),
+                )
             except DuplicateFeedback:  # a second click of this session stored it first: this one updates it
-                await retry_write(change, what="chat feedback", policy=self._retry)
+                await change()
         except UnknownBattle:
             raise InputRejected("That answer cannot be rated.") from None
-        except SQLAlchemyError:
+        except StoreUnavailable:
             log.error("chat feedback was not stored; the user was told to try again")
             raise InputRejected("Sorry, your feedback could not be saved right now. Please try again.") from None
 
@@ -286,10 +279,3 @@ def _nothing_rateable(state: ChatState | None) -> str:
     if state.streaming:
         return "Please wait until the answer is finished, then rate it."
     return "Only a finished answer can be rated: this one ended with an error. Regenerate it, or ask again."
-
-
-def _failed(prepared: asyncio.Task[str | None] | None) -> bool:
-    """Whether the conversation row could not be stored (the turn then ends at once)."""
-    if prepared is None or not prepared.done():
-        return False
-    return prepared.cancelled() or prepared.exception() is not None

@@ -6,21 +6,13 @@ import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 
 import numpy as np
 
-from arena.domain import Outcome
-from arena.ratings import (
-    DEFAULT_PRIOR,
-    arena_ranks,
-    bootstrap_log_strengths,
-    fit_log_strengths,
-    outcome_counts,
-    to_ratings,
-    win_matrix,
-    win_rate_matrix,
-)
+from arena.domain import Outcome, VoteFilter
+from arena.rating_methods import BradleyTerry, RatingMethod
+from arena.ratings import DEFAULT_PRIOR, arena_ranks, outcome_counts, to_ratings, win_matrix, win_rate_matrix
 from arena.store.repository import Repository
 
 PairOutcomes = Sequence[tuple[str, str, Outcome, int]]
@@ -37,19 +29,6 @@ class Standing:
     lower: float | None = None
     upper: float | None = None
     win_rate: float | None = None
-
-
-@dataclass(frozen=True)
-class Filters:
-    """Which votes count (the defaults: anonymous, no identity leak, no self-play, every language and day)."""
-
-    language: str | None = None
-    since: date | None = None
-    until: date | None = None
-    models: tuple[str, ...] | None = None
-    include_named: bool = False
-    include_leaks: bool = False
-    include_self_play: bool = False
 
 
 @dataclass(frozen=True)
@@ -75,12 +54,17 @@ def build_leaderboard(
     seed: int = 0,
     anchor: tuple[str, float] | None = None,
     prior: float = DEFAULT_PRIOR,
+    method: RatingMethod | None = None,
 ) -> Leaderboard:
-    """Fit, bootstrap and rank; `models` adds configured models that have no votes yet (listed last)."""
+    """Fit, bootstrap and rank (Bradley–Terry unless `method` says otherwise); `models` adds configured models that
+    have no votes yet (listed last)."""
+    if method is None:
+        method = BradleyTerry(prior)
+    rng = np.random.default_rng(seed)
     counts = outcome_counts(outcomes)
     rated = sorted({m for pair in counts for m in pair})
     wins = win_matrix(counts, rated)
-    theta = fit_log_strengths(wins, prior=prior) if rated else np.zeros(0)
+    theta = method.fit(counts, rated, rng) if rated else np.zeros(0)
     anchor_index = rated.index(anchor[0]) if anchor is not None and anchor[0] in rated else None
     anchor_rating = anchor[1] if anchor is not None else 1000.0
     if not rated:
@@ -88,9 +72,7 @@ def build_leaderboard(
         return Leaderboard(standings=empty, models=[], win_rates=[], battles=[], votes=0, rounds=rounds)
     point = to_ratings(theta, anchor_index=anchor_index, anchor_rating=anchor_rating)
     samples = to_ratings(
-        bootstrap_log_strengths(
-            counts, rated, rounds=rounds, rng=np.random.default_rng(seed), prior=prior, start=theta
-        ),
+        method.bootstrap(counts, rated, rounds=rounds, rng=rng, start=theta),
         anchor_index=anchor_index,
         anchor_rating=anchor_rating,
     )
@@ -131,30 +113,33 @@ class LeaderboardService:
     """Reads vote counts through the repository and builds the leaderboard, timing both halves."""
 
     def __init__(
-        self, repo: Repository, *, models: Sequence[str] = (), clock: Callable[[], float] = time.perf_counter
+        self,
+        repo: Repository,
+        *,
+        models: Sequence[str] = (),
+        method: RatingMethod | None = None,
+        clock: Callable[[], float] = time.perf_counter,
     ) -> None:
         self._repo = repo
         self._models = list(models)
+        self._method: RatingMethod = method or BradleyTerry()
         self._clock = clock
+
+    @property
+    def method(self) -> RatingMethod:
+        """How the ratings are fitted."""
+        return self._method
 
     def languages(self) -> list[str]:
         """Languages with votes, most voted first."""
         return self._repo.languages()
 
-    def compute(self, filters: Filters = Filters(), *, rounds: int = 1000, seed: int = 0) -> Leaderboard:
+    def compute(self, filters: VoteFilter = VoteFilter(), *, rounds: int = 1000, seed: int = 0) -> Leaderboard:
         """The leaderboard for these filters, with DB and fit times."""
         start = self._clock()
-        outcomes = self._repo.pair_outcomes(
-            anonymous_only=not filters.include_named,
-            include_leaks=filters.include_leaks,
-            include_self_play=filters.include_self_play,
-            language=filters.language,
-            since=filters.since,
-            until=filters.until,
-            models=filters.models,
-        )
+        outcomes = self._repo.pair_outcomes(filters)
         fetched = self._clock()
-        board = build_leaderboard(outcomes, models=self._models, rounds=rounds, seed=seed)
+        board = build_leaderboard(outcomes, models=self._models, rounds=rounds, seed=seed, method=self._method)
         done = self._clock()
         return Leaderboard(
             standings=board.standings,

@@ -8,9 +8,12 @@ from collections import Counter
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
 
+import numpy as np
+
 from arena.config import AppConfig
 from arena.domain import BattleMode, Outcome, Side
-from arena.ratings import fit_bradley_terry, outcome_counts
+from arena.rating_methods import BradleyTerry, RatingMethod
+from arena.ratings import outcome_counts, to_ratings
 from arena.sampling import SamplingSettings, choose_pair
 from backends.base import GenerationParams
 
@@ -39,8 +42,10 @@ class Matchmaker:
         stats: Callable[[], PairOutcomes],
         *,
         clock: Callable[[], float] = time.monotonic,
+        method: RatingMethod | None = None,
     ) -> None:
         self._config = config
+        self._method = method or BradleyTerry()
         self._rng = rng
         self._stats = stats
         self._clock = clock
@@ -71,7 +76,7 @@ class Matchmaker:
             pairs[frozenset((a, b))] += n
         ratings = None
         if self._settings.mode == "active" and votes:
-            ratings = fit_bradley_terry(outcome_counts(votes), models=list(weights))
+            ratings = self._ratings(votes, list(weights))
         a, b = choose_pair(
             weights, self._rng, settings=self._settings, battles=battles, pair_battles=pairs, ratings=ratings
         )
@@ -97,6 +102,13 @@ class Matchmaker:
         if self._rng.random() < 0.5:  # the hotter sample may be on either side
             params = {Side.A: params[Side.B], Side.B: params[Side.A]}
         return Matchup({Side.A: name, Side.B: name}, mode, params)
+
+    def _ratings(self, votes: PairOutcomes, models: list[str]) -> dict[str, float]:
+        """Current ratings by the arena's rating method (a fixed seed: drawing pairs must not shift the rng)."""
+        counts = outcome_counts(votes)
+        names = sorted({m for pair in counts for m in pair} | set(models))
+        theta = self._method.fit(counts, names, np.random.default_rng(0))
+        return dict(zip(names, to_ratings(theta).tolist(), strict=True))
 
     def _params(self, name: str) -> GenerationParams:
         return self._config.model(name).generation

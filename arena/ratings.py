@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping
-from typing import TypeAlias
+from typing import TypeAlias, assert_never
 
 import numpy as np
 from numpy.typing import NDArray
+
+from arena.domain import Outcome
 
 PairCounts: TypeAlias = Mapping[tuple[str, str], tuple[float, float, float]]
 """`(model_a, model_b) -> (wins_a, wins_b, ties)`; ties include "both bad" votes and count half a win to each side."""
@@ -19,29 +21,52 @@ _MAX_NEWTON_STEPS = 100
 _TOLERANCE = 1e-10
 
 
-def pair_counts(votes: Iterable[tuple[str, str, str]]) -> dict[tuple[str, str], tuple[int, int, int]]:
-    """Aggregate `(model_a, model_b, outcome)` votes, outcome "a" | "b" | "tie" | "both_bad", into pair counts."""
-    out: dict[tuple[str, str], tuple[int, int, int]] = {}
+def score_of_a(outcome: Outcome) -> float:
+    """How much of a win a vote gives side A: 1, 0, or a half for a tie (both bad is a tie for ratings)."""
+    match outcome:
+        case Outcome.A:
+            return 1.0
+        case Outcome.B:
+            return 0.0
+        case Outcome.TIE | Outcome.BOTH_BAD:
+            return 0.5
+        case _:
+            assert_never(outcome)
+
+
+def as_outcome(value: Outcome | str) -> Outcome:
+    """An outcome from its stored spelling; anything else is refused, never counted as a tie."""
+    try:
+        return Outcome(value)
+    except ValueError:
+        known = ", ".join(repr(o.value) for o in Outcome)
+        raise ValueError(f"Unknown vote outcome {value!r}: expected one of {known}.") from None
+
+
+def _cell(outcome: Outcome) -> int:
+    """The column of a (wins_a, wins_b, ties) triple that a vote adds to."""
+    score = score_of_a(outcome)
+    return 0 if score == 1.0 else 1 if score == 0.0 else 2
+
+
+def pair_counts(votes: Iterable[tuple[str, str, Outcome | str]]) -> dict[tuple[str, str], tuple[int, int, int]]:
+    """Aggregate `(model_a, model_b, outcome)` votes into pair counts (both side orders of a pair add up)."""
+    out: dict[tuple[str, str], list[int]] = {}
     for model_a, model_b, outcome in votes:
         if model_a == model_b:
             raise ValueError(f"A vote pits {model_a!r} against itself.")
-        if outcome not in ("a", "b", "tie", "both_bad"):
-            raise ValueError(f"Unknown vote outcome {outcome!r}: expected 'a', 'b', 'tie' or 'both_bad'.")
+        cell = _cell(as_outcome(outcome))
         # One key per unordered pair, so that (x, y) and (y, x) battles add up.
         flipped = model_b < model_a
         key = (model_b, model_a) if flipped else (model_a, model_b)
-        first, second, ties = out.get(key, (0, 0, 0))
-        if outcome in ("tie", "both_bad"):
-            ties += 1
-        elif (outcome == "a") != flipped:
-            first += 1
-        else:
-            second += 1
-        out[key] = (first, second, ties)
-    return out
+        row = out.setdefault(key, [0, 0, 0])
+        row[1 - cell if flipped and cell < 2 else cell] += 1
+    return {pair: (v[0], v[1], v[2]) for pair, v in out.items()}
 
 
-def outcome_counts(rows: Iterable[tuple[str, str, str, int]]) -> dict[tuple[str, str], tuple[float, float, float]]:
+def outcome_counts(
+    rows: Iterable[tuple[str, str, Outcome | str, int]],
+) -> dict[tuple[str, str], tuple[float, float, float]]:
     """Aggregated `(model_a, model_b, outcome, count)` rows as PairCounts; a model against itself (self-play)
     says nothing about the difference between two models and is left out."""
     out: dict[tuple[str, str], list[float]] = {}
@@ -49,7 +74,7 @@ def outcome_counts(rows: Iterable[tuple[str, str, str, int]]) -> dict[tuple[str,
         if model_a == model_b:
             continue
         row = out.setdefault((model_a, model_b), [0.0, 0.0, 0.0])
-        row[{"a": 0, "b": 1}.get(outcome, 2)] += n
+        row[_cell(as_outcome(outcome))] += n
     return {pair: (v[0], v[1], v[2]) for pair, v in out.items()}
 
 
@@ -243,7 +268,7 @@ def win_rate_matrix(wins: NDArray[np.float64]) -> NDArray[np.float64]:
 
 
 def online_elo(
-    votes: Iterable[tuple[str, str, str]],
+    votes: Iterable[tuple[str, str, Outcome | str]],
     *,
     k: float = 4.0,
     init: float = 1000.0,
@@ -258,7 +283,7 @@ def online_elo(
     for count, (model_a, model_b, outcome) in enumerate(votes, start=1):
         ra, rb = ratings.setdefault(model_a, init), ratings.setdefault(model_b, init)
         expected = 1.0 / (1.0 + base ** ((rb - ra) / scale))
-        score = {"a": 1.0, "b": 0.0}.get(outcome, 0.5)
+        score = score_of_a(as_outcome(outcome))
         ratings[model_a] = ra + k * (score - expected)
         ratings[model_b] = rb - k * (score - expected)
         if every and count % every == 0:

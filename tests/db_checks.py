@@ -6,8 +6,10 @@ from typing import Any
 
 from sqlalchemy import text
 
+from arena.domain import VoteFilter
 from arena.store.engine import make_engine
 from arena.store.repository import Repository
+from tests.support.store_reads import reads
 
 STATUSES = {"open", "voted", "errored", "incomplete"}
 
@@ -48,9 +50,9 @@ def invariant_violations(db_url: str) -> list[str]:
     unvoted = rows(db_url, f"SELECT b.id FROM battles b WHERE b.status = 'voted' AND {no_vote}")
     problems += [f"battle {b} is 'voted' without a vote" for (b,) in unvoted]
     repo = Repository(make_engine(db_url))
-    for filters in ({}, {"anonymous_only": False, "include_leaks": True, "include_self_play": True}):
-        if sorted(repo.pair_outcomes(**filters)) != sorted(repo.pair_outcomes_from_votes(**filters)):  # type: ignore[arg-type]
-            problems.append(f"the counts tables differ from a recount of the votes ({filters or 'default filters'})")
+    for filters in (VoteFilter(), VoteFilter(include_named=True, include_leaks=True, include_self_play=True)):
+        if sorted(repo.pair_outcomes(filters)) != sorted(reads(repo).pair_outcomes_from_votes(filters)):
+            problems.append(f"the counts tables differ from a recount of the votes ({filters})")
     return problems
 
 

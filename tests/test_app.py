@@ -21,6 +21,7 @@ from arena.store.repository import Repository
 from arena.ui.leaderboard import battles_chart, win_rate_chart
 from backends.demo import DemoModels
 from tests.helpers import ROOT, RunningApp, config_data, run_app, start_app
+from tests.support.store_reads import reads
 
 NAMES = ("demo-base", "demo-lora-a", "demo-lora-b")
 # outputs of /battle_send and the vote endpoints: pane A, pane B, input box, notice, reveal, the note by the votes
@@ -70,8 +71,8 @@ def test_blind_battle_end_to_end(app: RunningApp) -> None:
     assert "**Model A** was **demo-" in voted[REVEAL] and "**Model B** was **demo-" in voted[REVEAL]
     assert NOT_ANONYMOUS in voted[VOTE_NOTE]
 
-    [vote] = [v for v in repo_of(app).votes() if v.session_id == client.session_hash]
-    battle = repo_of(app).battle(vote.battle_id)
+    [vote] = [v for v in reads(repo_of(app)).votes() if v.session_id == client.session_hash]
+    battle = reads(repo_of(app)).battle(vote.battle_id)
     assert battle is not None and battle.status == "voted" and battle.anonymous
     assert vote.outcome.value == "b" and vote.anonymous and vote.ip_hash and "127.0.0.1" not in vote.ip_hash
     assert f"**Model B** was **{battle.models[Side.B]}**" in voted[REVEAL]
@@ -94,7 +95,7 @@ def test_vote_before_replies_finish_is_refused_and_second_vote_too(app: RunningA
     assert client.predict(api_name="/battle_vote_a")[NOTICE] == "Thanks, your vote is recorded."
     again = client.predict(api_name="/battle_vote_tie")
     assert again[NOTICE] == "You already voted on this round. Ask a follow-up or start a new round."
-    mine = [v for v in repo_of(app).votes() if v.session_id == client.session_hash]
+    mine = [v for v in reads(repo_of(app)).votes() if v.session_id == client.session_hash]
     assert [v.outcome.value for v in mine] == ["a"]
 
 
@@ -125,7 +126,7 @@ def test_after_the_reveal_a_note_by_the_votes_says_later_votes_do_not_count(app:
     assert NOT_ANONYMOUS in job.result()[VOTE_NOTE]
     second = client.predict(api_name="/battle_vote_tie")
     assert second[NOTICE] == "Thanks, your vote is recorded." and NOT_ANONYMOUS in second[VOTE_NOTE]
-    mine = [v for v in repo_of(app).votes() if v.session_id == client.session_hash]
+    mine = [v for v in reads(repo_of(app)).votes() if v.session_id == client.session_hash]
     assert [(v.turn_index, v.anonymous) for v in mine] == [(0, True), (1, False)]  # what the note says
     assert client.predict(api_name="/battle_new")[VOTE_NOTE] == ""
 

@@ -10,10 +10,12 @@ import httpx
 import pytest
 from gradio_client import Client
 
+from arena.domain import VoteFilter
 from arena.store.engine import make_engine
 from arena.store.repository import Repository
 from backends.demo import DemoModels
 from tests.helpers import RunningApp, config_data, start_app
+from tests.support.store_reads import reads
 from tests.test_app import NOTICE, PANE_A, PANE_B, REVEAL, VOTE_NOTE, text_of
 
 NAMES = ("demo-base", "demo-lora-a", "demo-lora-b")
@@ -53,11 +55,13 @@ def test_named_side_by_side(app: RunningApp) -> None:
     assert voted[NOTICE] == "Thanks, your vote is recorded."
     assert voted[VOTE_NOTE] == ""  # the rules above the named tab already say none of its votes count
     repo = Repository(make_engine(app.db_url))
-    [vote] = [v for v in repo.votes() if v.session_id == client.session_hash]
-    battle = repo.battle(vote.battle_id)
+    [vote] = [v for v in reads(repo).votes() if v.session_id == client.session_hash]
+    battle = reads(repo).battle(vote.battle_id)
     assert battle is not None and battle.mode.value == "named" and not vote.anonymous
     counted = sum(n for *_, n in repo.pair_outcomes())
-    assert sum(n for *_, n in repo.pair_outcomes(anonymous_only=False)) >= counted + 1  # the named vote is left out
+    assert (
+        sum(n for *_, n in repo.pair_outcomes(VoteFilter(include_named=True))) >= counted + 1
+    )  # the named vote is left out
 
 
 def test_regenerate_then_vote(app: RunningApp) -> None:

@@ -15,6 +15,7 @@ from arena.store.repository import Repository
 from arena.ui.common import ERROR_MARK
 from tests.faults import FaultServer
 from tests.helpers import Process, RunningApp, free_port, start_app
+from tests.support.store_reads import reads
 from tests.test_app import NOTICE, PANE_A, PANE_B, REVEAL, same_text, text_of
 
 GEN = {"max_new_tokens": 24, "seed": 3, "temperature": 0.8}
@@ -67,8 +68,8 @@ def test_battle_through_tgi_and_openai_end_to_end(remote_app: RunningApp) -> Non
     assert voted[NOTICE] == "Thanks, your vote is recorded."
     assert "was **via-tgi**" in voted[REVEAL] and "was **via-openai**" in voted[REVEAL]
     repo = Repository(make_engine(remote_app.db_url))
-    [vote] = [v for v in repo.votes() if v.session_id == client.session_hash]
-    battle = repo.battle(vote.battle_id)
+    [vote] = [v for v in reads(repo).votes() if v.session_id == client.session_hash]
+    battle = reads(repo).battle(vote.battle_id)
     assert battle is not None and set(battle.models.values()) == {"via-tgi", "via-openai"}
     assert same_text(battle.conversations[Side.A][1].content, text_of(final[PANE_A][-1]))
 
@@ -85,9 +86,9 @@ def test_a_refusing_backend_errors_one_pane_only(faulty_app: tuple[RunningApp, F
     refused = client.predict(api_name="/battle_vote_a")
     assert refused[NOTICE].startswith("This round ended with an error")
     repo = Repository(make_engine(app.db_url))
-    battles = [repo.battle(v) for v in _battle_ids(app)]
+    battles = [reads(repo).battle(v) for v in _battle_ids(app)]
     assert battles and all(b is not None and b.status == "errored" for b in battles)
-    assert repo.votes() == []
+    assert reads(repo).votes() == []
     # the app keeps serving: a new round works
     assert client.predict(api_name="/battle_new")[PANE_A] == []
 
@@ -99,7 +100,7 @@ def test_down_models_are_left_out_of_battles_and_marked_in_chat(faulty_app: tupl
     for _ in range(4):
         client.predict(api_name="/battle_new")
         client.predict("hi", api_name="/battle_send")
-    stored = [repo.battle(b) for b in _battle_ids(app)]
+    stored = [reads(repo).battle(b) for b in _battle_ids(app)]
     models = {m for b in stored if b is not None for m in b.models.values()}
     assert "down" not in models and models == {"healthy", "refuses"}
     with urllib.request.urlopen(app.url + "config", timeout=10) as resp:

@@ -20,12 +20,14 @@ import pytest
 from gradio_client import Client
 from sqlalchemy import text
 
+from arena.domain import VoteFilter
 from arena.store.engine import make_engine
 from arena.store.migrate import head_revision
 from arena.store.repository import Repository
 from backends.demo import DemoModels
 from tests.helpers import ROOT, RunningApp, config_data, start_apps
 from tests.postgres import PostgresServer
+from tests.support.store_reads import reads
 
 NAMES = ("demo-base", "demo-lora-a", "demo-lora-b")
 NOTICE = 3  # outputs of /battle_send and the vote endpoints: pane A, pane B, input box, notice, reveal
@@ -84,13 +86,13 @@ def test_battles_through_two_processes_are_each_stored_once_and_all_counted(
 
     engine = make_engine(shared_db)
     repo = Repository(engine)
-    votes = repo.votes()
+    votes = reads(repo).votes()
     assert Counter(v.session_id for v in votes) == sessions, "a vote was lost, duplicated or misattributed"
     assert len({(v.battle_id, v.turn_index) for v in votes}) == len(votes) == 16
     for battle_id in {v.battle_id for v in votes}:
-        stored = repo.battle(battle_id)
+        stored = reads(repo).battle(battle_id)
         assert stored is not None and stored.status == "voted" and set(stored.models.values()) <= set(NAMES)
-    counted = sum(n for *_, n in repo.pair_outcomes(include_leaks=True))
+    counted = sum(n for *_, n in repo.pair_outcomes(VoteFilter(include_leaks=True)))
     engine.dispose()
     assert counted == len(votes)
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import functools
 import threading
-from collections.abc import Callable, Collection, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Connection, Engine, bindparam, case, func, insert, select, update
@@ -16,8 +16,9 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from arena.domain import BattleMode, Outcome, Reply, ReplyStatus, Side, Voter
+from arena.domain import BattleMode, Outcome, Reply, ReplyStatus, Side, VoteFilter, Voter, conversation_id
 from arena.store import retention
+from arena.store.errors import DuplicateFeedback, DuplicateVote, UnknownBattle
 from arena.store.retention import PruneAction, PruneReport
 from arena.store.schema import (
     BattleRow,
@@ -30,52 +31,6 @@ from arena.store.schema import (
 )
 
 ANSWERED = ("ok", "stopped")  # assistant message statuses that make a round votable
-
-
-class StoreError(Exception):
-    """A write that the data's rules refuse."""
-
-
-class DuplicateVote(StoreError):
-    """This round of this battle already has a vote."""
-
-
-class UnknownBattle(StoreError):
-    """No battle with that id (or it may not be voted on)."""
-
-
-class DuplicateFeedback(StoreError):
-    """This session already rated this answer."""
-
-
-@dataclass(frozen=True)
-class StoredMessage:
-    """A message as stored."""
-
-    turn_index: int
-    role: str
-    content: str
-    model: str | None
-    status: str
-    ttft_ms: float | None
-    total_ms: float | None
-    token_count: int | None
-    generation_params: dict[str, Any] | None
-    language: str | None = None
-
-
-@dataclass(frozen=True)
-class StoredBattle:
-    """A battle as stored, with its two conversations."""
-
-    id: str
-    models: dict[Side, str]
-    anonymous: bool
-    status: str
-    conversations: dict[Side, list[StoredMessage]]
-    mode: BattleMode = BattleMode.ANONYMOUS
-    identity_leak: bool = False
-    language: str | None = None
 
 
 @dataclass(frozen=True)
@@ -92,17 +47,6 @@ class StoredVote:
     language: str | None = None
 
 
-@dataclass(frozen=True)
-class StoredFeedback:
-    """A thumbs up/down on a chat answer as stored."""
-
-    message_id: int
-    rating: str
-    tags: list[str]
-    comment: str | None
-    session_id: str
-
-
 def utcnow() -> datetime:
     """The current time in UTC (the default clock)."""
     return datetime.now(UTC)
@@ -117,6 +61,11 @@ class Repository:
         self._clock = clock
         # SQLite takes one writer at a time: queueing writers here is cheaper than SQLite's sleeping busy handler
         self._write_lock = threading.Lock() if engine.dialect.name == "sqlite" else None
+
+    @property
+    def engine(self) -> Engine:
+        """The engine every call runs on (audits and maintenance read it directly)."""
+        return self._engine
 
     @contextmanager
     def _write(self) -> Iterator[Connection]:
@@ -167,7 +116,7 @@ class Repository:
                 _INSERT_CONVERSATION,
                 [
                     {
-                        "id": _conversation_id(battle_id, side),
+                        "id": conversation_id(battle_id, side),
                         "kind": "battle",
                         "battle_id": battle_id,
                         "side": side.value,
@@ -202,7 +151,7 @@ class Repository:
             battle = conn.execute(_BATTLE_FOR_WRITE, {"id": battle_id}).first()
             if battle is None:
                 raise UnknownBattle(battle_id)
-            convs = [_conversation_id(battle_id, side) for side in Side]
+            convs = [conversation_id(battle_id, side) for side in Side]
             if regenerated:
                 conn.execute(
                     update(MessageRow)
@@ -251,9 +200,8 @@ class Repository:
                 battle = conn.execute(_BATTLE_FOR_WRITE, {"id": battle_id}).first()
                 if battle is None or battle.status == "errored" or battle.session_id != voter.session_id:
                     raise UnknownBattle(battle_id)
-                stored = conn.execute(
-                    _ANSWERS_OF_ROUND, {"a": f"{battle_id}-a", "b": f"{battle_id}-b", "turn": turn_index}
-                ).scalar()
+                sides = {side.value: conversation_id(battle_id, side) for side in Side}
+                stored = conn.execute(_ANSWERS_OF_ROUND, {**sides, "turn": turn_index}).scalar()
                 if stored != 2:
                     raise UnknownBattle(f"{battle_id} round {turn_index} has no complete answers")
                 conn.execute(  # a duplicate vote fails here, before anything is counted
@@ -277,8 +225,21 @@ class Repository:
 
     def round_vote(self, battle_id: str, turn_index: int) -> StoredVote | None:
         """The vote stored on one round of a battle, or None."""
-        votes = [v for v in self.votes(battle_id=battle_id) if v.turn_index == turn_index]
-        return votes[0] if votes else None
+        query = select(VoteRow).where(VoteRow.battle_id == battle_id, VoteRow.turn_index == turn_index)
+        with self._tx() as s:
+            v = s.scalars(query).first()
+            if v is None:
+                return None
+            return StoredVote(
+                battle_id=v.battle_id,
+                turn_index=v.turn_index,
+                outcome=Outcome(v.outcome),
+                anonymous=v.anonymous,
+                session_id=v.session_id,
+                ip_hash=v.ip_hash,
+                identity_leak=v.identity_leak,
+                language=v.language,
+            )
 
     def close_open_battles(self, *, id_prefix: str | None = None, idle_before: datetime | None = None) -> int:
         """Mark `incomplete` the open battles of a dead process (id prefix) or idle since `idle_before`; how many."""
@@ -295,78 +256,32 @@ class Repository:
             s.commit()
             return report
 
-    def battle(self, battle_id: str) -> StoredBattle | None:
-        """A stored battle with both conversations, or None."""
-        with self._tx() as s:
-            row = s.get(BattleRow, battle_id)
-            if row is None:
-                return None
-            convs = {side: self._messages(s, _conversation_id(battle_id, side)) for side in Side}
-            return StoredBattle(
-                id=row.id,
-                models={Side.A: row.model_a, Side.B: row.model_b},
-                anonymous=row.anonymous,
-                status=row.status,
-                conversations=convs,
-                mode=BattleMode(row.mode),
-                identity_leak=row.identity_leak,
-                language=row.language,
-            )
-
-    def votes(self, *, battle_id: str | None = None) -> list[StoredVote]:
-        """Stored votes in the order they were cast, optionally for one battle."""
-        query = select(VoteRow).order_by(VoteRow.id)
-        if battle_id is not None:
-            query = query.where(VoteRow.battle_id == battle_id)
-        with self._tx() as s:
-            return [
-                StoredVote(
-                    battle_id=v.battle_id,
-                    turn_index=v.turn_index,
-                    outcome=Outcome(v.outcome),
-                    anonymous=v.anonymous,
-                    session_id=v.session_id,
-                    ip_hash=v.ip_hash,
-                    identity_leak=v.identity_leak,
-                    language=v.language,
-                )
-                for v in s.scalars(query)
-            ]
-
-    def pair_outcomes(
-        self,
-        *,
-        anonymous_only: bool = True,
-        include_leaks: bool = False,
-        include_self_play: bool = False,
-        language: str | None = None,
-        since: date | None = None,
-        until: date | None = None,
-        models: Collection[str] | None = None,
-    ) -> list[tuple[str, str, Outcome, int]]:
-        """Votes aggregated to (model_a, model_b, outcome, count): what ratings are computed from.
+    def pair_outcomes(self, f: VoteFilter = VoteFilter()) -> list[tuple[str, str, Outcome, int]]:
+        """The votes `f` keeps, aggregated to (model_a, model_b, outcome, count): what ratings are computed from.
 
         Read from the vote_counts table (kept in each vote's transaction), so the cost grows with the number of
-        models, languages and days, not of votes. By default only anonymous votes with no identity leak, outside
-        self-play battles, count. Date ranges are whole UTC days: `since` inclusive, `until` exclusive.
+        models, languages and days, not of votes. The counts do not keep the judged round's depth: a filter with
+        `min_turns` above 1 is refused.
         """
-        dated = since is not None or until is not None
+        if f.min_turns > 1:
+            raise ValueError("vote counts do not keep the round a vote judged: min_turns needs the votes themselves")
+        dated = f.since is not None or f.until is not None
         c: Any = VoteCountRow if dated else VoteTotalRow  # daily cells only when a date range asks for them
         query = select(c.model_a, c.model_b, c.outcome, func.sum(c.count)).group_by(c.model_a, c.model_b, c.outcome)
-        if anonymous_only:
+        if not f.include_named:
             query = query.where(c.anonymous.is_(True))
-        if not include_leaks:
+        if not f.include_leaks:
             query = query.where(c.identity_leak.is_(False))
-        if not include_self_play:
+        if not f.include_self_play:
             query = query.where(c.mode != BattleMode.SELF_PLAY.value)
-        if language is not None:
-            query = query.where(c.language == language)
-        if since is not None:
-            query = query.where(VoteCountRow.day >= since.isoformat())
-        if until is not None:
-            query = query.where(VoteCountRow.day < until.isoformat())
-        if models is not None:
-            query = query.where(c.model_a.in_(list(models)), c.model_b.in_(list(models)))
+        if f.languages is not None:
+            query = query.where(c.language.in_(list(f.languages)))
+        if f.since is not None:
+            query = query.where(VoteCountRow.day >= f.since.isoformat())
+        if f.until is not None:
+            query = query.where(VoteCountRow.day < f.until.isoformat())
+        if f.models is not None:
+            query = query.where(c.model_a.in_(list(f.models)), c.model_b.in_(list(f.models)))
         with self._tx() as s:
             return [(a, b, Outcome(o), int(n)) for a, b, o, n in s.execute(query)]
 
@@ -376,40 +291,6 @@ class Repository:
         query = select(c.language).group_by(c.language).order_by(func.sum(c.count).desc())
         with self._tx() as s:
             return [lang for lang in s.scalars(query) if lang != "unknown"]
-
-    def pair_outcomes_from_votes(
-        self,
-        *,
-        anonymous_only: bool = True,
-        include_leaks: bool = False,
-        include_self_play: bool = False,
-        language: str | None = None,
-        since: datetime | None = None,
-        until: datetime | None = None,
-        models: Collection[str] | None = None,
-    ) -> list[tuple[str, str, Outcome, int]]:
-        """The same aggregate as pair_outcomes, from every vote row (the reference the counts must match; slow)."""
-        query = (
-            select(BattleRow.model_a, BattleRow.model_b, VoteRow.outcome, func.count(VoteRow.id))
-            .join(BattleRow, VoteRow.battle_id == BattleRow.id)
-            .group_by(BattleRow.model_a, BattleRow.model_b, VoteRow.outcome)
-        )
-        if anonymous_only:
-            query = query.where(VoteRow.anonymous.is_(True))
-        if not include_leaks:
-            query = query.where(VoteRow.identity_leak.is_(False))
-        if not include_self_play:
-            query = query.where(BattleRow.mode != BattleMode.SELF_PLAY.value)
-        if language is not None:
-            query = query.where(VoteRow.language == language)
-        if since is not None:
-            query = query.where(VoteRow.created_at >= since)
-        if until is not None:
-            query = query.where(VoteRow.created_at < until)
-        if models is not None:
-            query = query.where(BattleRow.model_a.in_(list(models)), BattleRow.model_b.in_(list(models)))
-        with self._tx() as s:
-            return [(a, b, Outcome(o), int(n)) for a, b, o, n in s.execute(query)]
 
     # --- single-model chat ---------------------------------------------------------------------------
 
@@ -499,40 +380,6 @@ class Repository:
             )
             return bool(getattr(result, "rowcount", 0))
 
-    def feedback(self) -> list[StoredFeedback]:
-        """All chat feedback in the order it was given."""
-        with self._tx() as s:
-            return [
-                StoredFeedback(f.message_id, f.rating, list(f.tags or []), f.comment, f.session_id)
-                for f in s.scalars(select(FeedbackRow).order_by(FeedbackRow.id))
-            ]
-
-    def conversation(self, conversation_id: str) -> list[StoredMessage]:
-        """The stored messages of a conversation in order."""
-        with self._tx() as s:
-            return self._messages(s, conversation_id)
-
-    @staticmethod
-    def _messages(s: Session, conversation_id: str) -> list[StoredMessage]:
-        rows = s.scalars(
-            select(MessageRow).where(MessageRow.conversation_id == conversation_id).order_by(MessageRow.id)
-        )
-        return [
-            StoredMessage(
-                turn_index=m.turn_index,
-                role=m.role,
-                content=m.content,
-                model=m.model,
-                status=m.status,
-                ttft_ms=m.ttft_ms,
-                total_ms=m.total_ms,
-                token_count=m.token_count,
-                generation_params=m.generation_params,
-                language=m.language,
-            )
-            for m in rows
-        ]
-
 
 def _count_vote(
     conn: Connection, battle: Any, outcome: str, anonymous: bool, leak: bool, language: str | None, now: datetime
@@ -600,10 +447,6 @@ def _message_values(
     )
     values.update(columns)
     return values
-
-
-def _conversation_id(battle_id: str, side: Side) -> str:
-    return f"{battle_id}-{side.value}"
 
 
 def _user_values(

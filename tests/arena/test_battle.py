@@ -11,16 +11,18 @@ import pytest
 
 from arena.battle import BattleService, Guards, leak_notice
 from arena.config import AppConfig, parse_config
-from arena.domain import BattleMode, BattleState, Outcome, ReplyStatus, Side, Voter
+from arena.domain import BattleMode, BattleState, Outcome, ReplyStatus, Side, VoteFilter, Voter
 from arena.errors import InputRejected, UserError, VoteRefused
 from arena.language import LanguageDetector
 from arena.leaks import DEFAULT_IDENTITY_WORDS, LeakDetector
 from arena.limits import RateLimiter, RateLimits
 from arena.matchmaking import Matchmaker
+from arena.store.facade import AsyncStore
 from arena.store.repository import Repository
 from backends.local import LocalBackend
 from backends.tgi import TgiBackend
 from tests.faults import FaultServer
+from tests.support.store_reads import reads
 
 VOTER = Voter(session_id="sess-1", ip_hash="iphash")
 
@@ -38,7 +40,11 @@ def guards(config: AppConfig, *, messages_per_minute: int = 0, votes_per_hour: i
 def service(demo_config: AppConfig, local_backends: dict[str, LocalBackend], repo: Repository) -> BattleService:
     matchmaker = Matchmaker(demo_config, random.Random(3), repo.pair_outcomes)
     return BattleService(
-        config=demo_config, backends=local_backends, repo=repo, matchmaker=matchmaker, guards=guards(demo_config)
+        config=demo_config,
+        backends=local_backends,
+        store=AsyncStore(repo),
+        matchmaker=matchmaker,
+        guards=guards(demo_config),
     )
 
 
@@ -60,11 +66,11 @@ def test_round_streams_both_sides_then_vote_reveals_and_stores(service: BattleSe
     contestants = asyncio.run(service.vote(state, Outcome.A, VOTER))
     assert (contestants[Side.A].name, contestants[Side.B].name) == ("demo-lora-a", "demo-lora-b")
     assert state.battle_id is not None
-    stored = repo.battle(state.battle_id)
+    stored = reads(repo).battle(state.battle_id)
     assert stored is not None and stored.status == "voted"
     assert stored.conversations[Side.A][1].content == state.replies[Side.A].text
     assert stored.conversations[Side.B][1].ttft_ms is not None
-    [vote] = repo.votes()
+    [vote] = reads(repo).votes()
     assert vote.outcome is Outcome.A and vote.anonymous and vote.ip_hash == "iphash"
 
 
@@ -83,7 +89,7 @@ def test_vote_while_streaming_is_refused(service: BattleService, repo: Repositor
         return "accepted"
 
     assert asyncio.run(scenario()) == "Please wait until both answers are finished before voting."
-    assert repo.votes() == []
+    assert reads(repo).votes() == []
 
 
 def test_second_vote_and_other_session_are_refused(service: BattleService, repo: Repository) -> None:
@@ -94,7 +100,7 @@ def test_second_vote_and_other_session_are_refused(service: BattleService, repo:
     asyncio.run(service.vote(state, Outcome.TIE, VOTER))
     with pytest.raises(VoteRefused, match="already voted"):
         asyncio.run(service.vote(state, Outcome.A, VOTER))
-    assert [v.outcome for v in repo.votes()] == [Outcome.TIE]
+    assert [v.outcome for v in reads(repo).votes()] == [Outcome.TIE]
 
 
 def test_follow_up_after_reveal_is_a_named_vote_on_the_next_round(service: BattleService, repo: Repository) -> None:
@@ -104,7 +110,7 @@ def test_follow_up_after_reveal_is_a_named_vote_on_the_next_round(service: Battl
     asyncio.run(ask_all(service, state, "Two"))
     assert state.histories[Side.A][2] == {"role": "user", "content": "Two"}
     asyncio.run(service.vote(state, Outcome.BOTH_BAD, VOTER))
-    assert [(v.turn_index, v.anonymous) for v in repo.votes()] == [(0, True), (1, False)]
+    assert [(v.turn_index, v.anonymous) for v in reads(repo).votes()] == [(0, True), (1, False)]
 
 
 def test_backend_error_in_one_pane_leaves_the_other_and_blocks_votes(service: BattleService, repo: Repository) -> None:
@@ -120,8 +126,8 @@ def test_backend_error_in_one_pane_leaves_the_other_and_blocks_votes(service: Ba
     with pytest.raises(InputRejected, match="ended with an error"):
         asyncio.run(ask_all(service, state, "again"))
     assert state.battle_id is not None
-    stored = repo.battle(state.battle_id)
-    assert stored is not None and stored.status == "errored" and repo.votes() == []
+    stored = reads(repo).battle(state.battle_id)
+    assert stored is not None and stored.status == "errored" and reads(repo).votes() == []
 
 
 def test_bad_messages_send_nothing(service: BattleService, repo: Repository) -> None:
@@ -150,7 +156,7 @@ def test_a_cancelled_round_is_kept_as_stopped_and_votable(service: BattleService
     state = pair("demo-base", "demo-lora-b")
     asyncio.run(scenario(state))
     assert state.battle_id is not None and not state.streaming and not state.errored and state.votable
-    stored = repo.battle(state.battle_id)
+    stored = reads(repo).battle(state.battle_id)
     assert stored is not None and stored.status == "open"
     assert {m.status for m in stored.conversations[Side.A] if m.role == "assistant"} <= {"stopped", "ok"}
 
@@ -191,7 +197,7 @@ def test_regenerate_is_refused_while_a_vote_is_being_written(service: BattleServ
         return "regenerated"
 
     assert asyncio.run(scenario()) == "You already voted on this round, so it can no longer be regenerated."
-    assert len(repo.votes()) == 1
+    assert len(reads(repo).votes()) == 1
 
 
 def test_a_vote_the_database_cannot_store_is_a_sentence_and_can_be_retried(
@@ -212,7 +218,7 @@ def test_a_vote_the_database_cannot_store_is_a_sentence_and_can_be_retried(
         conn.execute(text("ALTER TABLE votes_away RENAME TO votes"))
     engine.dispose()
     asyncio.run(service.vote(state, Outcome.A, VOTER))  # the round was not burned by the failure
-    assert len(repo.votes()) == 1
+    assert len(reads(repo).votes()) == 1
 
 
 def test_new_battle_pairs_two_different_configured_models(service: BattleService) -> None:
@@ -229,7 +235,7 @@ def make_service(
 ) -> BattleService:
     matchmaker = Matchmaker(config, random.Random(seed), repo.pair_outcomes)
     return BattleService(
-        config=config, backends=backends, repo=repo, matchmaker=matchmaker, guards=guards(config, **limits)
+        config=config, backends=backends, store=AsyncStore(repo), matchmaker=matchmaker, guards=guards(config, **limits)
     )
 
 
@@ -238,10 +244,10 @@ def test_named_battle_votes_are_not_anonymous(service: BattleService, repo: Repo
     assert state.mode is BattleMode.NAMED and not state.anonymous
     asyncio.run(ask_all(service, state, "Salut"))
     asyncio.run(service.vote(state, Outcome.A, VOTER))
-    [vote] = repo.votes()
+    [vote] = reads(repo).votes()
     assert not vote.anonymous
     assert state.battle_id is not None
-    stored = repo.battle(state.battle_id)
+    stored = reads(repo).battle(state.battle_id)
     assert stored is not None and stored.mode is BattleMode.NAMED and not stored.anonymous
     assert repo.pair_outcomes() == []  # named votes do not count towards ratings
     with pytest.raises(InputRejected, match="choose two of the listed models"):
@@ -268,9 +274,9 @@ def test_self_play_is_stored_as_such_and_left_out_of_ratings(
     asyncio.run(ask_all(service, state, "Hello"))
     asyncio.run(service.vote(state, Outcome.B, VOTER))
     assert state.battle_id is not None
-    stored = repo.battle(state.battle_id)
+    stored = reads(repo).battle(state.battle_id)
     assert stored is not None and stored.mode is BattleMode.SELF_PLAY
-    assert repo.pair_outcomes() == [] and len(repo.pair_outcomes(include_self_play=True)) == 1
+    assert repo.pair_outcomes() == [] and len(repo.pair_outcomes(VoteFilter(include_self_play=True))) == 1
 
 
 def test_regenerate_keeps_the_replaced_answers_as_superseded(service: BattleService, repo: Repository) -> None:
@@ -286,7 +292,7 @@ def test_regenerate_keeps_the_replaced_answers_as_superseded(service: BattleServ
     assert state.turns == 1 and state.histories[Side.A][0]["content"] == "Bonjour" and len(state.histories[Side.A]) == 2
     asyncio.run(service.vote(state, Outcome.TIE, VOTER))
     assert state.battle_id is not None
-    stored = repo.battle(state.battle_id)
+    stored = reads(repo).battle(state.battle_id)
     assert stored is not None
     a = [(m.role, m.status, m.content) for m in stored.conversations[Side.A]]
     assert a == [
@@ -311,7 +317,7 @@ def test_stop_keeps_a_votable_stopped_round(service: BattleService, repo: Reposi
     assert state.votable
     asyncio.run(service.vote(state, Outcome.A, VOTER))
     assert state.battle_id is not None
-    stored = repo.battle(state.battle_id)
+    stored = reads(repo).battle(state.battle_id)
     assert stored is not None and stored.status == "voted"
     assert {m.status for m in stored.conversations[Side.A] if m.role == "assistant"} <= {"stopped", "ok"}
 
@@ -336,9 +342,9 @@ def test_identity_leak_is_flagged_live_and_the_vote_does_not_count(
         assert updates and state.identity_leak == "ChatGPT"
         assert leak_notice(state).startswith("Note: an answer names a model")
         asyncio.run(service.vote(state, Outcome.B, VOTER))
-        [vote] = repo.votes()
+        [vote] = reads(repo).votes()
         assert vote.identity_leak and repo.pair_outcomes() == []
-        assert len(repo.pair_outcomes(include_leaks=True)) == 1
+        assert len(repo.pair_outcomes(VoteFilter(include_leaks=True))) == 1
     finally:
         fault.stop()
 
@@ -348,11 +354,13 @@ def test_language_is_stored_per_turn_battle_and_vote(service: BattleService, rep
     asyncio.run(ask_all(service, state, "Bonjour, pouvez-vous m'expliquer comment faire du pain ?"))
     asyncio.run(service.vote(state, Outcome.A, VOTER))
     assert state.battle_id is not None
-    stored = repo.battle(state.battle_id)
+    stored = reads(repo).battle(state.battle_id)
     assert stored is not None and stored.language == "French"
     assert stored.conversations[Side.A][0].language == "French"
-    assert repo.votes()[0].language == "French"
-    assert repo.pair_outcomes(language="French") and not repo.pair_outcomes(language="English")
+    assert reads(repo).votes()[0].language == "French"
+    assert repo.pair_outcomes(VoteFilter(languages=["French"])) and not repo.pair_outcomes(
+        VoteFilter(languages=["English"])
+    )
 
 
 def test_rate_limits_refuse_with_a_sentence(
@@ -367,4 +375,4 @@ def test_rate_limits_refuse_with_a_sentence(
         asyncio.run(ask_all(service, state, "three"))
     with pytest.raises(UserError, match="voting too fast: the limit is 1 per hour"):
         asyncio.run(service.vote(state, Outcome.B, VOTER))
-    assert len(repo.votes()) == 1
+    assert len(reads(repo).votes()) == 1

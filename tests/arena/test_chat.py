@@ -10,16 +10,18 @@ from arena.chat import ChatService
 from arena.config import AppConfig
 from arena.domain import ChatState, Voter
 from arena.errors import InputRejected
+from arena.store.facade import AsyncStore
 from arena.store.repository import Repository
 from backends.local import LocalBackend
 from tests.arena.test_battle import guards
+from tests.support.store_reads import reads
 
 VOTER = Voter(session_id="chat-1", ip_hash="h")
 
 
 @pytest.fixture
 def chats(demo_config: AppConfig, local_backends: dict[str, LocalBackend], repo: Repository) -> ChatService:
-    return ChatService(config=demo_config, backends=local_backends, repo=repo, guards=guards(demo_config))
+    return ChatService(config=demo_config, backends=local_backends, store=AsyncStore(repo), guards=guards(demo_config))
 
 
 async def run(stream: object) -> None:
@@ -33,12 +35,12 @@ def test_turns_are_stored_and_feedback_attaches_to_an_answer(chats: ChatService,
     asyncio.run(run(chats.ask(state, "Et toi ?", VOTER)))
     assert [m["role"] for m in state.history] == ["user", "assistant", "user", "assistant"]
     asyncio.run(chats.feedback(state, 1, False, ["wrong", "not a tag"], "  trop court \x00 ", VOTER))
-    [fb] = repo.feedback()
+    [fb] = reads(repo).feedback()
     assert (fb.rating, fb.tags, fb.comment) == ("down", ["wrong"], "trop court")
     assert fb.message_id == state.message_ids[1]
     # the same answer rated again by the same session changes the one stored row
     asyncio.run(chats.feedback(state, 1, True, [], "", VOTER))
-    [fb] = repo.feedback()
+    [fb] = reads(repo).feedback()
     assert (fb.rating, fb.tags, fb.comment) == ("up", [], None)
     with pytest.raises(InputRejected, match="no answer to rate"):
         asyncio.run(chats.feedback(state, 1, True, [], "", Voter(session_id="someone-else")))
@@ -53,9 +55,9 @@ def test_regenerate_supersedes_the_last_answer(chats: ChatService, repo: Reposit
     asyncio.run(run(chats.regenerate(state, VOTER)))
     assert len(state.history) == 2 and state.turns == 1
     assert state.conversation_id is not None
-    stored = [(m.role, m.status) for m in repo.conversation(state.conversation_id)]
+    stored = [(m.role, m.status) for m in reads(repo).conversation(state.conversation_id)]
     assert stored == [("user", "ok"), ("assistant", "superseded"), ("assistant", "ok")]
-    assert repo.conversation(state.conversation_id)[1].content == first
+    assert reads(repo).conversation(state.conversation_id)[1].content == first
 
 
 def test_nothing_to_regenerate_or_rate_yet(chats: ChatService) -> None:
@@ -79,12 +81,12 @@ def test_a_click_stores_the_rating_at_once_and_reasons_update_the_same_row(
     assert chats.answer_turn(state, " 1 ") == chats.answer_turn(state, 1.0) == first  # as typed in the form
 
     asyncio.run(chats.rate(state, first, True, VOTER))  # the thumb: stored before any reason is given
-    assert [(f.message_id, f.rating, f.tags, f.comment) for f in repo.feedback()] == [
+    assert [(f.message_id, f.rating, f.tags, f.comment) for f in reads(repo).feedback()] == [
         (state.message_ids[first], "up", [], None)
     ]
     asyncio.run(chats.feedback(state, first, True, ["too long"], "un peu long", VOTER))  # reasons afterwards
     asyncio.run(chats.rate(state, first, False, VOTER))  # the other thumb: the rating changes, the reasons stay
-    [fb] = repo.feedback()
+    [fb] = reads(repo).feedback()
     assert (fb.message_id, fb.rating, fb.tags, fb.comment) == (
         state.message_ids[first],
         "down",
@@ -93,14 +95,14 @@ def test_a_click_stores_the_rating_at_once_and_reasons_update_the_same_row(
     )
 
     asyncio.run(chats.rate(state, second, True, VOTER))
-    assert [(f.message_id, f.rating) for f in repo.feedback()] == [
+    assert [(f.message_id, f.rating) for f in reads(repo).feedback()] == [
         (state.message_ids[first], "down"),
         (state.message_ids[second], "up"),
     ]
     # a conversation is rated only by its own session: another one stores nothing
     with pytest.raises(InputRejected, match="no answer to rate"):
         asyncio.run(chats.rate(state, second, True, Voter(session_id="chat-2")))
-    assert len(repo.feedback()) == 2
+    assert len(reads(repo).feedback()) == 2
 
 
 def test_with_answers_on_screen_the_rating_never_says_there_is_none(chats: ChatService) -> None:

@@ -10,8 +10,8 @@ import sys
 import numpy as np
 import pytest
 
-from arena.domain import Outcome, Side, Voter
-from arena.leaderboard import Filters, LeaderboardService, build_leaderboard
+from arena.domain import Outcome, Side, VoteFilter, Voter
+from arena.leaderboard import LeaderboardService, build_leaderboard
 from arena.ratings import (
     arena_ranks,
     bootstrap_log_strengths,
@@ -134,7 +134,7 @@ def test_service_reads_counts_from_the_database_with_filters(repo: Repository) -
         )
     service = LeaderboardService(repo, models=["m1", "m2", "m3"])
     everything = service.compute(rounds=100)
-    french = service.compute(Filters(language="French"), rounds=100)
+    french = service.compute(VoteFilter(languages=["French"]), rounds=100)
     assert everything.votes == 10 and french.votes == 6
     assert french.standings[0].model == "m1" and french.standings[0].win_rate == 1.0
     assert service.languages() == ["French", "English"]

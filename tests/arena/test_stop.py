@@ -19,12 +19,14 @@ from arena.chat import ChatService
 from arena.config import AppConfig, parse_config
 from arena.domain import BattleState, ChatState, Outcome, ReplyStatus, Side, Voter
 from arena.matchmaking import Matchmaker
+from arena.store.facade import AsyncStore
 from arena.store.repository import Repository
 from backends.base import Backend
 from backends.local import LocalBackend
 from backends.tgi import TgiBackend
 from tests.arena.test_battle import guards
 from tests.faults import FaultServer
+from tests.support.store_reads import reads
 
 VOTER = Voter(session_id="stop-1", ip_hash="iphash")
 LONG = 1500  # far more tokens than the tests let the model write
@@ -60,7 +62,7 @@ def battles_with_stalled(
     return BattleService(
         config=config,
         backends=backends_with(local, stalled.url),
-        repo=repo,
+        store=AsyncStore(repo),
         matchmaker=Matchmaker(config, random.Random(1), repo.pair_outcomes),
         guards=guards(config),
     )
@@ -101,7 +103,7 @@ def test_stop_from_another_thread_ends_both_streams_and_the_stopped_round_is_sto
     assert last_seen == (replies[Side.A].text, replies[Side.B].text), "the last update was not the stored round"
     assert not state.streaming and state.votable
     assert state.battle_id is not None
-    stored = repo.battle(state.battle_id)
+    stored = reads(repo).battle(state.battle_id)
     assert stored is not None
     for side in Side:
         [question, answer] = stored.conversations[side]
@@ -111,9 +113,9 @@ def test_stop_from_another_thread_ends_both_streams_and_the_stopped_round_is_sto
 
     contestants = asyncio.run(service.vote(state, Outcome.A, VOTER))
     assert contestants[Side.B].name == "stalled"
-    [vote] = repo.votes()
+    [vote] = reads(repo).votes()
     assert vote.battle_id == state.battle_id and vote.outcome is Outcome.A
-    stored_after = repo.battle(state.battle_id)
+    stored_after = reads(repo).battle(state.battle_id)
     assert stored_after is not None and stored_after.status == "voted"
     assert [m.content for m in stored_after.conversations[Side.A]] == [question.content, replies[Side.A].text]
 
@@ -142,7 +144,7 @@ def test_stop_before_any_token_and_a_closed_page_still_leave_a_stored_round(
     asyncio.run(stopped_at_once())
     assert state.turns == 2 and state.votable
     assert state.battle_id is not None
-    stored = repo.battle(state.battle_id)
+    stored = reads(repo).battle(state.battle_id)
     assert stored is not None
     assert [m.status for m in stored.conversations[Side.A] if m.role == "assistant"] == ["stopped", "stopped"]
 
@@ -152,7 +154,10 @@ def test_chat_stop_from_another_thread_ends_the_answer_and_it_can_be_rated(
 ) -> None:
     config = with_stalled(demo_config, stalled.url)
     chats = ChatService(
-        config=config, backends=backends_with(local_backends, stalled.url), repo=repo, guards=guards(config)
+        config=config,
+        backends=backends_with(local_backends, stalled.url),
+        store=AsyncStore(repo),
+        guards=guards(config),
     )
     for model in ("stalled", "demo-lora-b"):
         state: ChatState = chats.new_chat(model, VOTER)
@@ -173,7 +178,7 @@ def test_chat_stop_from_another_thread_ends_the_answer_and_it_can_be_rated(
             assert state.reply.status is ReplyStatus.STOPPED
         assert last_seen == state.reply.text == state.history[-1]["content"]
         assert state.conversation_id is not None
-        stored = repo.conversation(state.conversation_id)
+        stored = reads(repo).conversation(state.conversation_id)
         assert [(m.role, m.content) for m in stored][-1] == ("assistant", state.reply.text)
         asyncio.run(chats.feedback(state, 0, True, [], "", VOTER))
-    assert len(repo.feedback()) == 2
+    assert len(reads(repo).feedback()) == 2

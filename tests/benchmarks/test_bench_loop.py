@@ -31,6 +31,7 @@ from benchmarks.bench_loop import (
     win_rate,
 )
 from tests.helpers import ROOT
+from tests.support.store_reads import reads
 
 HEADLINE = re.compile(r"votes=(\d+) steps=(\d+) win_rate=([\d.]+) lower=([\d.]+) upper=([\d.]+) minutes=([\d.]+)")
 
@@ -55,9 +56,9 @@ def test_the_loop_on_the_demo_models(demo_models: DemoModels, tmp_path: Path) ->
 
     # every vote went through the app into its database: base against itself, then the new variant against it
     repo = Repository(make_engine(f"sqlite:///{work / 'corral.db'}"))
-    pairs = [sorted(battle.models.values()) for v in repo.votes() if (battle := repo.battle(v.battle_id))]
+    pairs = [sorted(battle.models.values()) for v in reads(repo).votes() if (battle := reads(repo).battle(v.battle_id))]
     assert pairs.count([BASE, BASE]) == 6 and pairs.count([BASE, TUNED]) == 4
-    tuned = [b for v in repo.votes() if (b := repo.battle(v.battle_id)) and TUNED in b.models.values()]
+    tuned = [b for v in reads(repo).votes() if (b := reads(repo).battle(v.battle_id)) and TUNED in b.models.values()]
     answers = [b.conversations[s][-1] for b in tuned for s in Side if b.models[s] == TUNED]
     assert [(a.role, a.status) for a in answers] == [("assistant", "ok")] * 4  # the adapter was loaded and answered
 

@@ -27,6 +27,7 @@ from tests.browser.ui import (
     words,
 )
 from tests.helpers import RunningApp
+from tests.support.store_reads import reads
 
 NAMES = tuple(MODELS)
 # never shown before the vote: where the weights live, and the notes the reveal shows
@@ -92,8 +93,8 @@ def test_blind_battle_streams_both_panes_votes_reveals_and_starts_a_new_round(
     note, buttons = page.locator("#battle-vote-note").bounding_box(), page.locator("#battle-vote-a").bounding_box()
     assert note is not None and buttons is not None and 0 <= note["y"] - (buttons["y"] + buttons["height"]) < 60
 
-    votes = [v for v in repo_of(arena_app).votes() if v.outcome is Outcome.B]
-    battles = [repo_of(arena_app).battle(v.battle_id) for v in votes]
+    votes = [v for v in reads(repo_of(arena_app)).votes() if v.outcome is Outcome.B]
+    battles = [reads(repo_of(arena_app)).battle(v.battle_id) for v in votes]
     assert any(
         bt is not None
         and bt.models == pair
@@ -218,7 +219,7 @@ def test_stop_ends_both_streams_and_the_round_can_still_be_voted(
 
     repo = repo_of(arena_app)
     pair = revealed_pair(page.inner_text("#battle-reveal"))
-    battles = [repo.battle(v.battle_id) for v in repo.votes() if v.outcome is Outcome.A]
+    battles = [reads(repo).battle(v.battle_id) for v in reads(repo).votes() if v.outcome is Outcome.A]
     [battle] = [
         bt for bt in battles if bt is not None and bt.models == pair and "rivers" in bt.conversations[Side.A][0].content
     ]
@@ -252,7 +253,11 @@ def test_named_side_by_side_battle_names_both_models_and_stores_a_named_vote(
     wait_text(page, "#named-notice", THANKS)
     b.shot("voted")
     repo = repo_of(arena_app)
-    named = [repo.battle(v.battle_id) for v in repo.votes() if v.outcome is Outcome.BOTH_BAD and not v.anonymous]
+    named = [
+        reads(repo).battle(v.battle_id)
+        for v in reads(repo).votes()
+        if v.outcome is Outcome.BOTH_BAD and not v.anonymous
+    ]
     assert any(bt is not None and bt.models == {Side.A: zebra, Side.B: zebra} for bt in named)
 
 
@@ -261,7 +266,7 @@ def test_chat_with_one_model_and_thumbs_are_stored(arena_app: RunningApp, open_a
     page = b.page
     page.get_by_role("tab", name="Chat").click()
     page.wait_for_selector("#chat-input textarea")
-    before = len(repo_of(arena_app).feedback())
+    before = len(reads(repo_of(arena_app)).feedback())
     for answers, question in enumerate(("Bonjour !", "Et ensuite ?"), start=1):
         send(page, "chat", question)
         # the n-th answer is on the page and the event is over (Gradio hides the pane's status tracker)
@@ -280,7 +285,7 @@ def test_chat_with_one_model_and_thumbs_are_stored(arena_app: RunningApp, open_a
         "() => [...document.querySelectorAll('#chat-rating input')].some(i => i.checked && i.value === 'Bad answer')"
     )
     assert page.input_value("#chat-answer input") == "1"
-    [stored] = repo_of(arena_app).feedback()[before:]
+    [stored] = reads(repo_of(arena_app)).feedback()[before:]
     assert (stored.rating, stored.tags, stored.comment) == ("down", [], None)
     assert NO_ANSWER not in page.inner_text("body")
     b.shot("rated-at-once")
@@ -292,7 +297,7 @@ def test_chat_with_one_model_and_thumbs_are_stored(arena_app: RunningApp, open_a
     page.click("#chat-send-feedback")
     wait_text(page, "#chat-rating-status", "Thanks for your feedback: answer 1 is rated Bad answer.")
     b.shot("rated-down")
-    [updated] = repo_of(arena_app).feedback()[before:]
+    [updated] = reads(repo_of(arena_app)).feedback()[before:]
     assert (updated.message_id, updated.rating, updated.tags, updated.comment) == (
         stored.message_id,
         "down",
@@ -305,7 +310,7 @@ def test_chat_with_one_model_and_thumbs_are_stored(arena_app: RunningApp, open_a
     wait_text(page, "#chat-rating-status", "Saved: answer 2 is rated Good answer.")
     assert page.input_value("#chat-answer input") == "2"
     assert page.input_value("#chat-comment textarea") == ""  # reasons typed for answer 1 are not carried over
-    new = repo_of(arena_app).feedback()[before:]
+    new = reads(repo_of(arena_app)).feedback()[before:]
     assert [(f.rating, f.tags, f.comment) for f in new] == [
         ("down", ["too short"], "browser-comment-6161"),
         ("up", [], None),
@@ -318,7 +323,7 @@ def test_chat_with_one_model_and_thumbs_are_stored(arena_app: RunningApp, open_a
 def test_leaderboard_tab_renders_its_table_and_three_charts(
     arena_app: RunningApp, open_app: Callable[[str], Browser]
 ) -> None:
-    if not [v for v in repo_of(arena_app).votes() if v.anonymous]:  # alone: cast a vote first
+    if not [v for v in reads(repo_of(arena_app)).votes() if v.anonymous]:  # alone: cast a vote first
         client = Client(arena_app.url, verbose=False)
         client.predict("Hello", api_name="/battle_send")
         client.predict(api_name="/battle_vote_a")

@@ -10,12 +10,13 @@ import threading
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from arena.domain import Outcome, Reply, ReplyStatus, Side, Voter
+from arena.domain import Outcome, Reply, ReplyStatus, Side, VoteFilter, Voter
 from arena.maintenance import battle_ids, close_interrupted, instance_prefix
 from arena.store.engine import make_engine
 from arena.store.migrate import upgrade
 from arena.store.repository import Repository
 from tests.helpers import ROOT
+from tests.support.store_reads import reads
 
 NOW = datetime.now(UTC).replace(microsecond=0)  # the CLI prunes relative to the real clock
 MODELS = {Side.A: "m-a", Side.B: "m-b"}
@@ -55,11 +56,8 @@ def voted(repo: Repository, battle_id: str, voter: Voter, outcome: Outcome = Out
 
 def consistent(repo: Repository) -> bool:
     """The counts tables equal a recount of the votes, under every filter the leaderboard offers."""
-    variants = [{}, {"anonymous_only": False, "include_leaks": True, "include_self_play": True}]
-    return all(
-        sorted(repo.pair_outcomes(**kw)) == sorted(repo.pair_outcomes_from_votes(**kw))  # type: ignore[arg-type]
-        for kw in variants
-    )
+    variants = [VoteFilter(), VoteFilter(include_named=True, include_leaks=True, include_self_play=True)]
+    return all(sorted(repo.pair_outcomes(f)) == sorted(reads(repo).pair_outcomes_from_votes(f)) for f in variants)
 
 
 def test_restart_closes_its_own_open_battles_and_idle_ones_but_not_a_live_instances(db_url: str) -> None:
@@ -84,7 +82,9 @@ def test_restart_closes_its_own_open_battles_and_idle_ones_but_not_a_live_instan
     clock.now = NOW
 
     assert close_interrupted(repo, prefix=mine, idle_minutes=120, clock=clock) == 2
-    status = {b: s.status for b in (old_idle, old_active, interrupted, their_live, my_voted) if (s := repo.battle(b))}
+    status = {
+        b: s.status for b in (old_idle, old_active, interrupted, their_live, my_voted) if (s := reads(repo).battle(b))
+    }
     assert status == {
         old_idle: "incomplete",
         old_active: "open",
@@ -101,7 +101,7 @@ def test_restart_closes_its_own_open_battles_and_idle_ones_but_not_a_live_instan
         replies={Side.A: ok("a"), Side.B: ok("b")},
         params={Side.A: {}, Side.B: {}},
     )
-    stored = repo.battle(old_idle)
+    stored = reads(repo).battle(old_idle)
     assert stored is not None and stored.status == "open"
 
 
@@ -131,16 +131,16 @@ def test_prune_anonymise_keeps_votes_and_counts_and_drops_who_voted(db_url: str)
     before = sorted(repo.pair_outcomes())
     dry = repo.prune(cutoff=NOW - timedelta(days=30), action="anonymise", dry_run=True)
     assert dry.dry_run and (dry.battles, dry.votes, dry.conversations, dry.feedback, dry.comments) == (2, 2, 5, 1, 1)
-    assert {v.session_id for v in repo.votes()} == {"s-old", "s-old2", "s-new"}, "a dry run changed data"
+    assert {v.session_id for v in reads(repo).votes()} == {"s-old", "s-old2", "s-new"}, "a dry run changed data"
 
     report = repo.prune(cutoff=NOW - timedelta(days=30), action="anonymise")
     assert (report.battles, report.votes, report.conversations, report.feedback) == (2, 2, 5, 1)
-    votes = {v.battle_id[:4]: v for v in repo.votes()}
+    votes = {v.battle_id[:4]: v for v in reads(repo).votes()}
     assert (votes["old1"].session_id, votes["old1"].ip_hash) == ("pruned", None)
     assert (votes["new1"].session_id, votes["new1"].ip_hash) == ("s-new", "hash-new")
-    old_battle = repo.battle("old1" + "0" * 28)
+    old_battle = reads(repo).battle("old1" + "0" * 28)
     assert old_battle is not None and old_battle.conversations[Side.A][0].content == "question 0"  # training data
-    feedback = {f.session_id: f for f in repo.feedback()}
+    feedback = {f.session_id: f for f in reads(repo).feedback()}
     assert feedback["s-chat-new"].comment == "my email is x@y"
     [old_feedback] = [f for s, f in feedback.items() if s.startswith("pruned")]
     assert old_feedback.comment is None and old_feedback.rating == "down"
@@ -154,12 +154,14 @@ def test_prune_delete_removes_old_battles_and_takes_their_votes_out_of_the_count
     report = repo.prune(cutoff=NOW - timedelta(days=30), action="delete")
     assert (report.battles, report.votes, report.feedback) == (2, 2, 1)
     assert report.conversations == 5 and report.messages == 10  # 2 battles × 2 sides × 2 + the old chat's 2
-    assert [v.session_id for v in repo.votes()] == ["s-new"]
-    assert repo.battle("old1" + "0" * 28) is None and repo.conversation("chat-s-chat-old") == []
-    assert [f.session_id for f in repo.feedback()] == ["s-chat-new"]
+    assert [v.session_id for v in reads(repo).votes()] == ["s-new"]
+    assert reads(repo).battle("old1" + "0" * 28) is None and reads(repo).conversation("chat-s-chat-old") == []
+    assert [f.session_id for f in reads(repo).feedback()] == ["s-chat-new"]
     assert repo.pair_outcomes() == [("m-a", "m-b", Outcome.B, 1)] and consistent(repo)
     since = (NOW - timedelta(days=50)).date()
-    assert repo.pair_outcomes(since=since) == [("m-a", "m-b", Outcome.B, 1)], "daily counts keep deleted votes"
+    assert repo.pair_outcomes(VoteFilter(since=since)) == [("m-a", "m-b", Outcome.B, 1)], (
+        "daily counts keep deleted votes"
+    )
 
 
 def run_arena(*args: str) -> subprocess.CompletedProcess[str]:
@@ -188,7 +190,7 @@ def test_backup_while_the_app_writes_then_restore_reads_every_vote(sqlite_url: s
     repo = Repository(make_engine(sqlite_url))
     for i in range(20):
         voted(repo, f"before{i:02d}".ljust(32, "0"), Voter(f"s{i}", "h"))
-    before = {(v.battle_id, v.turn_index, v.outcome) for v in repo.votes()}
+    before = {(v.battle_id, v.turn_index, v.outcome) for v in reads(repo).votes()}
     stop = threading.Event()
     written: list[str] = []
 
@@ -222,13 +224,13 @@ def test_backup_while_the_app_writes_then_restore_reads_every_vote(sqlite_url: s
     engine = make_engine(f"sqlite:///{restored}")
     upgrade(engine)
     back = Repository(engine)
-    votes = {(v.battle_id, v.turn_index, v.outcome) for v in back.votes()}
-    source = {(v.battle_id, v.turn_index, v.outcome) for v in repo.votes()}
+    votes = {(v.battle_id, v.turn_index, v.outcome) for v in reads(back).votes()}
+    source = {(v.battle_id, v.turn_index, v.outcome) for v in reads(repo).votes()}
     assert before <= votes <= source, "the backup lost a committed vote or holds one that never was"
     assert len(votes) > len(before) and len(votes) < len(source), "the backup was not taken during the writes"
     assert consistent(back)
     for battle_id, _, _ in votes:
-        stored = back.battle(battle_id)
+        stored = reads(back).battle(battle_id)
         assert stored is not None and stored.status == "voted" and len(stored.conversations[Side.A]) == 2
     with sqlite3.connect(restored) as conn:
         assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"

@@ -7,17 +7,17 @@ import sys
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, date, datetime
-from typing import Any
 
 import pytest
 from sqlalchemy import inspect, text
 
-from arena.domain import Outcome, Reply, ReplyStatus, Side, Voter
+from arena.domain import Outcome, Reply, ReplyStatus, Side, VoteFilter, Voter
 from arena.store.engine import make_engine
 from arena.store.migrate import head_revision, upgrade
 from arena.store.repository import DuplicateVote, Repository, UnknownBattle
 from tests.helpers import ROOT
 from tests.postgres import PostgresServer
+from tests.support.store_reads import reads
 
 VOTER = Voter(session_id="s1", ip_hash="h1")
 MODELS = {Side.A: "m-a", Side.B: "m-b"}
@@ -65,7 +65,7 @@ def test_sqlite_is_tuned(sqlite_url: str) -> None:
 def test_battle_turn_and_vote_round_trip(repo: Repository) -> None:
     battle_id = battle_with_turn(repo)
     repo.record_vote(battle_id=battle_id, turn_index=0, outcome=Outcome.B, anonymous=True, voter=VOTER)
-    stored = repo.battle(battle_id)
+    stored = reads(repo).battle(battle_id)
     assert stored is not None
     assert stored.models == MODELS and stored.anonymous and stored.status == "voted"
     a = stored.conversations[Side.A]
@@ -73,7 +73,7 @@ def test_battle_turn_and_vote_round_trip(repo: Repository) -> None:
     assert a[1].model == "m-a" and a[1].ttft_ms == 12.5 and a[1].token_count == 7
     assert a[1].generation_params == {"temperature": 0.7}
     assert stored.conversations[Side.B][1].generation_params == {"temperature": 0.9}
-    [vote] = repo.votes(battle_id=battle_id)
+    [vote] = reads(repo).votes(battle_id=battle_id)
     assert (vote.outcome, vote.turn_index, vote.ip_hash, vote.session_id) == (Outcome.B, 0, "h1", "s1")
 
 
@@ -82,17 +82,17 @@ def test_second_vote_on_a_round_is_refused(repo: Repository) -> None:
     repo.record_vote(battle_id=battle_id, turn_index=0, outcome=Outcome.A, anonymous=True, voter=VOTER)
     with pytest.raises(DuplicateVote):
         repo.record_vote(battle_id=battle_id, turn_index=0, outcome=Outcome.B, anonymous=True, voter=VOTER)
-    assert len(repo.votes()) == 1
+    assert len(reads(repo).votes()) == 1
 
 
 def test_errored_battle_cannot_be_voted_on(repo: Repository) -> None:
     battle_id = battle_with_turn(repo, error=True)
-    stored = repo.battle(battle_id)
+    stored = reads(repo).battle(battle_id)
     assert stored is not None and stored.status == "errored"
     assert stored.conversations[Side.B][1].status == "error"
     with pytest.raises(UnknownBattle):
         repo.record_vote(battle_id=battle_id, turn_index=0, outcome=Outcome.A, anonymous=True, voter=VOTER)
-    assert repo.votes() == []
+    assert reads(repo).votes() == []
 
 
 def test_votes_need_a_stored_round_and_the_same_session(repo: Repository) -> None:
@@ -103,7 +103,7 @@ def test_votes_need_a_stored_round_and_the_same_session(repo: Repository) -> Non
         repo.record_vote(battle_id="f" * 32, turn_index=0, outcome=Outcome.A, anonymous=True, voter=VOTER)
     with pytest.raises(UnknownBattle):
         repo.record_vote(battle_id=battle_id, turn_index=0, outcome=Outcome.A, anonymous=True, voter=Voter("other"))
-    assert repo.votes() == []
+    assert reads(repo).votes() == []
 
 
 def test_chat_round_trip(repo: Repository) -> None:
@@ -111,7 +111,10 @@ def test_chat_round_trip(repo: Repository) -> None:
     repo.record_chat_turn(
         conversation_id="c" * 32, turn_index=0, user_text="你好", reply=ok("안녕"), model="m-a", params={}
     )
-    assert [(m.role, m.content) for m in repo.conversation("c" * 32)] == [("user", "你好"), ("assistant", "안녕")]
+    assert [(m.role, m.content) for m in reads(repo).conversation("c" * 32)] == [
+        ("user", "你好"),
+        ("assistant", "안녕"),
+    ]
 
 
 def test_no_raw_ip_column_anywhere(db_url: str) -> None:
@@ -150,16 +153,16 @@ def test_vote_counts_agree_with_the_votes_under_every_filter(repo: Repository) -
     for anonymous_only, leaks, self_play, language in itertools.product(
         [True, False], [True, False], [True, False], [None, "French", "English"]
     ):
-        kwargs: dict[str, Any] = {
-            "anonymous_only": anonymous_only,
-            "include_leaks": leaks,
-            "include_self_play": self_play,
-            "language": language,
-        }
-        assert sorted(repo.pair_outcomes(**kwargs)) == sorted(repo.pair_outcomes_from_votes(**kwargs)), kwargs
+        f = VoteFilter(
+            include_named=not anonymous_only,
+            include_leaks=leaks,
+            include_self_play=self_play,
+            languages=None if language is None else [language],
+        )
+        assert sorted(repo.pair_outcomes(f)) == sorted(reads(repo).pair_outcomes_from_votes(f)), f
     assert sum(
-        n for *_, n in repo.pair_outcomes(anonymous_only=False, include_leaks=True, include_self_play=True)
-    ) == len(repo.votes())
+        n for *_, n in repo.pair_outcomes(VoteFilter(include_named=True, include_leaks=True, include_self_play=True))
+    ) == len(reads(repo).votes())
 
 
 def test_dated_counts_match_whole_utc_days(repo: Repository) -> None:
@@ -170,12 +173,11 @@ def test_dated_counts_match_whole_utc_days(repo: Repository) -> None:
         battle_id="b" * 32, turn_index=0, outcome=Outcome.A, anonymous=True, voter=VOTER, language="French"
     )
     today = datetime.now(UTC).date()
-    midnight = datetime(today.year, today.month, today.day, tzinfo=UTC)
-    assert repo.pair_outcomes(since=today, until=today + timedelta(days=1)) == repo.pair_outcomes_from_votes(
-        since=midnight, until=midnight + timedelta(days=1)
-    )
-    assert repo.pair_outcomes(since=today + timedelta(days=1)) == []
-    assert repo.pair_outcomes(until=today) == []
+    assert repo.pair_outcomes(VoteFilter(since=today, until=today + timedelta(days=1))) == reads(
+        repo
+    ).pair_outcomes_from_votes(VoteFilter(since=today, until=today + timedelta(days=1)))
+    assert repo.pair_outcomes(VoteFilter(since=today + timedelta(days=1))) == []
+    assert repo.pair_outcomes(VoteFilter(until=today)) == []
     assert repo.pair_outcomes() == [("m-a", "m-b", Outcome.A, 1)]
     assert repo.languages() == ["French"]
 
@@ -196,9 +198,9 @@ def test_concurrent_votes_are_each_stored_and_counted_once(repo: Repository) -> 
 
     with ThreadPoolExecutor(writers) as pool:
         list(pool.map(vote_all, range(writers)))
-    assert len(repo.votes()) == writers * battles_each
+    assert len(reads(repo).votes()) == writers * battles_each
     assert repo.pair_outcomes() == [("m-a", "m-b", Outcome.A, writers * battles_each)]
-    assert repo.pair_outcomes() == repo.pair_outcomes_from_votes()
+    assert repo.pair_outcomes() == reads(repo).pair_outcomes_from_votes()
 
 
 # imports first, then waits for the go line, so the processes really upgrade at the same moment
@@ -269,6 +271,10 @@ def test_the_counts_migration_backfills_votes_by_their_utc_day(empty_db_url: str
     engine.dispose()  # the migration's new session takes the database's zone
     upgrade(engine)
     repo = Repository(engine)
-    assert repo.pair_outcomes(since=date(2024, 3, 1), until=date(2024, 3, 2)) == [("m-a", "m-b", Outcome.A, 1)]
-    assert repo.pair_outcomes(language="French") == repo.pair_outcomes_from_votes(language="French")
+    assert repo.pair_outcomes(VoteFilter(since=date(2024, 3, 1), until=date(2024, 3, 2))) == [
+        ("m-a", "m-b", Outcome.A, 1)
+    ]
+    assert repo.pair_outcomes(VoteFilter(languages=["French"])) == reads(repo).pair_outcomes_from_votes(
+        VoteFilter(languages=["French"])
+    )
     engine.dispose()

@@ -1,0 +1,86 @@
+"""Online Elo as the first Chatbot Arena leaderboard computed it: K=4, votes replayed in random order, bootstrap.
+
+Online Elo depends on the order of the votes, which vote counts do not keep: each estimate replays the votes in a
+fresh random order (the point estimate is the median of `POINT_ORDERS` orders), and each bootstrap round replays
+a resample drawn with replacement. All rounds advance together, one vote position at a time, as numpy rows.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import NDArray
+
+from arena.ratings import PairCounts
+
+POINT_ORDERS = 100
+
+
+def _votes(counts: PairCounts, models: list[str]) -> tuple[NDArray[np.intp], NDArray[np.intp], NDArray[np.float64]]:
+    """The counted votes one by one: side A's index, side B's index and A's score (1, 0 or a half)."""
+    index = {name: k for k, name in enumerate(models)}
+    a: list[int] = []
+    b: list[int] = []
+    score: list[float] = []
+    for (model_a, model_b), cells in counts.items():
+        for value, n in zip((1.0, 0.0, 0.5), cells, strict=True):
+            k = round(n)
+            a += [index[model_a]] * k
+            b += [index[model_b]] * k
+            score += [value] * k
+    return np.array(a, dtype=np.intp), np.array(b, dtype=np.intp), np.array(score)
+
+
+@dataclass(frozen=True)
+class OnlineElo:
+    """Online Elo with a fixed K, replayed over random vote orders."""
+
+    k: float = 4.0
+    scale: float = 400.0
+    base: float = 10.0
+    name: str = "elo"
+    summary: str = "Online Elo (K=4) replayed in random vote orders, as the first Chatbot Arena; bootstrap intervals."
+
+    def replay(
+        self, a: NDArray[np.intp], b: NDArray[np.intp], score: NDArray[np.float64], order: NDArray[np.intp], n: int
+    ) -> NDArray[np.float64]:
+        """Ratings (rows, models), centred on 0, after replaying the votes `order[row]` in each row."""
+        rows = np.arange(order.shape[0])
+        ratings = np.zeros((order.shape[0], n))
+        for t in range(order.shape[1]):
+            pick = order[:, t]
+            i, j = a[pick], b[pick]
+            expected = 1.0 / (1.0 + self.base ** ((ratings[rows, j] - ratings[rows, i]) / self.scale))
+            step = self.k * (score[pick] - expected)
+            ratings[rows, i] += step
+            ratings[rows, j] -= step
+        return ratings
+
+    def _strengths(self, ratings: NDArray[np.float64]) -> NDArray[np.float64]:
+        return ratings * math.log(self.base) / self.scale
+
+    def fit(self, counts: PairCounts, models: list[str], rng: np.random.Generator) -> NDArray[np.float64]:
+        """The median over random vote orders."""
+        a, b, score = _votes(counts, models)
+        if len(a) == 0:
+            return np.zeros(len(models))
+        orders = np.argsort(rng.random((POINT_ORDERS, len(a))), axis=1)
+        return self._strengths(np.median(self.replay(a, b, score, orders, len(models)), axis=0))
+
+    def bootstrap(
+        self,
+        counts: PairCounts,
+        models: list[str],
+        *,
+        rounds: int,
+        rng: np.random.Generator,
+        start: NDArray[np.float64],
+    ) -> NDArray[np.float64]:
+        """Each round replays a resample of the votes drawn with replacement (`start` is not needed)."""
+        a, b, score = _votes(counts, models)
+        if len(a) == 0:
+            return np.zeros((rounds, len(models)))
+        picks = rng.integers(0, len(a), size=(rounds, len(a)))
+        return self._strengths(self.replay(a, b, score, picks, len(models)))

@@ -1,0 +1,89 @@
+"""Rating methods: one table of what the leaderboard and active sampling fit ratings with.
+
+A method turns pair counts into natural-log strengths (one per model) and refits them on bootstrap resamples for
+the confidence intervals. Everything else (the rating scale, ranks, matrices, pair choice) is shared, so adding a
+method is one entry in `RATING_METHODS` and one module with its class.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+from numpy.typing import NDArray
+
+from arena.elo import OnlineElo
+from arena.ratings import DEFAULT_PRIOR, PairCounts, bootstrap_log_strengths, fit_log_strengths, win_matrix
+
+
+class RatingMethod(Protocol):
+    """What a rating method provides; strengths are natural logs, in the order of `models`."""
+
+    @property
+    def name(self) -> str:
+        """The name the registry knows it by."""
+        ...
+
+    @property
+    def summary(self) -> str:
+        """One sentence for the leaderboard page and the CLI."""
+        ...
+
+    def fit(self, counts: PairCounts, models: list[str], rng: np.random.Generator) -> NDArray[np.float64]:
+        """The point estimate of each model's log-strength."""
+        ...
+
+    def bootstrap(
+        self,
+        counts: PairCounts,
+        models: list[str],
+        *,
+        rounds: int,
+        rng: np.random.Generator,
+        start: NDArray[np.float64],
+    ) -> NDArray[np.float64]:
+        """Log-strengths refitted on `rounds` resamples of the votes: an array (rounds, models)."""
+        ...
+
+
+@dataclass(frozen=True)
+class BradleyTerry:
+    """Penalised maximum-likelihood Bradley–Terry (ties count half), as Chatbot Arena's leaderboard."""
+
+    prior: float = DEFAULT_PRIOR
+    name: str = "bradley-terry"
+    summary: str = "Bradley–Terry maximum likelihood over all votes (order does not matter), bootstrap 95% intervals."
+
+    def fit(self, counts: PairCounts, models: list[str], rng: np.random.Generator) -> NDArray[np.float64]:
+        """The penalised maximum-likelihood fit."""
+        return fit_log_strengths(win_matrix(counts, models), prior=self.prior)
+
+    def bootstrap(
+        self,
+        counts: PairCounts,
+        models: list[str],
+        *,
+        rounds: int,
+        rng: np.random.Generator,
+        start: NDArray[np.float64],
+    ) -> NDArray[np.float64]:
+        """Batched refits on multinomial resamples of the pair counts, started from the full fit."""
+        return bootstrap_log_strengths(counts, models, rounds=rounds, rng=rng, prior=self.prior, start=start)
+
+
+DEFAULT_METHOD = "bradley-terry"
+RATING_METHODS: dict[str, Callable[[], RatingMethod]] = {
+    "bradley-terry": BradleyTerry,
+    "elo": OnlineElo,
+}
+"""Every rating method by name: the one place a method is declared."""
+
+
+def rating_method(name: str = DEFAULT_METHOD) -> RatingMethod:
+    """The method called `name`; an unknown name is refused with the known ones."""
+    try:
+        return RATING_METHODS[name]()
+    except KeyError:
+        raise ValueError(f"unknown rating method '{name}' (known: {', '.join(RATING_METHODS)})") from None
