@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import prompts
 from prompts import Message
 
 
@@ -28,6 +29,20 @@ MULTI = [user("What is 4x8?"), assistant("4x8 is 32."), user("And 5x8?")]
 CUSTOM = [system(CUSTOM_SYSTEM), *MULTI]
 NON_ASCII = [user("你好，请介绍一下你自己。"), assistant("저는 AI 비서입니다."), user("Très bien, merci ! Et l'été ?")]
 CONVERSATIONS = {"single": SINGLE, "multi": MULTI, "custom": CUSTOM, "non_ascii": NON_ASCII}
+
+# Formats that can express any order of turns; every other format is a strict user/assistant alternation.
+ANY_ORDER = {"chatml"}
+
+
+def golden_cases(golden: dict[str, dict[str, str]]) -> list[tuple[str, str]]:
+    """The (format, conversation) pairs of a GOLDEN table, for `pytest.mark.parametrize`."""
+    return [(name, case) for name, by_case in golden.items() for case in by_case]
+
+
+def check_golden(golden: dict[str, dict[str, str]], name: str, case: str) -> None:
+    """`prompts.render` gives exactly the golden prompt of format `name` for conversation `case`."""
+    assert prompts.render(name, CONVERSATIONS[case]) == golden[name][case]
+
 
 # Default system messages as the reference quotes them from the sources (seed-prompt-formats.md).
 ALPACA_SYSTEM = (

@@ -12,7 +12,7 @@ from transformers import AutoTokenizer
 import prompts
 from backends.demo import DemoModels
 from prompts.__main__ import main
-from tests.prompts.cases import CONVERSATIONS, assistant, system, user
+from tests.prompts.cases import ANY_ORDER, CONVERSATIONS, assistant, system, user
 
 NAMES = [n for n in prompts.names() if n != prompts.TOKENIZER]
 NO_SYSTEM_SLOT = {"belle", "belle_v2"}
@@ -69,7 +69,7 @@ def test_embedded_default_system_needs_no_system_message(tokenizer: Any, tmp_pat
     assert hf_render(tokenizer, source, conversation) == prompts.render(name, conversation)
 
 
-@pytest.mark.parametrize("name", [n for n in NAMES if n != "chatml"])
+@pytest.mark.parametrize("name", [n for n in NAMES if n not in ANY_ORDER])
 def test_exported_refusal_reaches_transformers(tokenizer: Any, tmp_path: Path, name: str) -> None:
     source = exported(name, tmp_path / f"{name}.jinja")
     with pytest.raises(TemplateError, match=rf"^The {name} format cannot render two user messages in a row\.$"):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 import prompts
-from tests.prompts.cases import ALPACA_SYSTEM, CONVERSATIONS, VICUNA_SYSTEM, assistant, system, user
+from tests.prompts.cases import ALPACA_SYSTEM, VICUNA_SYSTEM, assistant, check_golden, golden_cases, system, user
 
 GOLDEN: dict[str, dict[str, str]] = {
     "alpaca": {
@@ -82,12 +82,10 @@ GOLDEN: dict[str, dict[str, str]] = {
     },
 }
 
-CASES = [(name, case) for name, by_case in GOLDEN.items() for case in by_case]
 
-
-@pytest.mark.parametrize(("name", "case"), CASES)
+@pytest.mark.parametrize(("name", "case"), golden_cases(GOLDEN))
 def test_golden_prompt(name: str, case: str) -> None:
-    assert prompts.render(name, CONVERSATIONS[case]) == GOLDEN[name][case]
+    check_golden(GOLDEN, name, case)
 
 
 def test_vicuna_without_system_starts_at_user() -> None:

@@ -7,13 +7,14 @@ import pytest
 import prompts
 from tests.prompts.cases import (
     ALPACA_SYSTEM,
-    CONVERSATIONS,
     CUSTOM_SYSTEM,
     VIGOGNE_CHAT,
     VIGOGNE_CHAT_V1_SYSTEM_MESSAGE,
     VIGOGNE_FR,
     VIGOGNE_FR_V1,
     assistant,
+    check_golden,
+    golden_cases,
     system,
     user,
 )
@@ -101,12 +102,10 @@ GOLDEN: dict[str, dict[str, str]] = {
     },
 }
 
-CASES = [(name, case) for name, by_case in GOLDEN.items() for case in by_case]
 
-
-@pytest.mark.parametrize(("name", "case"), CASES)
+@pytest.mark.parametrize(("name", "case"), golden_cases(GOLDEN))
 def test_golden_prompt(name: str, case: str) -> None:
-    assert prompts.render(name, CONVERSATIONS[case]) == GOLDEN[name][case]
+    check_golden(GOLDEN, name, case)
 
 
 def test_chat_v2_keeps_the_system_line_for_an_empty_system_message() -> None:

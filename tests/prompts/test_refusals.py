@@ -6,11 +6,10 @@ import pytest
 
 import prompts
 from prompts import Message
-from tests.prompts.cases import assistant, system, user
+from tests.prompts.cases import ANY_ORDER, assistant, system, user
 
 ALL = [n for n in prompts.names() if n != prompts.TOKENIZER]
-# ChatML can express any order of turns; every other format is a strict user/assistant alternation.
-STRICT = [n for n in ALL if n != "chatml"]
+STRICT = [n for n in ALL if n not in ANY_ORDER]
 WITH_SYSTEM = [n for n in STRICT if n not in ("belle", "belle_v2")]
 
 ORDER_CASES: dict[str, tuple[list[Message], str]] = {
