@@ -31,7 +31,7 @@ NON_ASCII = [user("你好，请介绍一下你自己。"), assistant("저는 AI 
 CONVERSATIONS = {"single": SINGLE, "multi": MULTI, "custom": CUSTOM, "non_ascii": NON_ASCII}
 
 # Formats that can express any order of turns; every other format is a strict user/assistant alternation.
-ANY_ORDER = {"chatml"}
+ANY_ORDER = {"chatml", "llama-3"}
 
 
 def golden_cases(golden: dict[str, dict[str, str]]) -> list[tuple[str, str]]:

@@ -1,4 +1,4 @@
-"""Golden prompts of Alpaca, Chinese-Alpaca, BELLE, Vicuna, Llama-2 and ChatML (seed-prompt-formats.md §2-6)."""
+"""Golden prompts of Alpaca, Chinese-Alpaca, BELLE, Vicuna, Llama-2, Llama-3 and ChatML (sources: each template)."""
 
 from __future__ import annotations
 
@@ -70,6 +70,24 @@ GOLDEN: dict[str, dict[str, str]] = {
         "non_ascii": "[INST] 你好，请介绍一下你自己。 [/INST] 저는 AI 비서입니다. </s><s>"
         "[INST] Très bien, merci ! Et l'été ? [/INST]",
     },
+    # Llama-3: a header per message, so the custom system message is simply the first message.
+    "llama-3": {
+        "single": "<|start_header_id|>user<|end_header_id|>\n\nBonjour, qui es-tu ?<|eot_id|>"
+        "<|start_header_id|>assistant<|end_header_id|>\n\n",
+        "multi": "<|start_header_id|>user<|end_header_id|>\n\nWhat is 4x8?<|eot_id|>"
+        "<|start_header_id|>assistant<|end_header_id|>\n\n4x8 is 32.<|eot_id|>"
+        "<|start_header_id|>user<|end_header_id|>\n\nAnd 5x8?<|eot_id|>"
+        "<|start_header_id|>assistant<|end_header_id|>\n\n",
+        "custom": "<|start_header_id|>system<|end_header_id|>\n\nTu es un assistant concis.<|eot_id|>"
+        "<|start_header_id|>user<|end_header_id|>\n\nWhat is 4x8?<|eot_id|>"
+        "<|start_header_id|>assistant<|end_header_id|>\n\n4x8 is 32.<|eot_id|>"
+        "<|start_header_id|>user<|end_header_id|>\n\nAnd 5x8?<|eot_id|>"
+        "<|start_header_id|>assistant<|end_header_id|>\n\n",
+        "non_ascii": "<|start_header_id|>user<|end_header_id|>\n\n你好，请介绍一下你自己。<|eot_id|>"
+        "<|start_header_id|>assistant<|end_header_id|>\n\n저는 AI 비서입니다.<|eot_id|>"
+        "<|start_header_id|>user<|end_header_id|>\n\nTrès bien, merci ! Et l'été ?<|eot_id|>"
+        "<|start_header_id|>assistant<|end_header_id|>\n\n",
+    },
     "chatml": {
         "single": "<|im_start|>user\nBonjour, qui es-tu ?<|im_end|>\n<|im_start|>assistant\n",
         "multi": "<|im_start|>user\nWhat is 4x8?<|im_end|>\n<|im_start|>assistant\n4x8 is 32.<|im_end|>\n"
@@ -95,6 +113,12 @@ def test_vicuna_without_system_starts_at_user() -> None:
 
 def test_llama2_empty_system_writes_no_sys_block() -> None:
     assert prompts.render("llama-2", [system(""), user("Hi")]) == "[INST] Hi [/INST]"
+
+
+def test_llama3_strips_message_whitespace_as_meta_does() -> None:
+    assert prompts.render("llama-3", [user("  Hi there \n")], add_generation_prompt=False) == (
+        "<|start_header_id|>user<|end_header_id|>\n\nHi there<|eot_id|>"
+    )
 
 
 def test_training_form_of_alpaca_and_llama2() -> None:

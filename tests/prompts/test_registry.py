@@ -37,6 +37,7 @@ STOP = {
     "chatml": ("<|im_end|>", "<|im_start|>"),
     "chinese_alpaca": ("</s>",),
     "llama-2": ("</s>",),
+    "llama-3": ("<|eot_id|>", "<|end_of_text|>"),
     "vicuna_v1.1": ("</s>",),
     "vigogne_chat_v1": ("</s>", "<|USER|>", "<|ASSISTANT|>"),
     "vigogne_chat_v2": ("</s>", "<|user|>"),
@@ -55,6 +56,7 @@ DEFAULT_SYSTEM = {
     "chatml": None,
     "chinese_alpaca": ALPACA_SYSTEM,
     "llama-2": None,
+    "llama-3": None,
     "vicuna_v1.1": VICUNA_SYSTEM,
     "vigogne_chat_v1": VIGOGNE_CHAT_V1_SYSTEM_MESSAGE.removesuffix("\n"),  # the template writes that newline
     "vigogne_chat_v2": VIGOGNE_CHAT,
