@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 from backends.base import GenerationParams
@@ -88,8 +88,54 @@ def _number(params: dict[str, Any], key: str, kind: type) -> Any:
     return value
 
 
-def parse_generate(body: Any, limits: Limits, *, full_text_default: bool) -> GenerateRequest:
-    """Validate a /generate, /generate_stream or / body the way TGI does."""
+@dataclass(frozen=True)
+class _Numbers:
+    """The numeric parameters of a request, type-checked (None when absent)."""
+
+    temperature: float | None
+    top_p: float | None
+    top_k: int | None
+    typical_p: float | None
+    repetition_penalty: float | None
+    max_new_tokens: int | None
+    seed: int | None
+    truncate: int | None
+    best_of: int | None
+
+    @classmethod
+    def of(cls, params: dict[str, Any]) -> _Numbers:
+        """Read every numeric parameter with TGI's type errors."""
+        floats = ("temperature", "top_p", "typical_p", "repetition_penalty")
+        names = [f.name for f in fields(cls)]
+        return cls(**{n: _number(params, n, float if n in floats else int) for n in names})
+
+
+def _check_ranges(n: _Numbers, limits: Limits) -> None:
+    """TGI's range checks, with its messages."""
+    if n.temperature is not None and n.temperature <= 0:
+        raise InvalidRequest("`temperature` must be strictly positive")
+    if n.top_p is not None and not 0 < n.top_p < 1:
+        raise InvalidRequest("`top_p` must be > 0.0 and < 1.0")
+    if n.top_k is not None and n.top_k <= 0:
+        raise InvalidRequest("`top_k` must be strictly positive")
+    if n.typical_p is not None and not 0 < n.typical_p < 1:
+        raise InvalidRequest("`typical_p` must be > 0.0 and < 1.0")
+    if n.repetition_penalty is not None and n.repetition_penalty <= 0:
+        raise InvalidRequest("`repetition_penalty` must be strictly positive")
+    if n.max_new_tokens is not None and n.max_new_tokens <= 0:
+        raise InvalidRequest("`max_new_tokens` must be strictly positive")
+    if n.seed is not None and n.seed < 0:
+        raise InvalidRequest("`seed` must be a non-negative integer")
+    if n.best_of is not None and n.best_of != 1:
+        raise InvalidRequest("`best_of` > 1 is not supported by this server")
+    if n.truncate is not None and not 0 < n.truncate <= limits.max_input_tokens:
+        raise InvalidRequest(
+            f"`truncate` must be strictly positive and less than {limits.max_input_tokens}. Given: {n.truncate}"
+        )
+
+
+def _inputs_and_parameters(body: Any) -> tuple[str, dict[str, Any]]:
+    """The `inputs` string and the `parameters` object of a body, or TGI's validation errors."""
     if not isinstance(body, dict):
         raise InvalidRequest("the body must be a JSON object with `inputs` and `parameters`")
     inputs = body.get("inputs")
@@ -100,35 +146,10 @@ def parse_generate(body: Any, limits: Limits, *, full_text_default: bool) -> Gen
     params = body.get("parameters") or {}
     if not isinstance(params, dict):
         raise InvalidRequest("`parameters` must be an object")
-    temperature = _number(params, "temperature", float)
-    top_p = _number(params, "top_p", float)
-    top_k = _number(params, "top_k", int)
-    typical_p = _number(params, "typical_p", float)
-    rep = _number(params, "repetition_penalty", float)
-    max_new = _number(params, "max_new_tokens", int)
-    seed = _number(params, "seed", int)
-    truncate = _number(params, "truncate", int)
-    best_of = _number(params, "best_of", int)
-    if temperature is not None and temperature <= 0:
-        raise InvalidRequest("`temperature` must be strictly positive")
-    if top_p is not None and not 0 < top_p < 1:
-        raise InvalidRequest("`top_p` must be > 0.0 and < 1.0")
-    if top_k is not None and top_k <= 0:
-        raise InvalidRequest("`top_k` must be strictly positive")
-    if typical_p is not None and not 0 < typical_p < 1:
-        raise InvalidRequest("`typical_p` must be > 0.0 and < 1.0")
-    if rep is not None and rep <= 0:
-        raise InvalidRequest("`repetition_penalty` must be strictly positive")
-    if max_new is not None and max_new <= 0:
-        raise InvalidRequest("`max_new_tokens` must be strictly positive")
-    if seed is not None and seed < 0:
-        raise InvalidRequest("`seed` must be a non-negative integer")
-    if best_of is not None and best_of != 1:
-        raise InvalidRequest("`best_of` > 1 is not supported by this server")
-    if truncate is not None and not 0 < truncate <= limits.max_input_tokens:
-        raise InvalidRequest(
-            f"`truncate` must be strictly positive and less than {limits.max_input_tokens}. Given: {truncate}"
-        )
+    return inputs, params
+
+
+def _stop_and_adapter(params: dict[str, Any], limits: Limits) -> tuple[list[str], str | None]:
     stop = params.get("stop") or []
     if not isinstance(stop, list) or not all(isinstance(s, str) for s in stop):
         raise InvalidRequest("`stop` must be a list of strings")
@@ -137,27 +158,42 @@ def parse_generate(body: Any, limits: Limits, *, full_text_default: bool) -> Gen
     adapter = params.get("adapter_id")
     if adapter is not None and not isinstance(adapter, str):
         raise InvalidRequest("`adapter_id` must be a string")
-    sampling = bool(params.get("do_sample")) or (
-        (temperature is not None and temperature != 1.0) or top_k is not None or (top_p is not None and top_p < 1)
+    return stop, adapter
+
+
+def _generation(n: _Numbers, do_sample: bool) -> GenerationParams:
+    """The sampling parameters TGI would use: sampling is on when asked or implied by a sampling parameter."""
+    sampling = do_sample or (
+        (n.temperature is not None and n.temperature != 1.0)
+        or n.top_k is not None
+        or (n.top_p is not None and n.top_p < 1)
     )
-    generation = GenerationParams(
-        max_new_tokens=min(max_new or DEFAULT_MAX_NEW_TOKENS, 32768),
+    return GenerationParams(
+        max_new_tokens=min(n.max_new_tokens or DEFAULT_MAX_NEW_TOKENS, 32768),
         do_sample=sampling,
-        temperature=temperature or 1.0,
-        top_p=top_p,
-        top_k=top_k,
-        repetition_penalty=rep,
-        seed=seed,
+        temperature=n.temperature or 1.0,
+        top_p=n.top_p,
+        top_k=n.top_k,
+        repetition_penalty=n.repetition_penalty,
+        seed=n.seed,
     )
+
+
+def parse_generate(body: Any, limits: Limits, *, full_text_default: bool) -> GenerateRequest:
+    """Validate a /generate, /generate_stream or / body the way TGI does."""
+    inputs, params = _inputs_and_parameters(body)
+    numbers = _Numbers.of(params)
+    _check_ranges(numbers, limits)
+    stop, adapter = _stop_and_adapter(params, limits)
     full_text = params.get("return_full_text")
     return GenerateRequest(
         inputs=inputs,
-        params=generation,
-        max_new_tokens_given=max_new is not None,
+        params=_generation(numbers, bool(params.get("do_sample"))),
+        max_new_tokens_given=numbers.max_new_tokens is not None,
         adapter_id=adapter,
         details=bool(params.get("details", False)),
         return_full_text=full_text_default if full_text is None else bool(full_text),
-        truncate=truncate,
+        truncate=numbers.truncate,
         stop=tuple(stop),
     )
 
