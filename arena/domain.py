@@ -128,6 +128,23 @@ class BattleState:
         """Whether the last completed round can be voted on now."""
         return self.turns > 0 and not self.streaming and not self.errored and self.turns - 1 not in self.voted_turns
 
+    @property
+    def last_round_voted(self) -> bool:
+        """Whether the last completed round has its vote already (its thanks and reveal stay on screen)."""
+        return self.turns > 0 and self.turns - 1 in self.voted_turns
+
+    @property
+    def unmasked(self) -> bool:
+        """Whether a blind battle's names were revealed by a vote: its later votes are stored as not anonymous."""
+        return self.mode is not BattleMode.NAMED and self.revealed
+
+    def repicked(self, model_a: object, model_b: object) -> bool:
+        """Whether a named battle gives way to a new pick: only before its first question, and to another pair."""
+        picked = (model_a, model_b)
+        return (
+            self.mode is BattleMode.NAMED and self.turns == 0 and (self.models[Side.A], self.models[Side.B]) != picked
+        )
+
 
 @dataclass
 class ChatState:
@@ -143,3 +160,15 @@ class ChatState:
     streaming: bool = False
     message_ids: dict[int, int] = field(default_factory=dict)  # turn index -> stored assistant message id
     stop_requested: bool = False
+
+    def switches_to(self, model: object) -> bool:
+        """Whether asking `model` leaves this conversation for a new one (the user picked another model)."""
+        return self.model != model
+
+    def rateable(self, number: int) -> bool:
+        """Whether the n-th answer shown (1 = the first) is stored, so it can be rated (not streaming, not failed)."""
+        return number <= len(self.message_ids)
+
+    def answer_number(self, turn: int) -> int:
+        """The position of a stored answer among those shown (1 = the first), as the user counts."""
+        return sorted(self.message_ids).index(turn) + 1
