@@ -1,8 +1,11 @@
-"""Helpers shared by the UI tabs: who is asking, and how replies look in a chat pane."""
+"""Helpers shared by the UI tabs: who is asking, how replies look in a chat pane, and views turned into updates."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import asyncio
+import contextlib
+import enum
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import gradio as gr
@@ -23,6 +26,33 @@ def voter_factory(salt: bytes) -> VoterOf:
         return Voter(session_id=str(request.session_hash or "anonymous"), ip_hash=hash_ip(ip, salt))
 
     return voter_of
+
+
+class Keep(enum.Enum):
+    """A view field that leaves its component as it is on screen."""
+
+    KEEP = "keep"
+
+
+KEEP = Keep.KEEP
+
+
+def update(value: object) -> Any:
+    """What a handler returns for one view field: the value itself, or a no-op update for KEEP."""
+    return gr.update() if value is KEEP else value
+
+
+def warn(warning: str | None) -> None:
+    """Show a presenter's warning as a Gradio toast (the sentence also stays in the tab's notice)."""
+    if warning:
+        gr.Warning(warning)
+
+
+async def wait_stored(stored: Awaitable[None], seconds: float) -> None:
+    """Wait for a stopped answer to be stored, at most `seconds`: the render after Stop shows what is there then."""
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(seconds):
+            await stored
 
 
 ERROR_MARK = "Error:"  # before a failed answer's sentence in its pane (text, not an emoji: no emoji font needed)
