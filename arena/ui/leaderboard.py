@@ -7,7 +7,8 @@ from typing import Any
 import gradio as gr
 import plotly.graph_objects as go
 
-from arena.leaderboard import Filters, Leaderboard, LeaderboardService
+from arena.domain import VoteFilter
+from arena.leaderboard import Leaderboard, LeaderboardService
 
 ALL = "All languages"
 COLUMNS = ["Rank", "Model", "Rating", "95% interval", "Votes", "Win rate"]
@@ -90,7 +91,7 @@ def build_leaderboard_tab(service: LeaderboardService, concurrency_limit: int, t
 
     def compute(choice: Any) -> tuple[Any, ...]:
         chosen = choice if isinstance(choice, str) and choice != ALL else None
-        board = service.compute(Filters(language=chosen), rounds=rounds)
+        board = service.compute(VoteFilter(languages=(chosen,) if chosen else None), rounds=rounds)
         when = board.computed_at.strftime("%Y-%m-%d %H:%M:%S UTC")
         took = board.db_seconds + board.fit_seconds
         note = f"Computed {when} from **{board.votes:,}** votes in {took:.2f} s ({board.rounds} bootstrap rounds)."

@@ -1,0 +1,38 @@
+"""The tab registry: build_ui lays out exactly the registered tabs, and they add no public endpoint."""
+
+from __future__ import annotations
+
+import gradio as gr
+
+from arena.battle import BattleService
+from arena.chat import ChatService
+from arena.config import AppConfig
+from arena.leaderboard import LeaderboardService
+from arena.store.repository import Repository
+from arena.ui import build_ui
+from arena.ui.common import seal_api, voter_factory
+from arena.ui.tabs import TABS, TabContext
+
+# the endpoints a script may call by name (tests/test_fuzz.py checks the same set on a running app)
+PUBLIC = {
+    *(f"{p}_{e}" for p in ("battle", "named") for e in ("send", "regenerate", "stop", "new")),
+    *(f"{p}_vote_{o}" for p in ("battle", "named") for o in ("a", "b", "tie", "both_bad")),
+    *(f"chat_{e}" for e in ("send", "regenerate", "stop", "clear", "feedback")),
+    "leaderboard",
+}
+
+
+def test_build_ui_shows_the_registered_tabs_in_order_and_export_only_with_its_service(
+    demo_config: AppConfig, battles: BattleService, chats: ChatService, repo: Repository
+) -> None:
+    board = LeaderboardService(repo, models=[m.name for m in demo_config.models])
+    ui = build_ui(demo_config, battles, chats, board, voter_factory(b"salt"))
+    tabs = [b for b in ui.blocks.values() if isinstance(b, gr.Tab)]
+    assert [(t.label, t.id) for t in tabs] == [(s.label, s.id) for s in TABS if s.id != "export"]
+    assert [t.id for t in tabs] == ["arena", "named", "chat", "leaderboard", "models"]
+    seal_api(ui)
+    assert {fn.api_name for fn in ui.fns.values() if fn.api_name is not None} == PUBLIC
+
+    ctx = TabContext(demo_config, battles, chats, board, voter_factory(b"salt"))
+    assert [s.id for s in TABS if s.shown(ctx)] == [t.id for t in tabs]
+    assert len({s.id for s in TABS}) == len(TABS), "tab ids are unique"
