@@ -323,27 +323,36 @@ class VotedRound:
 
 def stored_rounds(settings: LoopSettings) -> list[VotedRound]:
     """Every vote in the loop's database with the round it judged (named and leaked votes included)."""
-    from arena.domain import Side
+    from sqlalchemy import select
+
+    from arena.domain import Side, conversation_id
     from arena.store.engine import make_engine
-    from arena.store.repository import Repository
+    from arena.store.schema import BattleRow, MessageRow, VoteRow
 
     engine = make_engine(db_url(settings))
     out = []
     try:
-        repo = Repository(engine)
-        for vote in repo.votes():
-            battle = repo.battle(vote.battle_id)
-            if battle is None:
-                continue
-            answers = [
-                [m for m in battle.conversations[side] if m.role == "assistant" and m.status != "superseded"]
-                for side in Side
-            ]
-            if not all(answers):
-                continue
-            a, b = (one[vote.turn_index] for one in answers)
-            shape = ((a.token_count or 0, len(a.content)), (b.token_count or 0, len(b.content)))
-            out.append(VotedRound((battle.models[Side.A], battle.models[Side.B]), vote.outcome.value, shape))
+        with engine.connect() as conn:
+            votes = conn.execute(
+                select(VoteRow.battle_id, VoteRow.turn_index, VoteRow.outcome, BattleRow.model_a, BattleRow.model_b)
+                .join(BattleRow, VoteRow.battle_id == BattleRow.id)
+                .order_by(VoteRow.id)
+            ).all()
+            for battle_id, turn, outcome, model_a, model_b in votes:
+                shape = []
+                for side in Side:
+                    answer = conn.execute(
+                        select(MessageRow.token_count, MessageRow.content).where(
+                            MessageRow.conversation_id == conversation_id(battle_id, side),
+                            MessageRow.turn_index == turn,
+                            MessageRow.role == "assistant",
+                            MessageRow.status != "superseded",
+                        )
+                    ).first()
+                    if answer is not None:
+                        shape.append((answer.token_count or 0, len(answer.content)))
+                if len(shape) == 2:
+                    out.append(VotedRound((model_a, model_b), outcome, (shape[0], shape[1])))
     finally:
         engine.dispose()
     return out

@@ -5,7 +5,7 @@ answers), `record_vote`; with an engine per database as the app builds it (arena
 SQLite in WAL mode with a busy timeout, or a PostgreSQL pool). Afterwards the votes table is checked: every
 vote stored once (lost = expected - stored, duplicates = rounds with more than one vote, and vote_totals must add
 up). PostgreSQL runs when `CORRAL_BENCH_POSTGRES_URL` names a server where the role may create databases, else on
-a throwaway cluster started like the tests do (tests/postgres.py: 127.0.0.1, fsync off), else it is skipped.
+a throwaway cluster started like the tests do (benchmarks/postgres.py: 127.0.0.1, fsync off), else it is skipped.
 Target (reported, not asserted): >= 1,000 votes/s on SQLite with 0 lost.
 Saves benchmarks/results/bench_votes.json; the last line printed is
 `writers=16 sqlite_votes_per_s=S lost=L duplicates=D [postgres_votes_per_s=P]`.
@@ -108,7 +108,7 @@ def run(url: str, votes_per_writer: int, writers: int = WRITERS) -> dict[str, An
 
 def postgres(votes_per_writer: int) -> dict[str, Any] | None:
     """The same run on PostgreSQL, or None when no server is reachable or startable."""
-    from tests.postgres import PostgresServer, PostgresUnavailable, start_cluster
+    from benchmarks.postgres import PostgresServer, PostgresUnavailable, start_cluster
 
     given = os.environ.get("CORRAL_BENCH_POSTGRES_URL")
     server: PostgresServer | None = None

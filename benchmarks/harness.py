@@ -23,15 +23,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import httpx
 from gradio_client.utils import apply_diff
 
-from benchmarks.processes import Process, free_port, wait_for_port
-
-if TYPE_CHECKING:
-    from tests.helpers import RunningApp
+from benchmarks.processes import Process, RunningApp, free_port, start_app, wait_for_port
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
@@ -124,8 +121,6 @@ def start_arena(config: dict[str, Any], workdir: Path) -> RunningApp:
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
     os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
     os.environ.setdefault("GRADIO_RUN_HISTORY", "False")
-    from tests.helpers import start_app  # only the app benchmarks need it; importing harness stays test-free
-
     return start_app(config, workdir, timeout=180)
 
 

@@ -1,4 +1,5 @@
-"""A PostgreSQL server for the test session: the one named by CORRAL_TEST_POSTGRES_URL, or a throwaway cluster.
+"""A PostgreSQL server for the tests and the vote benchmark: the one CORRAL_TEST_POSTGRES_URL names, or a
+throwaway cluster.
 
 The throwaway cluster lives in a temporary folder on a free port of 127.0.0.1 (never the machine's own cluster),
 runs without fsync (its data is thrown away), and is stopped and deleted at the end of the session. PostgreSQL
@@ -20,7 +21,7 @@ from pathlib import Path
 import psycopg
 from sqlalchemy.engine import URL, make_url
 
-from tests.helpers import free_port
+from benchmarks.processes import free_port
 
 URL_VARIABLE = "CORRAL_TEST_POSTGRES_URL"
 CLUSTER_PREFIX = "corral-pg-"

@@ -3,11 +3,18 @@ answers, and stopping it. (The tests import these from here: benchmarks never im
 
 from __future__ import annotations
 
+import os
 import socket
 import subprocess
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def free_port() -> int:
@@ -48,3 +55,55 @@ def wait_for_port(proc: subprocess.Popen[bytes], port: int, log: Path, timeout: 
             time.sleep(0.2)
     proc.kill()
     raise RuntimeError(f"process did not start within {timeout} s:\n{log.read_text()[-3000:]}")
+
+
+@dataclass
+class RunningApp(Process):
+    """An app.py process serving on loopback, with its database."""
+
+    db_url: str = ""
+
+
+def start_app(
+    config: dict[str, Any], workdir: Path, *, timeout: float = 120, env: dict[str, str] | None = None
+) -> RunningApp:
+    """Write `config` to a file and start app.py on a free port (with `env` added); wait until it answers."""
+    [app] = start_apps(config, [workdir], timeout=timeout, env=env)
+    return app
+
+
+def start_apps(
+    config: dict[str, Any],
+    workdirs: list[Path],
+    *,
+    db_url: str | None = None,
+    timeout: float = 120,
+    env: dict[str, str] | None = None,
+) -> list[RunningApp]:
+    """Start one app.py per folder at the same moment, on `db_url` (default: a SQLite file in each folder).
+
+    Waits until every one answers; if one fails to start, the others are stopped and its log is raised.
+    """
+    launched: list[tuple[RunningApp, int]] = []
+    for workdir in workdirs:
+        workdir.mkdir(parents=True, exist_ok=True)
+        config_file = workdir / "config.yaml"
+        config_file.write_text(yaml.safe_dump(config), encoding="utf-8")
+        port = free_port()
+        url = db_url or f"sqlite:///{workdir / 'corral.db'}"
+        log = workdir / "app.log"
+        extra = {"CORRAL_IP_SALT": "test-salt-0123456789abcdef", "PYTHONUNBUFFERED": "1", **(env or {})}
+        process_env = {**os.environ, **extra}
+        cmd = [sys.executable, str(ROOT / "app.py"), "--config", str(config_file), "--port", str(port)]
+        cmd += ["--db", url, "--data-dir", str(workdir), "--threads", "1"]
+        with log.open("wb") as out:
+            proc = subprocess.Popen(cmd, cwd=ROOT, env=process_env, stdout=out, stderr=subprocess.STDOUT)
+        launched.append((RunningApp(url=f"http://127.0.0.1:{port}/", process=proc, log=log, db_url=url), port))
+    try:
+        for app, port in launched:
+            wait_for_port(app.process, port, app.log, timeout)
+    except RuntimeError:
+        for app, _ in launched:
+            app.stop()
+        raise
+    return [app for app, _ in launched]

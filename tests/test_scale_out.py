@@ -26,7 +26,7 @@ from arena.store.migrate import head_revision
 from arena.store.repository import Repository
 from backends.demo import DemoModels
 from tests.helpers import ROOT, RunningApp, config_data, start_apps
-from tests.postgres import PostgresServer
+from benchmarks.postgres import PostgresServer
 from tests.support.store_reads import reads
 
 NAMES = ("demo-base", "demo-lora-a", "demo-lora-b")

@@ -16,7 +16,7 @@ from arena.store.engine import make_engine
 from arena.store.migrate import head_revision, upgrade
 from arena.store.repository import DuplicateVote, Repository, UnknownBattle
 from tests.helpers import ROOT
-from tests.postgres import PostgresServer
+from benchmarks.postgres import PostgresServer
 from tests.support.store_reads import reads
 
 VOTER = Voter(session_id="s1", ip_hash="h1")
