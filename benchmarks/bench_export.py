@@ -24,13 +24,12 @@ RESULTS = ROOT / "benchmarks" / "results" / "bench_export.json"
 def child(db: Path, out: Path, fmt: str) -> None:
     """Run one export and print its figures as JSON (in its own process)."""
     from arena.export.formats import Judges
-    from arena.export.run import export
+    from arena.export.run import EXPORT_FILTER, export
     from arena.store.engine import make_engine
-    from arena.store.export_source import ExportFilters
 
     engine = make_engine(f"sqlite:///{db}")
     started = time.perf_counter()
-    summary = export(engine, fmt, out, ExportFilters(), judges=Judges(b"benchmark-key-0123456789"), scratch=db.parent)
+    summary = export(engine, fmt, out, EXPORT_FILTER, judges=Judges(b"benchmark-key-0123456789"), scratch=db.parent)
     seconds = time.perf_counter() - started
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
     figures = {"rows": summary.rows, "votes": summary.read, "seconds": seconds, "peak_rss_mb": peak_mb}

@@ -45,41 +45,74 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
+class Refused(Exception):
+    """The inputs cannot be trained on; the message is one sentence for the terminal."""
+
+
 def main(argv: list[str] | None = None) -> int:
     """Train, save the adapter, and print the config entry that adds it to the arena."""
     args = parse_args(argv)
-    if not args.data.is_file():
-        print(f"train_dpo: there is no export at {args.data}", file=sys.stderr)
-        return 2
-    import torch
-    from datasets import load_dataset
-    from peft import LoraConfig
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-    from trl import DPOConfig, DPOTrainer  # type: ignore[attr-defined]
+    try:
+        if not args.data.is_file():
+            raise Refused(f"there is no export at {args.data}")
+        import torch
 
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    data = load_dataset("parquet" if args.data.suffix == ".parquet" else "json", data_files=str(args.data))["train"]
-    if data.num_rows == 0:
-        print("train_dpo: the export has no preference pairs yet; collect some votes first", file=sys.stderr)
+        if args.threads:
+            torch.set_num_threads(args.threads)
+        data = load_pairs(args.data)
+        tokenizer = load_tokenizer(args.base, args.template)
+    except Refused as exc:
+        print(f"train_dpo: {exc}", file=sys.stderr)
         return 2
-    data = data.select_columns(COLUMNS)  # metadata (models, judge, language …) stays out of training
-    local = Path(args.base).is_dir()
-    tokenizer = AutoTokenizer.from_pretrained(args.base, local_files_only=local)
-    if args.template:
+    steps, losses = train(args, data, tokenizer)
+    (args.out / "training.json").write_text(
+        json.dumps({"data": str(args.data), "pairs": data.num_rows, "steps": steps, "losses": losses}),
+        encoding="utf-8",
+    )
+    print(f"Trained {steps} steps on {data.num_rows} pairs; losses {losses}", file=sys.stderr)
+    print(f"Adapter saved to {args.out}. Add it to the arena's config:\n")
+    entry = f"  - name: {args.out.name}\n    model: {args.base}\n    adapter: {args.out}"
+    print(f"{entry}\n    description: DPO on arena votes")
+    return 0
+
+
+def load_pairs(path: Path) -> Any:
+    """The export's preference columns as a datasets.Dataset; refuses an export with no pairs."""
+    from datasets import load_dataset
+
+    data = load_dataset("parquet" if path.suffix == ".parquet" else "json", data_files=str(path))["train"]
+    if data.num_rows == 0:
+        raise Refused("the export has no preference pairs yet; collect some votes first")
+    return data.select_columns(COLUMNS)  # metadata (models, judge, language …) stays out of training
+
+
+def load_tokenizer(base: str, template: str | None) -> Any:
+    """The base model's tokenizer, with a Corral prompt format as its chat template when one is named."""
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(base, local_files_only=Path(base).is_dir())
+    if template:
         sys.path.insert(0, str(ROOT))
         import prompts
 
-        tokenizer.chat_template = prompts.export_source(args.template)
+        tokenizer.chat_template = prompts.export_source(template)
     if tokenizer.chat_template is None:
-        print(
-            "train_dpo: the tokenizer has no chat template; give --template (see python -m prompts list)",
-            file=sys.stderr,
-        )
-        return 2
+        raise Refused("the tokenizer has no chat template; give --template (see python -m prompts list)")
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
-    model = AutoModelForCausalLM.from_pretrained(args.base, local_files_only=local, dtype=torch.float32)
+    return tokenizer
+
+
+def train(args: argparse.Namespace, data: Any, tokenizer: Any) -> tuple[int, list[float]]:
+    """Train a LoRA adapter with DPO and save it (and the tokenizer) to --out; returns (steps, losses)."""
+    import torch
+    from peft import LoraConfig
+    from transformers import AutoModelForCausalLM
+    from trl import DPOConfig, DPOTrainer  # type: ignore[attr-defined]
+
+    model = AutoModelForCausalLM.from_pretrained(
+        args.base, local_files_only=Path(args.base).is_dir(), dtype=torch.float32
+    )
     lora = LoraConfig(
         r=args.lora_r,
         lora_alpha=2 * args.lora_r,
@@ -108,15 +141,7 @@ def main(argv: list[str] | None = None) -> int:
     trained.save_pretrained(str(args.out))
     tokenizer.save_pretrained(str(args.out))
     losses = [round(e["loss"], 4) for e in trainer.state.log_history if "loss" in e]
-    (args.out / "training.json").write_text(
-        json.dumps({"data": str(args.data), "pairs": data.num_rows, "steps": result.global_step, "losses": losses}),
-        encoding="utf-8",
-    )
-    name = args.out.name
-    print(f"Trained {result.global_step} steps on {data.num_rows} pairs; losses {losses}", file=sys.stderr)
-    print(f"Adapter saved to {args.out}. Add it to the arena's config:\n")
-    print(f"  - name: {name}\n    model: {args.base}\n    adapter: {args.out}\n    description: DPO on arena votes")
-    return 0
+    return int(result.global_step), losses
 
 
 if __name__ == "__main__":

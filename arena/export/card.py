@@ -9,16 +9,9 @@ from pathlib import Path
 
 import yaml
 
+from arena.domain import VoteFilter
+from arena.export import formats
 from arena.export.run import Summary
-from arena.store.export_source import ExportFilters
-
-TRAINERS = {
-    "dpo": "TRL `DPOTrainer` (conversational preference with an explicit prompt)",
-    "kto": "TRL `KTOTrainer` (unpaired preference)",
-    "reward": "TRL `RewardTrainer` (conversational preference with an implicit prompt)",
-    "lmsys": "Chatbot Arena analysis notebooks (FastChat's battle record schema)",
-    "raw": "audits (every stored battle and chat, with votes and ratings)",
-}
 
 
 def model_notes(config_path: Path | None) -> dict[str, str]:
@@ -36,8 +29,9 @@ def model_notes(config_path: Path | None) -> dict[str, str]:
     return notes
 
 
-def card(summary: Summary, filters: ExportFilters, notes: Mapping[str, str], data_file: str) -> str:
+def card(summary: Summary, filters: VoteFilter, notes: Mapping[str, str], data_file: str) -> str:
     """A dataset card (README.md with YAML front matter) describing what the export holds and how it was made."""
+    fmt = formats.get(summary.format)
     front = {
         "pretty_name": f"Corral arena votes ({summary.format})",
         "tags": ["human-feedback", "preference", "rlhf", "arena", summary.format],
@@ -55,7 +49,7 @@ def card(summary: Summary, filters: ExportFilters, notes: Mapping[str, str], dat
         "",
         f"# Corral arena votes — `{summary.format}`",
         "",
-        f"Human preference data collected in a Corral arena, for {TRAINERS[summary.format]}.",
+        f"Human preference data collected in a Corral arena, for {fmt.trainer}.",
         "",
         "## Contents",
         "",
@@ -77,7 +71,7 @@ def card(summary: Summary, filters: ExportFilters, notes: Mapping[str, str], dat
         "",
         "Visitors asked a question and read two answers side by side from two models drawn at random, their names "
         'hidden until after the vote (`anonymous`); they chose the better answer, a tie, or "both are bad". '
-        + _inclusion(summary.format, filters)
+        + (fmt.scope or _inclusion(filters))
         + 'Ties and "both bad" votes are not preference pairs. Voter ids (`judge`) are keyed hashes of browser '
         "sessions; no IP address or account is included. Model answers are unedited and may be wrong or offensive.",
         "",
@@ -90,13 +84,8 @@ def card(summary: Summary, filters: ExportFilters, notes: Mapping[str, str], dat
     return "\n".join(lines)
 
 
-def _inclusion(fmt: str, filters: ExportFilters) -> str:
-    """What the card says about named votes and identity leaks."""
-    if fmt == "raw":
-        return (
-            "This raw export holds every stored battle and chat, named ones and those where an answer revealed a "
-            "model's identity included (see the `mode` and `identity_leak` fields). "
-        )
+def _inclusion(filters: VoteFilter) -> str:
+    """What the card says about named votes and identity leaks (for a format whose record does not say it)."""
     named = "Votes cast with the names visible are included. " if filters.include_named else ""
     leaks = "included" if filters.include_leaks else "left out"
     return named + f"Votes on rounds where an answer revealed a model's identity are {leaks}. "
@@ -117,7 +106,7 @@ def _size(rows: int) -> str:
     return "1M<n<10M"
 
 
-def stage(file: Path, summary: Summary, filters: ExportFilters, notes: Mapping[str, str], folder: Path) -> Path:
+def stage(file: Path, summary: Summary, filters: VoteFilter, notes: Mapping[str, str], folder: Path) -> Path:
     """The folder to upload: `data/train<suffix>` (a hard link or copy of the export) and README.md."""
     data_file = f"data/train{file.suffix}"
     (folder / "data").mkdir(parents=True, exist_ok=True)

@@ -6,12 +6,20 @@ import argparse
 import os
 import sys
 import tempfile
+import textwrap
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from arena.export import formats
 from arena.export.formats import FORMATS
+from arena.export.run import EXPORT_FILTER
+
+if TYPE_CHECKING:
+    from arena.domain import VoteFilter
+    from arena.export.run import Summary
 
 HUB_TOKEN_ENV = "HF_TOKEN"
 
@@ -20,11 +28,13 @@ def add_export_parser(sub: Any, *, default_db: str, language: Callable[[str], st
     """Register the export sub-command."""
     p: argparse.ArgumentParser = sub.add_parser(
         "export",
-        help="votes and chat ratings as training data (DPO / KTO / reward), LMSYS battles or raw records",
+        help=f"votes and chat ratings as training data, battle records or raw records ({', '.join(FORMATS)})",
         description="Write votes as training data. Only anonymous votes without an identity leak go out unless "
         "you ask for more. A summary of rows written and skipped goes to stderr.",
+        epilog=_formats_epilog(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("--format", required=True, choices=FORMATS, help="dpo | kto | reward | lmsys | raw")
+    p.add_argument("--format", required=True, choices=list(FORMATS), help=" | ".join(FORMATS))
     p.add_argument("--out", required=True, type=Path, help="the file to write: .jsonl or .parquet")
     p.add_argument("--db", default=default_db, help="SQLAlchemy URL (default: DATABASE_URL or the app's SQLite file)")
     p.add_argument("--since", type=date.fromisoformat, help="first UTC day (YYYY-MM-DD), inclusive")
@@ -34,7 +44,9 @@ def add_export_parser(sub: Any, *, default_db: str, language: Callable[[str], st
     p.add_argument("--include-named", action="store_true", help="also votes cast with the model names visible")
     p.add_argument("--include-leaks", action="store_true", help="also votes on rounds that revealed a model's name")
     p.add_argument("--min-turns", type=int, default=1, help="only rounds at least this deep in their conversation")
-    p.add_argument("--margin", action="store_true", help="reward: add a margin column from the leaderboard's fit")
+    p.add_argument(
+        "--margin", action="store_true", help=f"{formats.with_margin()}: add a margin column from the leaderboard's fit"
+    )
     p.add_argument("--config", type=Path, help="the arena's config, for the models' licenses in the dataset card")
     p.add_argument(
         "--push-to-hub", metavar="REPO_ID", help=f"upload the file and a dataset card (token: {HUB_TOKEN_ENV})"
@@ -42,6 +54,15 @@ def add_export_parser(sub: Any, *, default_db: str, language: Callable[[str], st
     p.add_argument("--private", action="store_true", help="with --push-to-hub: create the dataset as private")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(run=run)
+
+
+def _formats_epilog() -> str:
+    """One wrapped entry per export format, from the registry."""
+    entries = [
+        textwrap.fill(fmt.explain, width=100, initial_indent=f"  {name:<14}", subsequent_indent=" " * 16)
+        for name, fmt in FORMATS.items()
+    ]
+    return "formats:\n" + "\n".join(entries)
 
 
 def judge_key() -> bytes:
@@ -59,66 +80,82 @@ def _fail(message: str) -> int:
 
 def run(args: argparse.Namespace) -> int:
     """Run one export; exit 2 with one sentence on bad input."""
+    from arena.export.writers import ExportError
+    from arena.privacy import SaltError
+
+    token = os.environ.get(HUB_TOKEN_ENV, "")
+    try:
+        out = _checked_target(args, token)
+        filters = replace(
+            EXPORT_FILTER,
+            since=args.since,
+            until=args.until,
+            models=tuple(args.model) if args.model else None,
+            languages=tuple(args.language) if args.language else None,
+            include_named=args.include_named,
+            include_leaks=args.include_leaks,
+            min_turns=args.min_turns,
+        )
+        summary = _export(args, out, filters)
+    except (ExportError, SaltError) as exc:
+        return _fail(str(exc))
+    for line in summary.lines():
+        print(line, file=sys.stderr)
+    if args.push_to_hub:
+        _publish(args, out, summary, filters, token)
+    return 0
+
+
+def _checked_target(args: argparse.Namespace, token: str) -> Path:
+    """The resolved output file, once the arguments make sense together; refuses with an ExportError otherwise."""
     from sqlalchemy.engine import make_url
 
-    from arena.export.card import model_notes, stage, upload
-    from arena.export.formats import Judges
-    from arena.export.run import counted, export, leaderboard_strengths
     from arena.export.writers import ExportError, check_target
-    from arena.privacy import SaltError
-    from arena.store.engine import make_engine
-    from arena.store.export_source import ExportFilters
-    from arena.store.migrate import upgrade
 
-    if args.margin and args.format != "reward":
-        return _fail("--margin only applies to --format reward.")
+    fmt = formats.get(args.format)
+    if args.margin and not fmt.margin:
+        raise ExportError(f"--margin only applies to --format {formats.with_margin()}.")
     if args.private and not args.push_to_hub:
-        return _fail("--private only applies with --push-to-hub.")
+        raise ExportError("--private only applies with --push-to-hub.")
     if args.min_turns < 1:
-        return _fail("--min-turns must be 1 or more.")
-    token = os.environ.get(HUB_TOKEN_ENV, "")
+        raise ExportError("--min-turns must be 1 or more.")
     if args.push_to_hub and not token:
-        return _fail(f"--push-to-hub needs a Hugging Face token in the {HUB_TOKEN_ENV} environment variable.")
+        raise ExportError(f"--push-to-hub needs a Hugging Face token in the {HUB_TOKEN_ENV} environment variable.")
     if args.config is not None and not args.config.is_file():
-        return _fail(f"There is no config file at {args.config}.")
+        raise ExportError(f"There is no config file at {args.config}.")
     out: Path = args.out.expanduser().resolve()
-    try:
-        check_target(out, args.format)
-    except ExportError as exc:
-        return _fail(str(exc))
+    check_target(out, fmt)
     url = make_url(args.db)
     if url.get_backend_name() == "sqlite" and url.database and not Path(url.database).exists():
-        return _fail(f"There is no database at {url.database} (give --db or DATABASE_URL).")
-    filters = ExportFilters(
-        since=args.since,
-        until=args.until,
-        models=tuple(args.model) if args.model else None,
-        languages=tuple(args.language) if args.language else None,
-        include_named=args.include_named,
-        include_leaks=args.include_leaks,
-        min_turns=args.min_turns,
-    )
-    try:
-        judges = Judges(judge_key())
-    except SaltError as exc:
-        return _fail(str(exc))
+        raise ExportError(f"There is no database at {url.database} (give --db or DATABASE_URL).")
+    return out
+
+
+def _export(args: argparse.Namespace, out: Path, filters: VoteFilter) -> Summary:
+    """Write the export, with a progress bar on a terminal."""
+    from arena.export.formats import Judges
+    from arena.export.run import export, leaderboard_strengths
+    from arena.store.engine import make_engine
+    from arena.store.migrate import upgrade
+
+    judges = Judges(judge_key())
     engine = make_engine(args.db)
     upgrade(engine)
     strengths = leaderboard_strengths(engine, filters) if args.margin else None
     with _progress(args.quiet) as tick:
-        try:
-            summary = export(engine, args.format, out, filters, judges=judges, strengths=strengths, progress=tick)
-        except ExportError as exc:
-            return _fail(str(exc))
-    for line in summary.lines():
-        print(line, file=sys.stderr)
-    if args.push_to_hub:
-        with tempfile.TemporaryDirectory(prefix="corral-hub-") as folder:
-            staged = stage(out, summary, filters, model_notes(args.config), Path(folder))
-            rows = counted(summary.rows, "row")
-            print(f"Uploading {rows} and a dataset card to {args.push_to_hub} …", file=sys.stderr)
-            print(upload(staged, args.push_to_hub, private=args.private, token=token), file=sys.stderr)
-    return 0
+        return export(engine, args.format, out, filters, judges=judges, strengths=strengths, progress=tick)
+
+
+def _publish(args: argparse.Namespace, out: Path, summary: Summary, filters: VoteFilter, token: str) -> None:
+    """Upload the file and a dataset card to the hub repository named by --push-to-hub."""
+    from arena.export.card import model_notes, stage, upload
+    from arena.export.run import counted
+
+    with tempfile.TemporaryDirectory(prefix="corral-hub-") as folder:
+        staged = stage(out, summary, filters, model_notes(args.config), Path(folder))
+        rows = counted(summary.rows, "row")
+        print(f"Uploading {rows} and a dataset card to {args.push_to_hub} …", file=sys.stderr)
+        print(upload(staged, args.push_to_hub, private=args.private, token=token), file=sys.stderr)
 
 
 class _progress:

@@ -7,19 +7,23 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
-from typing import Any
 
 from sqlalchemy import Engine
 
+from arena.domain import VoteFilter
 from arena.export import formats
 from arena.export.dedup import SeenSet, digest
-from arena.export.formats import Judges, Shaped, Skip
-from arena.export.writers import ExportError, Writing, open_writer
-from arena.store.export_source import ExportFilters, ExportSource
+from arena.export.formats import ExportFormat, Judges, Shaped, Shaping, Skip
+from arena.export.formats.base import Row
+from arena.export.writers import Writing, open_writer
+from arena.store.export_source import ExportSource
 
 BATCH_ROWS = 2000
+# what every export entry point starts from: the leaderboard's defaults, but self-play votes in (their rows are
+# flagged `self_play`), as exports have always had them
+EXPORT_FILTER = VoteFilter(include_self_play=True)
 
 
 @dataclass
@@ -70,34 +74,37 @@ def skipped_line(reason: str, n: int) -> str:
     return f"{counted(n, one, many)} skipped" + (f" ({why})." if why else ".")
 
 
-def excluded_counts(source: ExportSource, filters: ExportFilters) -> dict[str, int]:
-    """How many votes the default filters keep out, by reason; a vote both named and leaked counts as named."""
-    kept = source.count_votes(filters)
-    with_leaks = source.count_votes(replace(filters, include_leaks=True))
+def excluded_counts(source: ExportSource, filters: VoteFilter) -> dict[str, int]:
+    """How many votes the filters keep out, by reason; a vote out for several reasons counts under the first here.
+
+    The reasons are named, then leaked, then self-play: a vote both named and leaked counts as named.
+    """
+    widen = (  # each step lets one more kind of vote in, from the narrowest to everything
+        (filters.include_self_play, replace(filters, include_self_play=True), "a model played itself (self-play)"),
+        (
+            filters.include_leaks,
+            replace(filters, include_self_play=True, include_leaks=True),
+            "an answer revealed a model's identity (add --include-leaks)",
+        ),
+        (
+            filters.include_named,
+            replace(filters, include_self_play=True, include_leaks=True, include_named=True),
+            "cast with the names visible (add --include-named)",
+        ),
+    )
     out: dict[str, int] = {}
-    if not filters.include_named:
-        everything = source.count_votes(replace(filters, include_named=True, include_leaks=True))
-        out["cast with the names visible (add --include-named)"] = everything - with_leaks
-    if not filters.include_leaks:
-        out["an answer revealed a model's identity (add --include-leaks)"] = with_leaks - kept
-    return out
+    count = source.count_votes(filters)
+    for included, wider, reason in widen:
+        if not included:
+            more = source.count_votes(wider)
+            out[reason] = more - count
+            count = more
+    return dict(reversed(out.items()))
 
 
-def _shaped(
-    fmt: str, source: ExportSource, filters: ExportFilters, judges: Judges, strengths: Mapping[str, float] | None
-) -> Iterator[Shaped]:
-    if fmt == "raw":
-        yield from (formats.raw(record, judges) for record in source.raw_records(filters))
-        return
-    shape: Callable[[Any], Shaped] = {
-        "dpo": lambda v: formats.dpo(v, judges),
-        "kto": lambda v: formats.kto(v, judges),
-        "reward": lambda v: formats.reward(v, judges, strengths),
-        "lmsys": lambda v: formats.lmsys(v, judges),
-    }[fmt]
-    yield from (shape(vote) for vote in source.judged_rounds(filters))
-    if fmt == "kto":
-        yield from (formats.kto_feedback(rated, judges) for rated in source.rated_answers(filters))
+def _shaped(fmt: ExportFormat, source: ExportSource, filters: VoteFilter, shaping: Shaping) -> Iterator[Shaped]:
+    for reading in fmt.reads:
+        yield from reading.shaped(source, filters, shaping)
 
 
 def _batches(items: Iterable[Shaped], size: int) -> Iterator[list[Shaped]]:
@@ -115,7 +122,7 @@ def export(
     engine: Engine,
     fmt: str,
     path: Path,
-    filters: ExportFilters,
+    filters: VoteFilter,
     *,
     judges: Judges,
     strengths: Mapping[str, float] | None = None,
@@ -127,29 +134,25 @@ def export(
     Memory stays flat: votes are read, shaped and written a batch at a time, and de-duplication remembers row
     fingerprints in a scratch SQLite file rather than in memory.
     """
-    if fmt not in formats.FORMATS:
-        raise ExportError(f"Unknown format {fmt!r}: choose one of {', '.join(formats.FORMATS)}.")
+    spec = formats.get(fmt)
     started = time.perf_counter()
     source = ExportSource(engine)
     summary = Summary(format=fmt, path=path)
-    if fmt != "raw":
+    if spec.counts_left_out:
         summary.excluded = excluded_counts(source, filters)
-    writer = open_writer(path, fmt, margin=strengths is not None)
-    fields = formats.TRAINING_FIELDS.get(fmt)  # LMSYS and raw records are votes and battles: never merged
-    with Writing(writer), SeenSet(scratch) if fields else contextlib.nullcontext() as seen:
-        for batch in _batches(_shaped(fmt, source, filters, judges, strengths), BATCH_ROWS):
-            rows: list[dict[str, Any]] = []
+    shaping = Shaping(judges, strengths)
+    writer = open_writer(path, spec, shaping)
+    with Writing(writer), SeenSet(scratch) if spec.dedup else contextlib.nullcontext() as seen:
+        for batch in _batches(_shaped(spec, source, filters, shaping), BATCH_ROWS):
+            rows: list[Row] = []
             for shaped in batch:
                 if shaped.skipped:
                     summary.skipped[shaped.skipped] += 1
                 rows.extend(shaped.rows)
-            if fields and seen is not None and rows:
-                fresh = seen.add_new([digest(formats.dedup_key(fields, row)) for row in rows])
-                if dropped := fresh.count(False):  # no zero entries: the summary and the card list every key
-                    summary.skipped[Skip.DUPLICATE] += dropped
-                rows = [row for row, new in zip(rows, fresh, strict=True) if new]
+            if seen is not None and rows:
+                rows = _fresh(seen, spec.dedup, rows, summary)
             writer.write(rows)
-            _tally(summary, fmt, rows)
+            _tally(summary, spec, rows)
             summary.read += len(batch)
             if progress is not None:
                 progress(len(batch))
@@ -157,45 +160,35 @@ def export(
     return summary
 
 
-def _tally(summary: Summary, fmt: str, rows: list[dict[str, Any]]) -> None:
-    """Count rows per model and language, and widen the date range (ISO times in UTC compare as text)."""
+def _fresh(seen: SeenSet, fields: tuple[str, ...], rows: list[Row], summary: Summary) -> list[Row]:
+    """The rows whose `fields` were not written before; the others are counted as duplicates."""
+    fresh = seen.add_new([digest(tuple(row[name] for name in fields)) for row in rows])
+    if dropped := fresh.count(False):  # no zero entries: the summary and the card list every key
+        summary.skipped[Skip.DUPLICATE] += dropped
+    return [row for row, new in zip(rows, fresh, strict=True) if new]
+
+
+def _tally(summary: Summary, fmt: ExportFormat, rows: list[Row]) -> None:
+    """Count rows per model and language, and widen the date range."""
     if not rows:
         return
     summary.rows += len(rows)
-    if fmt in formats.PAIRED:  # a self-play row counts its model once
-        models = [m for r in rows for m in {r["model_chosen"], r["model_rejected"]}]
-    elif fmt == "kto":
-        models = [r["model"] for r in rows]
-    elif fmt == "lmsys":
-        models = [m for r in rows for m in {r["model_a"], r["model_b"]}]
-    else:
-        models = [m for r in rows for m in set(r["models"].values())]
-    summary.models.update(models)
+    summary.models.update(model for row in rows for model in fmt.models(row))
     summary.languages.update(r["language"] or "unknown" for r in rows)
-    if fmt == "lmsys":
-        times = [datetime.fromtimestamp(min(r["tstamp"] for r in rows), UTC)]
-        times.append(datetime.fromtimestamp(max(r["tstamp"] for r in rows), UTC))
-    else:
-        stamps = [r.get("voted_at") or r["started_at"] for r in rows]
-        times = [datetime.fromisoformat(min(stamps)), datetime.fromisoformat(max(stamps))]
-    summary.first = min(times[0], summary.first) if summary.first else times[0]
-    summary.last = max(times[1], summary.last) if summary.last else times[1]
+    moments = [fmt.moment(row) for row in rows]
+    first, last = min(moments), max(moments)
+    summary.first = min(first, summary.first) if summary.first else first
+    summary.last = max(last, summary.last) if summary.last else last
 
 
-def leaderboard_strengths(engine: Engine, filters: ExportFilters) -> dict[str, float]:
+def leaderboard_strengths(engine: Engine, filters: VoteFilter) -> dict[str, float]:
     """Each model's Bradley–Terry strength in natural-log odds, from the votes the export's filters admit."""
     import math
 
     from arena.ratings import fit_bradley_terry, outcome_counts
     from arena.store.repository import Repository
 
-    rows = Repository(engine).pair_outcomes(
-        anonymous_only=not filters.include_named,
-        include_leaks=filters.include_leaks,
-        include_self_play=True,
-        since=filters.since,
-        until=filters.until,
-        models=filters.models,
-    )
+    # the leaderboard's counts keep neither the judged round's depth nor (here, as before) a language choice
+    rows = Repository(engine).pair_outcomes(replace(filters, languages=None, min_turns=1))
     ratings = fit_bradley_terry(outcome_counts(rows))
     return {model: (rating - 1000.0) * math.log(10) / 400.0 for model, rating in ratings.items()}

@@ -10,11 +10,12 @@ from pathlib import Path
 
 from sqlalchemy import Engine
 
+from arena.domain import VoteFilter
 from arena.errors import UserError
+from arena.export import formats
 from arena.export.formats import FORMATS, Judges
 from arena.export.run import Summary, export, leaderboard_strengths
 from arena.export.writers import ExportError
-from arena.store.export_source import ExportFilters
 
 MIN_TOKEN_CHARS = 16
 KEEP_SECONDS = 3600  # exported files older than this are removed from the service's folder
@@ -55,14 +56,18 @@ class ExportService:
         """True for the admin token (constant-time comparison)."""
         return hmac.compare_digest((token or "").encode(), self._token)
 
-    def run(self, token: str | None, fmt: str, suffix: str, filters: ExportFilters, *, margin: bool = False) -> Summary:
-        """Write one export into the service's folder; refuses a wrong token or bad request with a sentence."""
+    def run(self, token: str | None, fmt: str, suffix: str, filters: VoteFilter, *, margin: bool = False) -> Summary:
+        """Write one export into the service's folder; refuses a wrong token or bad request with a sentence.
+
+        The UI builds `filters` from run.EXPORT_FILTER, so self-play votes go out as they always have.
+        """
         if not self.authorised(token):
             raise AccessDenied("That admin token is not right.")
-        if fmt not in FORMATS:
+        spec = FORMATS.get(fmt)
+        if spec is None:
             raise UserError(f"Choose one of the formats: {', '.join(FORMATS)}.")
-        if margin and fmt != "reward":
-            raise UserError("A margin column only applies to the reward format.")
+        if margin and not spec.margin:
+            raise UserError(f"A margin column only applies to the {formats.with_margin()} format.")
         if filters.since and filters.until and filters.since >= filters.until:
             raise UserError("The first day must come before the last day.")
         self._clean()

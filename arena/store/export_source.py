@@ -18,23 +18,11 @@ from typing import Any, NamedTuple, TypeVar
 from sqlalchemy import Engine, Select, and_, func, or_, select
 from sqlalchemy.orm import Session
 
+from arena.domain import BattleMode, Outcome, Side, VoteFilter, conversation_id
 from arena.store.schema import BattleRow, ConversationRow, FeedbackRow, MessageRow, VoteRow
 
 BATCH = 2000
 T = TypeVar("T")
-
-
-@dataclass(frozen=True)
-class ExportFilters:
-    """Which votes go out. Days are whole UTC days: `since` inclusive, `until` exclusive."""
-
-    since: date | None = None
-    until: date | None = None
-    models: Collection[str] | None = None  # both contestants among these (a chat's model among these)
-    languages: Collection[str] | None = None  # the judged question's language ("unknown" matches none detected)
-    include_named: bool = False
-    include_leaks: bool = False
-    min_turns: int = 1  # the judged round is at least this deep in its conversation (1 = every round)
 
 
 class Turn(NamedTuple):
@@ -53,7 +41,7 @@ class JudgedRound:
     vote_id: int
     battle_id: str
     turn: int  # 0-based index of the judged round
-    outcome: str  # a | b | tie | both_bad
+    outcome: Outcome
     model_a: str
     model_b: str
     mode: str  # anonymous | named | self_play
@@ -105,7 +93,7 @@ class RawVote:
     """A vote, for audits."""
 
     turn: int
-    outcome: str
+    outcome: Outcome
     anonymous: bool
     identity_leak: bool
     language: str | None
@@ -154,13 +142,50 @@ def _day(day: date) -> datetime:
     return datetime.combine(day, time.min, tzinfo=UTC)
 
 
-def _dated(query: Select[Any], column: Any, f: ExportFilters) -> Select[Any]:
+def _dated(query: Select[Any], column: Any, f: VoteFilter) -> Select[Any]:
     """Keep rows whose `column` falls in the filters' whole UTC days (since inclusive, until exclusive)."""
     if f.since is not None:
         query = query.where(column >= _day(f.since))
     if f.until is not None:
         query = query.where(column < _day(f.until))
     return query
+
+
+def _battles_kept(query: Select[Any], f: VoteFilter) -> Select[Any]:
+    """Keep battles between the filters' models only, and self-play battles only when the filters ask for them."""
+    if f.models is not None:
+        models = list(f.models)
+        query = query.where(BattleRow.model_a.in_(models), BattleRow.model_b.in_(models))
+    if not f.include_self_play:
+        query = query.where(BattleRow.mode != BattleMode.SELF_PLAY.value)
+    return query
+
+
+# what both vote readers take from a vote, in this order
+_VOTE_COLUMNS = (
+    VoteRow.battle_id,
+    VoteRow.turn_index,
+    VoteRow.outcome,
+    VoteRow.anonymous,
+    VoteRow.identity_leak,
+    VoteRow.language,
+    VoteRow.session_id,
+    VoteRow.created_at,
+)
+# StoredTurn's fields (but created_at, made UTC on reading) and the message columns they are read from
+_STORED_TURN_COLUMNS: dict[str, Any] = {
+    "turn": MessageRow.turn_index,
+    "role": MessageRow.role,
+    "content": MessageRow.content,
+    "status": MessageRow.status,
+    "model": MessageRow.model,
+    "error": MessageRow.error,
+    "ttft_ms": MessageRow.ttft_ms,
+    "total_ms": MessageRow.total_ms,
+    "tokens": MessageRow.token_count,
+    "params": MessageRow.generation_params,
+    "language": MessageRow.language,
+}
 
 
 class ExportSource:
@@ -172,43 +197,27 @@ class ExportSource:
 
     # --- votes ----------------------------------------------------------------------------------------
 
-    def _vote_filter(self, query: Select[Any], f: ExportFilters) -> Select[Any]:
+    def _vote_filter(self, query: Select[Any], f: VoteFilter) -> Select[Any]:
         if not f.include_named:
             query = query.where(VoteRow.anonymous.is_(True))
         if not f.include_leaks:
             query = query.where(VoteRow.identity_leak.is_(False))
-        query = _dated(query, VoteRow.created_at, f)
-        if f.models is not None:
-            models = list(f.models)
-            query = query.where(BattleRow.model_a.in_(models), BattleRow.model_b.in_(models))
+        query = _battles_kept(_dated(query, VoteRow.created_at, f), f)
         if f.languages is not None:
             query = query.where(_language_in(VoteRow.language, f.languages))
         if f.min_turns > 1:
             query = query.where(VoteRow.turn_index >= f.min_turns - 1)
         return query
 
-    def count_votes(self, filters: ExportFilters) -> int:
+    def count_votes(self, filters: VoteFilter) -> int:
         """How many votes pass the filters."""
         query = select(func.count(VoteRow.id)).join(BattleRow, VoteRow.battle_id == BattleRow.id)
         with self._engine.connect() as conn:
             return int(conn.scalar(self._vote_filter(query, filters)) or 0)
 
-    def judged_rounds(self, filters: ExportFilters) -> Iterator[JudgedRound]:
+    def judged_rounds(self, filters: VoteFilter) -> Iterator[JudgedRound]:
         """Every vote passing the filters, in the order cast, with both sides' conversations up to the vote."""
-        columns = (
-            VoteRow.id,
-            VoteRow.battle_id,
-            VoteRow.turn_index,
-            VoteRow.outcome,
-            VoteRow.anonymous,
-            VoteRow.identity_leak,
-            VoteRow.language,
-            VoteRow.created_at,
-            VoteRow.session_id,
-            BattleRow.model_a,
-            BattleRow.model_b,
-            BattleRow.mode,
-        )
+        columns = (VoteRow.id, *_VOTE_COLUMNS, BattleRow.model_a, BattleRow.model_b, BattleRow.mode)
         joined: Select[Any] = select(*columns).join(BattleRow, VoteRow.battle_id == BattleRow.id)  # type: ignore[assignment]
         base = self._vote_filter(joined, filters)
 
@@ -220,16 +229,16 @@ class ExportSource:
                     if not rows:
                         return
                     ids = {r[1] for r in rows}
-                    yield rows, self._turns(conn, [f"{b}-{side}" for b in ids for side in "ab"])
+                    yield rows, self._turns(conn, [conversation_id(b, side) for b in ids for side in Side])
                 last = rows[-1][0]
 
         for rows, turns in prefetched(batches()):
-            for vote_id, battle, turn, outcome, anon, leak, lang, when, session, model_a, model_b, mode in rows:
+            for vote_id, battle, turn, outcome, anon, leak, lang, session, when, model_a, model_b, mode in rows:
                 yield JudgedRound(
                     vote_id,
                     battle,
                     turn,
-                    outcome,
+                    Outcome(outcome),
                     model_a,
                     model_b,
                     mode,
@@ -238,8 +247,8 @@ class ExportSource:
                     lang,
                     as_utc(when),
                     session,
-                    _upto(turns.get(f"{battle}-a", ()), turn),
-                    _upto(turns.get(f"{battle}-b", ()), turn),
+                    _upto(turns.get(conversation_id(battle, Side.A), ()), turn),
+                    _upto(turns.get(conversation_id(battle, Side.B), ()), turn),
                 )
 
     @staticmethod
@@ -269,7 +278,7 @@ class ExportSource:
 
     # --- chat feedback --------------------------------------------------------------------------------
 
-    def rated_answers(self, filters: ExportFilters) -> Iterator[RatedAnswer]:
+    def rated_answers(self, filters: VoteFilter) -> Iterator[RatedAnswer]:
         """Every 👍/👎 on a chat answer passing the date and model filters, in the order given."""
         query: Any = (
             select(
@@ -323,38 +332,19 @@ class ExportSource:
 
     # --- raw records ----------------------------------------------------------------------------------
 
-    def raw_records(self, filters: ExportFilters) -> Iterator[RawRecord]:
+    def raw_records(self, filters: VoteFilter) -> Iterator[RawRecord]:
         """Every battle, then every chat, that started in the date range and involves only the given models."""
         yield from self._raw_battles(filters)
         yield from self._raw_chats(filters)
 
-    def _raw_battles(self, f: ExportFilters) -> Iterator[RawRecord]:
-        query = select(BattleRow)
-        query = _dated(query, BattleRow.started_at, f)
-        if f.models is not None:
-            query = query.where(BattleRow.model_a.in_(list(f.models)), BattleRow.model_b.in_(list(f.models)))
+    def _raw_battles(self, f: VoteFilter) -> Iterator[RawRecord]:
+        query = _battles_kept(_dated(select(BattleRow), BattleRow.started_at, f), f)
         if f.languages is not None:
             query = query.where(_language_in(BattleRow.language, f.languages))
         for page in self._pages(query, BattleRow.started_at, BattleRow.id):
             with Session(self._engine) as s:
-                convs = [f"{b.id}-{side}" for b in page for side in "ab"]
-                messages = self._stored_turns(s, convs)
-                votes: dict[str, list[RawVote]] = defaultdict(list)
-                vote_rows = s.scalars(
-                    select(VoteRow).where(VoteRow.battle_id.in_([b.id for b in page])).order_by(VoteRow.id)
-                )
-                for v in vote_rows:
-                    votes[v.battle_id].append(
-                        RawVote(
-                            v.turn_index,
-                            v.outcome,
-                            v.anonymous,
-                            v.identity_leak,
-                            v.language,
-                            v.session_id,
-                            as_utc(v.created_at),
-                        )
-                    )
+                messages = self._stored_turns(s, [conversation_id(b.id, side) for b in page for side in Side])
+                votes = self._raw_votes(s, [b.id for b in page])
             for b in page:
                 yield RawRecord(
                     kind="battle",
@@ -368,11 +358,20 @@ class ExportSource:
                     session_id=b.session_id,
                     started_at=as_utc(b.started_at),
                     finished_at=None if b.finished_at is None else as_utc(b.finished_at),
-                    conversations={side: messages.get(f"{b.id}-{side}", []) for side in "ab"},
+                    conversations={side.value: messages.get(conversation_id(b.id, side), []) for side in Side},
                     votes=votes.get(b.id, []),
                 )
 
-    def _raw_chats(self, f: ExportFilters) -> Iterator[RawRecord]:
+    @staticmethod
+    def _raw_votes(s: Session, battle_ids: Sequence[str]) -> dict[str, list[RawVote]]:
+        """The votes of these battles, in the order cast."""
+        query = select(*_VOTE_COLUMNS).where(VoteRow.battle_id.in_(battle_ids)).order_by(VoteRow.id)
+        votes: dict[str, list[RawVote]] = defaultdict(list)
+        for battle, turn, outcome, anonymous, leak, language, session, created in s.execute(query):
+            votes[battle].append(RawVote(turn, Outcome(outcome), anonymous, leak, language, session, as_utc(created)))
+        return votes
+
+    def _raw_chats(self, f: VoteFilter) -> Iterator[RawRecord]:
         query = select(ConversationRow).where(ConversationRow.kind == "chat")
         query = _dated(query, ConversationRow.created_at, f)
         if f.models is not None:
@@ -433,28 +432,14 @@ class ExportSource:
     @staticmethod
     def _stored_turns(s: Session, conversation_ids: Sequence[str]) -> dict[str, list[StoredTurn]]:
         query = (
-            select(MessageRow)
+            select(MessageRow.conversation_id, MessageRow.created_at, *_STORED_TURN_COLUMNS.values())
             .where(MessageRow.conversation_id.in_(conversation_ids))
             .order_by(MessageRow.conversation_id, MessageRow.turn_index, MessageRow.id)
         )
         out: dict[str, list[StoredTurn]] = defaultdict(list)
-        for m in s.scalars(query):
-            out[m.conversation_id].append(
-                StoredTurn(
-                    turn=m.turn_index,
-                    role=m.role,
-                    content=m.content,
-                    status=m.status,
-                    model=m.model,
-                    error=m.error,
-                    ttft_ms=m.ttft_ms,
-                    total_ms=m.total_ms,
-                    tokens=m.token_count,
-                    params=m.generation_params,
-                    language=m.language,
-                    created_at=as_utc(m.created_at),
-                )
-            )
+        for conv, created, *values in s.execute(query):
+            fields = dict(zip(_STORED_TURN_COLUMNS, values, strict=True))
+            out[conv].append(StoredTurn(**fields, created_at=as_utc(created)))
         return out
 
 

@@ -4,22 +4,23 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from dataclasses import replace
 from typing import Any
 
 import gradio as gr
 
 from arena.errors import UserError
+from arena.export import formats
 from arena.export.formats import FORMATS
+from arena.export.run import EXPORT_FILTER
 from arena.export.service import ExportService, parse_day
-from arena.store.export_source import ExportFilters
 
 log = logging.getLogger(__name__)
 
 EXPLAIN = (
-    "Download the votes as training data. **dpo** / **reward**: preference pairs (ties and *both bad* are not "
-    "pairs); **kto**: one row per answer, winners `true`, losers and *both bad* `false`, plus the Chat tab's "
-    "*Good answer* / *Bad answer* ratings; **lmsys**: Chatbot Arena battle records; **raw**: everything, for "
-    "audits. Only anonymous votes with no identity leak go out unless you tick the boxes. Voter ids are anonymised."
+    "Download the votes as training data. "
+    + "; ".join(f"**{name}**: {fmt.explain}" for name, fmt in FORMATS.items())
+    + ". Only anonymous votes with no identity leak go out unless you tick the boxes. Voter ids are anonymised."
 )
 
 
@@ -37,7 +38,7 @@ def build_export_tab(service: ExportService) -> None:
     with gr.Row():
         named = gr.Checkbox(label="Include votes cast with names visible", elem_id="export-named")
         leaks = gr.Checkbox(label="Include votes where an answer named a model", elem_id="export-leaks")
-        margin = gr.Checkbox(label="reward: margin column from the ratings", elem_id="export-margin")
+        margin = gr.Checkbox(label=f"{formats.with_margin()}: margin column from the ratings", elem_id="export-margin")
     button = gr.Button("Export", variant="primary", elem_id="export-run")
     status = gr.Markdown(elem_id="export-status")
     file = gr.File(label="Export", interactive=False, elem_id="export-file")
@@ -45,7 +46,8 @@ def build_export_tab(service: ExportService) -> None:
     async def run(*values: Any) -> tuple[Any, str]:
         key, chosen, kind, first, last, langs, with_named, with_leaks, with_margin = values
         try:
-            filters = ExportFilters(
+            filters = replace(
+                EXPORT_FILTER,
                 since=parse_day(str(first or ""), "The first day"),
                 until=parse_day(str(last or ""), "The last day"),
                 languages=tuple(x.strip() for x in str(langs or "").split(",") if x.strip()) or None,

@@ -13,11 +13,10 @@ import pytest
 from safetensors.torch import load_file
 
 from arena.config import LocalModel, parse_config
-from arena.domain import Outcome, Reply, ReplyStatus, Side, Voter
+from arena.domain import Outcome, Reply, ReplyStatus, Side, VoteFilter, Voter
 from arena.export.formats import Judges
 from arena.export.run import export
 from arena.store.engine import make_engine
-from arena.store.export_source import ExportFilters
 from arena.store.repository import Repository
 from arena.wiring import local_spec
 from backends.base import GenerationParams
@@ -43,7 +42,9 @@ def votes_export(db_url: str, out: Path) -> int:
         repo.record_battle_turn(battle_id=battle_id, turn_index=0, user_text=question, replies=replies, params={
             Side.A: {}, Side.B: {}})  # fmt: skip
         repo.record_vote(battle_id=battle_id, turn_index=0, outcome=Outcome.A, anonymous=True, voter=voter)
-    summary = export(make_engine(db_url), "dpo", out, ExportFilters(), judges=Judges(b"loop-test-key-0123456"))
+    summary = export(
+        make_engine(db_url), "dpo", out, VoteFilter(include_self_play=True), judges=Judges(b"loop-test-key-0123456")
+    )
     return summary.rows
 
 

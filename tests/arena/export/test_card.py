@@ -7,9 +7,9 @@ from pathlib import Path
 import yaml
 from datasets import load_dataset
 
+from arena.domain import VoteFilter
 from arena.export.card import model_notes, stage
 from arena.export.run import export
-from arena.store.export_source import ExportFilters
 from tests.arena.export.conftest import JUDGES, History
 
 CONFIG = """
@@ -28,10 +28,10 @@ models:
 
 def test_staged_folder_holds_the_data_and_a_card_describing_it(history: History, tmp_path: Path) -> None:
     out = tmp_path / "dpo.jsonl"
-    summary = export(history.engine, "dpo", out, ExportFilters(), judges=JUDGES)
+    summary = export(history.engine, "dpo", out, VoteFilter(include_self_play=True), judges=JUDGES)
     config = tmp_path / "arena.yaml"
     config.write_text(CONFIG, encoding="utf-8")
-    folder = stage(out, summary, ExportFilters(), model_notes(config), tmp_path / "staged")
+    folder = stage(out, summary, VoteFilter(include_self_play=True), model_notes(config), tmp_path / "staged")
 
     assert sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file()) == [
         "README.md",
@@ -60,8 +60,8 @@ def test_staged_folder_holds_the_data_and_a_card_describing_it(history: History,
 
 def test_without_a_config_licenses_are_marked_unknown(history: History, tmp_path: Path) -> None:
     out = tmp_path / "kto.parquet"
-    summary = export(history.engine, "kto", out, ExportFilters(), judges=JUDGES)
-    folder = stage(out, summary, ExportFilters(), model_notes(None), tmp_path / "staged")
+    summary = export(history.engine, "kto", out, VoteFilter(include_self_play=True), judges=JUDGES)
+    folder = stage(out, summary, VoteFilter(include_self_play=True), model_notes(None), tmp_path / "staged")
     text = (folder / "README.md").read_text(encoding="utf-8")
     assert (folder / "data" / "train.parquet").exists()
     assert "| vigogne-7b |" in text and "unknown — check the model card" in text
@@ -70,7 +70,9 @@ def test_without_a_config_licenses_are_marked_unknown(history: History, tmp_path
 
 def test_a_raw_card_says_everything_is_included(history: History, tmp_path: Path) -> None:
     out = tmp_path / "raw.jsonl"
-    summary = export(history.engine, "raw", out, ExportFilters(), judges=JUDGES)
-    text = (stage(out, summary, ExportFilters(), {}, tmp_path / "staged") / "README.md").read_text(encoding="utf-8")
+    summary = export(history.engine, "raw", out, VoteFilter(include_self_play=True), judges=JUDGES)
+    text = (stage(out, summary, VoteFilter(include_self_play=True), {}, tmp_path / "staged") / "README.md").read_text(
+        encoding="utf-8"
+    )
     assert "named ones and those where an answer revealed a model's identity included" in text
     assert "are left out" not in text

@@ -13,11 +13,10 @@ import pytest
 from datasets import load_dataset
 from trl.data_utils import is_conversational, maybe_apply_chat_template
 
-from arena.domain import BattleMode, Outcome
+from arena.domain import BattleMode, Outcome, VoteFilter
 from arena.export.formats import Skip
 from arena.export.run import SKIPPED, Summary, export, leaderboard_strengths
 from arena.export.writers import ExportError
-from arena.store.export_source import ExportFilters
 from backends.demo import DemoModels
 from tests.arena.export.conftest import JUDGES, History
 
@@ -38,7 +37,9 @@ LMSYS_KEYS = [
 
 def run(h: History, fmt: str, tmp_path: Path, suffix: str = ".jsonl", **filters: Any) -> tuple[Summary, Path]:
     out = tmp_path / f"{fmt}{suffix}"
-    summary = export(h.engine, fmt, out, ExportFilters(**filters), judges=JUDGES, scratch=tmp_path)
+    summary = export(
+        h.engine, fmt, out, VoteFilter(**{"include_self_play": True, **filters}), judges=JUDGES, scratch=tmp_path
+    )
     return summary, out
 
 
@@ -130,9 +131,9 @@ def test_reward_rows_hold_whole_conversations_and_an_optional_margin(history: Hi
     ]
     assert first["rejected"][-1] == {"role": "assistant", "content": "Lyon."}
     assert "margin" not in first
-    strengths = leaderboard_strengths(history.engine, ExportFilters())
+    strengths = leaderboard_strengths(history.engine, VoteFilter(include_self_play=True))
     out = tmp_path / "margin.jsonl"
-    export(history.engine, "reward", out, ExportFilters(), judges=JUDGES, strengths=strengths)
+    export(history.engine, "reward", out, VoteFilter(include_self_play=True), judges=JUDGES, strengths=strengths)
     margins = [r["margin"] for r in rows(out)]
     assert all(m >= 0 for m in margins) and any(m > 0 for m in margins)
 
@@ -210,7 +211,7 @@ def test_parquet_and_jsonl_hold_the_same_rows(history: History, tmp_path: Path) 
 def test_exports_are_deterministic(history: History, tmp_path: Path) -> None:
     _, first = run(history, "kto", tmp_path)
     again = tmp_path / "again.jsonl"
-    export(history.engine, "kto", again, ExportFilters(), judges=JUDGES)
+    export(history.engine, "kto", again, VoteFilter(include_self_play=True), judges=JUDGES)
     assert first.read_bytes() == again.read_bytes()
 
 
@@ -218,13 +219,13 @@ def test_bad_requests_are_refused_with_sentences_and_leave_no_file(history: Hist
     folder = tmp_path / "exports"
     folder.mkdir()
     with pytest.raises(ExportError, match=r"name it \.jsonl or \.parquet"):
-        export(history.engine, "dpo", folder / "out.csv", ExportFilters(), judges=JUDGES)
+        export(history.engine, "dpo", folder / "out.csv", VoteFilter(include_self_play=True), judges=JUDGES)
     with pytest.raises(ExportError, match="JSON Lines only"):
-        export(history.engine, "raw", folder / "raw.parquet", ExportFilters(), judges=JUDGES)
+        export(history.engine, "raw", folder / "raw.parquet", VoteFilter(include_self_play=True), judges=JUDGES)
     with pytest.raises(ExportError, match="does not exist"):
-        export(history.engine, "dpo", folder / "missing" / "x.jsonl", ExportFilters(), judges=JUDGES)
+        export(history.engine, "dpo", folder / "missing" / "x.jsonl", VoteFilter(include_self_play=True), judges=JUDGES)
     with pytest.raises(ExportError, match="Unknown format"):
-        export(history.engine, "csv", folder / "x.jsonl", ExportFilters(), judges=JUDGES)
+        export(history.engine, "csv", folder / "x.jsonl", VoteFilter(include_self_play=True), judges=JUDGES)
     assert list(folder.iterdir()) == []
 
 
@@ -238,7 +239,7 @@ def test_a_failed_export_leaves_the_previous_file_untouched(history: History, tm
         raise RuntimeError("disk went away")
 
     with pytest.raises(RuntimeError):
-        export(history.engine, "dpo", out, ExportFilters(), judges=JUDGES, progress=broken)
+        export(history.engine, "dpo", out, VoteFilter(include_self_play=True), judges=JUDGES, progress=broken)
     assert out.read_text(encoding="utf-8") == "previous export\n"
     assert [p.name for p in folder.iterdir()] == ["dpo.jsonl"]
 
