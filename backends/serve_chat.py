@@ -1,0 +1,166 @@
+"""The OpenAI chat route of `backends.serve`: /v1/chat/completions, rendered with the server's prompt format."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import AsyncGenerator
+from dataclasses import dataclass
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+import prompts
+from backends.base import GenerationFailed, Message
+from backends.local import LocalBackend
+from backends.serve_tgi import VERSION, error_response, read_json, sse_response
+from backends.served import Finish, ServedModel, Token, fit_to_context, record_success, run_tokens
+from backends.streaming import StopMatcher
+from backends.tgi_protocol import (
+    GenerateRequest,
+    InvalidRequest,
+    ProtocolError,
+    TemplateMissing,
+    chat_finish_reason,
+    parse_generate,
+    sse,
+)
+
+
+def chat_prompt(served: ServedModel, backend: LocalBackend, messages: Any) -> str:
+    """Render chat messages with the server's template (or the model's own); TGI's errors when impossible."""
+    if not isinstance(messages, list) or not messages:
+        raise InvalidRequest("`messages` must be a non-empty list")
+    clean: list[Message] = []
+    for m in messages:
+        if not isinstance(m, dict) or not isinstance(m.get("role"), str) or not isinstance(m.get("content"), str):
+            raise InvalidRequest("each message needs a string `role` and a string `content`")
+        clean.append(Message(role=m["role"], content=m["content"]))
+    if served.template == prompts.TOKENIZER and not getattr(backend.tokenizer, "chat_template", None):
+        raise TemplateMissing("Template error: template not found")
+    try:
+        return backend.render(clean) if served.template == prompts.TOKENIZER else prompts.render(served.template, clean)
+    except prompts.PromptError as exc:
+        raise TemplateMissing(f"Template error: {exc}") from exc
+
+
+def parse_chat(served: ServedModel, body: Any) -> tuple[LocalBackend, str, GenerateRequest, bool, str]:
+    """Validate a chat completion body into the same request a /generate call would make."""
+    if not isinstance(body, dict):
+        raise InvalidRequest("the body must be a JSON object")
+    model = body.get("model") or ""
+    if not isinstance(model, str):
+        raise InvalidRequest("`model` must be a string")
+    # TGI treats any chat model name that is not a loaded adapter as the base model
+    backend = served.adapters.get(model, served.base)
+    prompt = chat_prompt(served, backend, body.get("messages"))
+    stop = body.get("stop")
+    parameters = {
+        "max_new_tokens": body.get("max_tokens", body.get("max_completion_tokens")),
+        "temperature": body.get("temperature"),
+        "top_p": body.get("top_p"),
+        "top_k": body.get("top_k"),
+        "repetition_penalty": body.get("repetition_penalty"),
+        "seed": body.get("seed"),
+        "stop": [stop] if isinstance(stop, str) else stop,
+    }
+    req = parse_generate({"inputs": prompt, "parameters": parameters}, served.limits, full_text_default=False)
+    name = model if model in served.adapters else served.model_id
+    return backend, prompt, req, bool(body.get("stream", False)), name
+
+
+async def chat_events(
+    served: ServedModel, backend: LocalBackend, req: GenerateRequest, name: str, finish: Finish
+) -> AsyncGenerator[tuple[str, Token | None], None]:
+    """Text pieces of a chat answer (stop strings cut, as OpenAI does); the last item carries no token."""
+    ids = backend.encode(req.inputs, add_special_tokens=served.template != prompts.TOKENIZER)
+    params = fit_to_context(served, req, len(ids))
+    stops = [*prompts.stop_strings(served.template), *req.stop]
+    matcher = StopMatcher(stops)
+    async for token in run_tokens(backend, ids, params, stops, finish):
+        if token.special:
+            continue
+        piece = matcher.feed(token.text)
+        if piece:
+            yield piece, token
+        if matcher.stopped:
+            finish.reason = "stop_sequence"
+            return
+    tail = matcher.flush()
+    if tail:
+        yield tail, None
+
+
+async def chat(served: ServedModel, request: Request) -> Response:
+    """POST /v1/chat/completions, streamed or not."""
+    started = time.perf_counter()
+    try:
+        backend, _, req, stream, name = parse_chat(served, await read_json(request))
+    except ProtocolError as exc:
+        return error_response(exc, served)
+    completion = _Completion(f"chatcmpl-{uuid.uuid4().hex[:24]}", int(time.time()), name)
+    if stream:
+        return sse_response(_chat_stream(served, backend, req, completion, started))
+    try:
+        with served.slot():
+            finish = Finish()
+            pieces = [p async for p, _ in chat_events(served, backend, req, name, finish)]
+    except (ProtocolError, GenerationFailed) as exc:
+        return error_response(exc, served)
+    prompt_tokens = len(backend.encode(req.inputs, add_special_tokens=served.template != prompts.TOKENIZER))
+    record_success(served, prompt_tokens, finish.generated, started)
+    choice = {
+        "index": 0,
+        "message": {"role": "assistant", "content": "".join(pieces)},
+        "logprobs": None,
+        "finish_reason": chat_finish_reason(finish.reason),
+    }
+    usage = {
+        "prompt_tokens": prompt_tokens,
+        "completion_tokens": finish.generated,
+        "total_tokens": prompt_tokens + finish.generated,
+    }
+    return JSONResponse(completion.body("chat.completion", choices=[choice], usage=usage))
+
+
+@dataclass(frozen=True)
+class _Completion:
+    """What every chunk (or the whole answer) of one chat completion repeats."""
+
+    id: str
+    created: int
+    model: str
+
+    def body(self, kind: str, **rest: Any) -> dict[str, Any]:
+        return {
+            "object": kind,
+            "id": self.id,
+            "created": self.created,
+            "model": self.model,
+            "system_fingerprint": VERSION,
+            **rest,
+        }
+
+
+async def _chat_stream(
+    served: ServedModel, backend: LocalBackend, req: GenerateRequest, completion: _Completion, started: float
+) -> AsyncGenerator[bytes, None]:
+    def chunk(delta: dict[str, str], finish_reason: str | None) -> bytes:
+        choice = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish_reason}
+        return sse(completion.body("chat.completion.chunk", choices=[choice], usage=None))
+
+    try:
+        with served.slot():
+            finish = Finish()
+            async for piece, _ in chat_events(served, backend, req, completion.model, finish):
+                yield chunk({"role": "assistant", "content": piece}, None)
+            yield chunk({"role": "assistant", "content": ""}, chat_finish_reason(finish.reason))
+        record_success(served, 0, finish.generated, started)
+    except ProtocolError as exc:
+        served.metrics.failures[exc.error_type] += 1
+        yield sse({"error": {"message": str(exc), "http_status_code": exc.status}, "error_type": exc.error_type})
+    except GenerationFailed as exc:
+        served.metrics.failures["generation"] += 1
+        yield sse({"error": {"message": f"Request failed during generation: {exc}", "http_status_code": 424}})
+    yield sse("[DONE]")
