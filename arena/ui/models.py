@@ -73,8 +73,15 @@ def build_models_tab(
     gr.Markdown(EXPLAIN)
     with gr.Row():
         summary = gr.Markdown(elem_id="models-summary")
-        refresh = gr.Button("Refresh", elem_id="models-refresh", scale=0)
-    table = gr.Dataframe(headers=COLUMNS, interactive=False, wrap=True, elem_id="models-table")
+        refresh = gr.Button("Refresh", size="sm", scale=0, min_width=120, elem_id="models-refresh")
+    # fixed shares of the width, long notes wrapped: every column, "Available now" too, fits without scrolling
+    table = gr.Dataframe(
+        headers=COLUMNS,
+        interactive=False,
+        wrap=True,
+        column_widths=["16%", "32%", "28%", "12%", "12%"],
+        elem_id="models-table",
+    )
 
     def show_models() -> tuple[Any, ...]:
         view = presenter.view()
