@@ -158,6 +158,17 @@ def _stopped(history: list[Turn]) -> bool:
     return bool(history) and history[-1].status == "stopped"
 
 
+def preference_pair(vote: JudgedRound) -> Decided | str:
+    """The winner and loser of a vote that makes a preference pair, or the `Skip` reason of one that does not.
+
+    A win over an empty answer is no judgement of the winner's answer, so it is no pair either.
+    """
+    sides = decided(vote)
+    if isinstance(sides, str):
+        return sides
+    return sides if both_answered(vote) else Skip.EMPTY
+
+
 def vote_metadata(vote: JudgedRound, judges: Judges) -> Row:
     """The metadata columns every training row of a vote carries."""
     return {

@@ -11,19 +11,16 @@ from typing import Any
 
 from arena.export.formats.base import (
     JUDGED_ROUNDS,
-    Decided,
     ExportFormat,
     Reading,
     Row,
     Shaped,
     Shaping,
-    Skip,
-    both_answered,
     conversation_type,
-    decided,
     messages,
     metadata_columns,
     pair_models,
+    preference_pair,
     vote_metadata,
     voted_at,
 )
@@ -32,17 +29,9 @@ from arena.store.export_source import JudgedRound
 PAIR_FIELDS = ("model_chosen", "model_rejected", "battle_id")
 
 
-def _pair(vote: JudgedRound) -> Decided | str:
-    """The decided vote, or why it gives no pair (not a preference, or an empty answer)."""
-    sides = decided(vote)
-    if isinstance(sides, str):
-        return sides
-    return sides if both_answered(vote) else Skip.EMPTY
-
-
 def dpo(vote: JudgedRound, shaping: Shaping) -> Shaped:
     """Explicit-prompt conversational preference: history as `prompt`, the two answers as `chosen`/`rejected`."""
-    pair = _pair(vote)
+    pair = preference_pair(vote)
     if isinstance(pair, str):
         return Shaped([], pair)
     row = {
@@ -62,7 +51,7 @@ def reward(vote: JudgedRound, shaping: Shaping) -> Shaped:
     The margin is how much more likely the winning model is to win than the loser, in natural-log odds from the
     leaderboard's Bradley–Terry fit, floored at 0: an upset carries no extra margin.
     """
-    pair = _pair(vote)
+    pair = preference_pair(vote)
     if isinstance(pair, str):
         return Shaped([], pair)
     row: Row = {"chosen": messages(pair.won), "rejected": messages(pair.lost)}
