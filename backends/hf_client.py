@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import AsyncGenerator, Sequence
-from typing import Any
+from collections.abc import AsyncGenerator, AsyncIterator, Sequence
+from typing import Any, TypeVar
 
 import httpx2
 from huggingface_hub import AsyncInferenceClient
@@ -23,6 +23,8 @@ from backends.base import (
     Message,
 )
 from backends.clients import Rejected, RemoteTimeouts, TokenEvent, map_common_error
+
+T = TypeVar("T")
 
 
 def map_error(exc: BaseException) -> BackendError:
@@ -74,65 +76,76 @@ class HfClient:
     def __init__(self, url: str, api_key: str | None, timeouts: RemoteTimeouts) -> None:
         self._client = hf_client(url, api_key, timeouts)
 
-    async def chat(
+    def chat(
         self, messages: Sequence[Message], *, model: str, params: GenerationParams, stop: Sequence[str]
     ) -> AsyncGenerator[Chunk, None]:
         """Stream a /v1/chat/completions answer as chunks; top_k and repetition_penalty go in the body."""
+        return _mapped(self._chat(messages, model=model, params=params, stop=stop))
+
+    def generate(
+        self, prompt: str, *, params: GenerationParams, stop: Sequence[str], adapter_id: str | None
+    ) -> AsyncGenerator[TokenEvent, None]:
+        """Stream TGI's `text_generation(stream=True, details=True)` token by token."""
+        return _mapped(self._generate(prompt, params=params, stop=stop, adapter_id=adapter_id))
+
+    async def _chat(
+        self, messages: Sequence[Message], *, model: str, params: GenerationParams, stop: Sequence[str]
+    ) -> AsyncGenerator[Chunk, None]:
         extra: dict[str, Any] = {}
         if params.top_k is not None:
             extra["top_k"] = params.top_k
         if params.repetition_penalty is not None:
             extra["repetition_penalty"] = params.repetition_penalty
-        try:
-            events = await self._client.chat_completion(
-                [dict(m) for m in messages],
-                model=model,
-                stream=True,
-                max_tokens=params.max_new_tokens,
-                temperature=params.temperature,
-                top_p=params.top_p,
-                seed=params.seed,
-                stop=list(stop) or None,
-                extra_body=extra or None,
-            )
-            finished = False
-            async for event in events:
-                if not event.choices:
-                    continue
-                finished = finished or event.choices[0].finish_reason is not None
-                text = event.choices[0].delta.content or ""
-                if text:
-                    yield Chunk(text)
-            if not finished:  # servers end every answer with a finish_reason; a bare end means a dropped connection
-                raise GenerationFailed("the stream ended without a finish reason (the server went away)")
-        except (BackendError, asyncio.CancelledError, GeneratorExit):
-            raise
-        except Exception as exc:
-            raise map_error(exc) from exc
+        events = await self._client.chat_completion(
+            [dict(m) for m in messages],
+            model=model,
+            stream=True,
+            max_tokens=params.max_new_tokens,
+            temperature=params.temperature,
+            top_p=params.top_p,
+            seed=params.seed,
+            stop=list(stop) or None,
+            extra_body=extra or None,
+        )
+        finished = False
+        async for event in events:
+            if not event.choices:
+                continue
+            finished = finished or event.choices[0].finish_reason is not None
+            text = event.choices[0].delta.content or ""
+            if text:
+                yield Chunk(text)
+        if not finished:  # servers end every answer with a finish_reason; a bare end means a dropped connection
+            raise GenerationFailed("the stream ended without a finish reason (the server went away)")
 
-    async def generate(
+    async def _generate(
         self, prompt: str, *, params: GenerationParams, stop: Sequence[str], adapter_id: str | None
     ) -> AsyncGenerator[TokenEvent, None]:
-        """Stream TGI's `text_generation(stream=True, details=True)` token by token."""
-        try:
-            events = await self._client.text_generation(
-                prompt,
-                stream=True,
-                details=True,
-                return_full_text=False,
-                adapter_id=adapter_id,
-                max_new_tokens=params.max_new_tokens,
-                temperature=params.temperature,
-                top_p=params.top_p,
-                top_k=params.top_k,
-                repetition_penalty=params.repetition_penalty,
-                seed=params.seed,
-                stop=list(stop) or None,
-            )
-            async for event in events:
-                # TGI's last event carries the whole text
-                yield TokenEvent(event.token.text, event.token.special, event.generated_text is not None)
-        except (BackendError, asyncio.CancelledError, GeneratorExit):
-            raise
-        except Exception as exc:
-            raise map_error(exc) from exc
+        events = await self._client.text_generation(
+            prompt,
+            stream=True,
+            details=True,
+            return_full_text=False,
+            adapter_id=adapter_id,
+            max_new_tokens=params.max_new_tokens,
+            temperature=params.temperature,
+            top_p=params.top_p,
+            top_k=params.top_k,
+            repetition_penalty=params.repetition_penalty,
+            seed=params.seed,
+            stop=list(stop) or None,
+        )
+        async for event in events:
+            # TGI's last event carries the whole text
+            yield TokenEvent(event.token.text, event.token.special, event.generated_text is not None)
+
+
+async def _mapped(stream: AsyncIterator[T]) -> AsyncGenerator[T, None]:
+    """Forward a stream, turning whatever huggingface_hub or the connection raises into a BackendError."""
+    try:
+        async for item in stream:
+            yield item
+    except (BackendError, asyncio.CancelledError, GeneratorExit):
+        raise
+    except Exception as exc:
+        raise map_error(exc) from exc

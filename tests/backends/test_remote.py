@@ -8,16 +8,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from backends.base import (
-    BackendOverloaded,
-    BackendTimeout,
-    BackendUnavailable,
-    Chunk,
-    GenerationFailed,
-    GenerationParams,
-    InputTooLong,
-    Message,
-)
+from backends import base
+from backends.base import Chunk, GenerationParams, Message
 from backends.health import HealthMonitor
 from backends.openai import OpenAIBackend
 from backends.remote import RemoteBackend, RemoteTimeouts
@@ -76,7 +68,7 @@ def test_openai_backend_streams(serve: Process) -> None:
 
 def test_port_closed_is_unavailable_and_marks_the_replica(free: None = None) -> None:
     backend = tgi(f"http://127.0.0.1:{free_port()}")
-    with pytest.raises(BackendUnavailable) as err:
+    with pytest.raises(base.BackendUnavailable) as err:
         asyncio.run(collect(backend))
     assert err.value.user_message == "The model is not reachable right now. Please try again later."
     assert not backend.available
@@ -94,7 +86,7 @@ def test_overload_fails_over_once_then_gives_up(fault: FaultServer, serve: Proce
     assert text(asyncio.run(collect(tgi(fault.url, serve.url))))
     other = FaultServer(mode="http429").start()
     try:
-        with pytest.raises(BackendOverloaded) as err:
+        with pytest.raises(base.BackendOverloaded) as err:
             asyncio.run(collect(tgi(fault.url, other.url)))
         assert err.value.user_message == "The model is busy right now. Please try again in a moment."
     finally:
@@ -103,12 +95,12 @@ def test_overload_fails_over_once_then_gives_up(fault: FaultServer, serve: Proce
 
 def test_hang_before_the_first_token_times_out(fault: FaultServer) -> None:
     fault.mode = "hang"
-    with pytest.raises(BackendTimeout):
+    with pytest.raises(base.BackendTimeout):
         asyncio.run(collect(tgi(fault.url)))
 
 
 @pytest.mark.parametrize(
-    ("mode", "error"), [("stall_mid_stream", BackendTimeout), ("die_mid_stream", GenerationFailed)]
+    ("mode", "error"), [("stall_mid_stream", base.BackendTimeout), ("die_mid_stream", base.GenerationFailed)]
 )
 def test_failure_after_text_was_shown_is_not_retried(
     fault: FaultServer, serve: Process, mode: str, error: type[Exception]
@@ -127,17 +119,17 @@ def test_failure_after_text_was_shown_is_not_retried(
 
 def test_malformed_sse_is_a_generation_failure(fault: FaultServer) -> None:
     fault.mode = "malformed"
-    with pytest.raises(GenerationFailed):
+    with pytest.raises(base.GenerationFailed):
         asyncio.run(collect(tgi(fault.url)))
 
 
 def test_too_long_prompt_tells_the_user(tight_serve: Process, fault: FaultServer) -> None:
     long_chat = [Message(role="user", content="mot " * 300)]
-    with pytest.raises(InputTooLong) as err:
+    with pytest.raises(base.InputTooLong) as err:
         asyncio.run(_collect_messages(tgi(tight_serve.url), long_chat))
     assert err.value.user_message == "The conversation is too long for this model. Please start a new round."
     fault.mode = "validation"
-    with pytest.raises(InputTooLong):
+    with pytest.raises(base.InputTooLong):
         asyncio.run(collect(tgi(fault.url)))
 
 
@@ -145,20 +137,10 @@ async def _collect_messages(backend: RemoteBackend, messages: list[Message]) -> 
     return [c async for c in backend.stream(messages, PARAMS)]
 
 
-def test_health_exclusion_and_return(fault: FaultServer) -> None:
-    backend = tgi(fault.url)
+@pytest.mark.parametrize("kind", ["tgi", "openai"])  # tgi probes /health, openai /v1/models
+def test_health_exclusion_and_return(fault: FaultServer, kind: str) -> None:
+    backend = tgi(fault.url) if kind == "tgi" else OpenAIBackend(name="o", urls=[fault.url], model="m", timeouts=FAST)
     monitor = HealthMonitor([backend], interval=60, timeout=2)
-    fault.health_status = 503
-    monitor.check_now()
-    assert not backend.available
-    fault.health_status = 200
-    monitor.check_now()
-    assert backend.available
-
-
-def test_openai_health_uses_v1_models(fault: FaultServer) -> None:
-    backend = OpenAIBackend(name="o", urls=[fault.url], model="m", timeouts=FAST)
-    monitor = HealthMonitor([backend], interval=60)
     fault.health_status = 503
     monitor.check_now()
     assert not backend.available
@@ -180,7 +162,7 @@ def test_missing_adapter_is_found_at_start_up(serve: Process) -> None:
 def test_the_machines_hf_token_is_never_sent(fault: FaultServer, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("HF_TOKEN", "hf_LOCALSECRETTOKEN")
     asyncio.run(collect(tgi(fault.url)))
-    with contextlib.suppress(GenerationFailed):  # the fault server streams TGI events; only headers matter here
+    with contextlib.suppress(base.GenerationFailed):  # the fault server streams TGI events; only headers matter here
         asyncio.run(collect(OpenAIBackend(name="o", urls=[fault.url], model="m", timeouts=FAST)))
     HealthMonitor([tgi(fault.url)], interval=60).check_now()
     assert fault.seen_headers and all("hf_LOCAL" not in str(h) for h in fault.seen_headers)

@@ -75,3 +75,16 @@ VIGOGNE_CHAT_V1_SYSTEM_MESSAGE = (
     "Vigogne strictly avoids discussing sensitive, offensive, illegal, ethical, or political topics and caveats "
     "when unsure of the answer.\n"
 )
+
+# The Alpaca format's golden prompts (alpaca and vigogne_instruct_en_v3 are the same format).
+ALPACA_GOLDEN = {
+    "single": ALPACA_SYSTEM + "\n\n### Instruction:\nBonjour, qui es-tu ?\n\n### Response:\n",
+    "multi": ALPACA_SYSTEM
+    + "\n\n### Instruction:\nWhat is 4x8?\n\n### Response:\n4x8 is 32.</s>\n\n### Instruction:\nAnd 5x8?\n\n"
+    "### Response:\n",
+    "custom": "Tu es un assistant concis.\n\n### Instruction:\nWhat is 4x8?\n\n### Response:\n4x8 is 32.</s>\n\n"
+    "### Instruction:\nAnd 5x8?\n\n### Response:\n",
+    "non_ascii": ALPACA_SYSTEM
+    + "\n\n### Instruction:\n你好，请介绍一下你自己。\n\n### Response:\n저는 AI 비서입니다.</s>\n\n"
+    "### Instruction:\nTrès bien, merci ! Et l'été ?\n\n### Response:\n",
+}

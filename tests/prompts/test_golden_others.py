@@ -5,20 +5,19 @@ from __future__ import annotations
 import pytest
 
 import prompts
-from tests.prompts.cases import ALPACA_SYSTEM, VICUNA_SYSTEM, assistant, check_golden, golden_cases, system, user
+from tests.prompts.cases import (
+    ALPACA_GOLDEN,
+    ALPACA_SYSTEM,
+    VICUNA_SYSTEM,
+    assistant,
+    check_golden,
+    golden_cases,
+    system,
+    user,
+)
 
 GOLDEN: dict[str, dict[str, str]] = {
-    "alpaca": {
-        "single": ALPACA_SYSTEM + "\n\n### Instruction:\nBonjour, qui es-tu ?\n\n### Response:\n",
-        "multi": ALPACA_SYSTEM
-        + "\n\n### Instruction:\nWhat is 4x8?\n\n### Response:\n4x8 is 32.</s>\n\n### Instruction:\nAnd 5x8?\n\n"
-        "### Response:\n",
-        "custom": "Tu es un assistant concis.\n\n### Instruction:\nWhat is 4x8?\n\n### Response:\n4x8 is 32.</s>\n\n"
-        "### Instruction:\nAnd 5x8?\n\n### Response:\n",
-        "non_ascii": ALPACA_SYSTEM
-        + "\n\n### Instruction:\n你好，请介绍一下你自己。\n\n### Response:\n저는 AI 비서입니다.</s>\n\n"
-        "### Instruction:\nTrès bien, merci ! Et l'été ?\n\n### Response:\n",
-    },
+    "alpaca": ALPACA_GOLDEN,
     "alpaca_legacy": {
         "single": ALPACA_SYSTEM + "\n\n### Instruction:\nBonjour, qui es-tu ?\n\n### Response:",
         "multi": ALPACA_SYSTEM

@@ -6,7 +6,7 @@ import pytest
 
 import prompts
 from tests.prompts.cases import (
-    ALPACA_SYSTEM,
+    ALPACA_GOLDEN,
     CUSTOM_SYSTEM,
     VIGOGNE_CHAT,
     VIGOGNE_CHAT_V1_SYSTEM_MESSAGE,
@@ -55,17 +55,7 @@ GOLDEN: dict[str, dict[str, str]] = {
         + "\n\n### Instruction:\n你好，请介绍一下你自己。\n\n### Réponse:\n저는 AI 비서입니다.</s>\n\n"
         "### Instruction:\nTrès bien, merci ! Et l'été ?\n\n### Réponse:\n",
     },
-    "vigogne_instruct_en_v3": {
-        "single": ALPACA_SYSTEM + "\n\n### Instruction:\nBonjour, qui es-tu ?\n\n### Response:\n",
-        "multi": ALPACA_SYSTEM
-        + "\n\n### Instruction:\nWhat is 4x8?\n\n### Response:\n4x8 is 32.</s>\n\n### Instruction:\nAnd 5x8?\n\n"
-        "### Response:\n",
-        "custom": "Tu es un assistant concis.\n\n### Instruction:\nWhat is 4x8?\n\n### Response:\n4x8 is 32.</s>\n\n"
-        "### Instruction:\nAnd 5x8?\n\n### Response:\n",
-        "non_ascii": ALPACA_SYSTEM
-        + "\n\n### Instruction:\n你好，请介绍一下你自己。\n\n### Response:\n저는 AI 비서입니다.</s>\n\n"
-        "### Instruction:\nTrès bien, merci ! Et l'été ?\n\n### Response:\n",
-    },
+    "vigogne_instruct_en_v3": ALPACA_GOLDEN,  # English V3 is the Alpaca format exactly
     "vigogne_chat_v1": {
         "single": VIGOGNE_CHAT_V1_SYSTEM_MESSAGE + "\n<|USER|>: Bonjour, qui es-tu ?\n<|ASSISTANT|>:",
         "multi": VIGOGNE_CHAT_V1_SYSTEM_MESSAGE
