@@ -254,4 +254,3 @@ def _post(loop: asyncio.AbstractEventLoop, events: asyncio.Queue[StepEvent], ev:
     """Hand an event from the decoder thread to the stream's event loop (gone if the consumer left)."""
     with contextlib.suppress(RuntimeError):  # the loop was closed: nobody is listening any more
         loop.call_soon_threadsafe(events.put_nowait, ev)
-
