@@ -13,12 +13,12 @@ from arena.domain import BattleState, Contestant, Outcome, Reply, ReplyStatus, S
 from arena.errors import InputRejected, VoteRefused
 from arena.matchmaking import Matchmaker, Matchup
 from arena.replies import stream_reply
-from arena.rounds import LiveRound, Rounds
+from arena.rounds import LiveRound
 from arena.sampling import require_two
 from arena.store.errors import DuplicateVote, StoreUnavailable, UnknownBattle
 from arena.store.facade import AsyncStore
 from arena.text import clean_user_message
-from arena.turns import Guards, TurnSteps, require_owner, run_streams, voter_keys
+from arena.turns import Guards, TurnService, TurnSteps, require_owner, run_streams, voter_keys
 from backends.base import Backend, Message
 
 log = logging.getLogger(__name__)
@@ -33,7 +33,7 @@ NOT_YOURS = "This battle belongs to another session. Please start a new round."
 __all__ = ["BattleService", "Guards", "leak_notice"]  # Guards: where callers have always imported it from
 
 
-class BattleService:
+class BattleService(TurnService[BattleState]):
     """Runs battles for the UI; every rule about when a message or a vote is allowed lives here."""
 
     def __init__(
@@ -52,7 +52,7 @@ class BattleService:
         self._matchmaker = matchmaker
         self._guards = guards
         self._new_id = new_id
-        self._rounds = Rounds()
+        super().__init__()
 
     def available(self) -> list[str]:
         """Models that can answer now, in config order."""
@@ -145,21 +145,11 @@ class BattleService:
             async for current in updates:
                 yield current
 
-    def stop(self, state: BattleState | None) -> None:
-        """End the running round now (both answers stopped, the round stored and votable); safe from any thread."""
-        self._rounds.stop(state)
-
-    async def wait_until_stored(self, state: BattleState | None) -> None:
-        """Wait until the running round of `state`, if any, has ended and is stored (bound it by a timeout)."""
-        await self._rounds.wait_until_stored(state)
-
     def _round(
         self, state: BattleState, *, regenerated: bool, prepared: asyncio.Task[None] | None
     ) -> AsyncGenerator[BattleState, None]:
         """The round in a task of its own (see arena.rounds), its progress relayed as snapshots."""
-        return self._rounds.run(
-            state, lambda live: self._run_round(state, live, regenerated=regenerated, prepared=prepared)
-        )
+        return self._run(state, lambda live: self._run_round(state, live, regenerated=regenerated, prepared=prepared))
 
     async def _run_round(
         self, state: BattleState, live: LiveRound, *, regenerated: bool, prepared: asyncio.Task[None] | None

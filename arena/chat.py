@@ -12,11 +12,11 @@ from arena.config import AppConfig
 from arena.domain import ChatState, Reply, ReplyStatus, Voter
 from arena.errors import InputRejected
 from arena.replies import stream_reply
-from arena.rounds import LiveRound, Rounds
+from arena.rounds import LiveRound
 from arena.store.errors import DuplicateFeedback, StoreUnavailable, UnknownBattle
 from arena.store.facade import AsyncStore
 from arena.text import clean_text, clean_user_message
-from arena.turns import Guards, TurnSteps, require_owner, run_streams, voter_keys
+from arena.turns import Guards, TurnService, TurnSteps, require_owner, run_streams, voter_keys
 from backends.base import Backend, Message
 
 MAX_COMMENT_CHARS = 2000
@@ -24,7 +24,7 @@ NOT_SAVED = "Sorry, this answer could not be saved. Please try again."
 log = logging.getLogger(__name__)
 
 
-class ChatService:
+class ChatService(TurnService[ChatState]):
     """Runs single-model conversations for the UI."""
 
     def __init__(
@@ -41,7 +41,7 @@ class ChatService:
         self._store = store
         self._guards = guards
         self._new_id = new_id
-        self._rounds = Rounds()
+        super().__init__()
 
     @property
     def feedback_tags(self) -> list[str]:
@@ -123,19 +123,11 @@ class ChatService:
             async for current in updates:
                 yield current
 
-    def stop(self, state: ChatState | None) -> None:
-        """End the running answer now (stopped, stored, rateable); safe from any thread."""
-        self._rounds.stop(state)
-
-    async def wait_until_stored(self, state: ChatState | None) -> None:
-        """Wait until the running answer of `state`, if any, has ended and is stored (bound it by a timeout)."""
-        await self._rounds.wait_until_stored(state)
-
     def _turn(
         self, state: ChatState, *, prepared: asyncio.Task[str | None] | None, regenerated: bool
     ) -> AsyncGenerator[ChatState, None]:
         """The turn in a task of its own (see arena.rounds), its progress relayed as snapshots."""
-        return self._rounds.run(state, lambda live: self._run_turn(state, live, prepared, regenerated))
+        return self._run(state, lambda live: self._run_turn(state, live, prepared, regenerated))
 
     async def _run_turn(
         self, state: ChatState, live: LiveRound, prepared: asyncio.Task[str | None] | None, regenerated: bool

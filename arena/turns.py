@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Generic, Protocol, TypeVar
 
 from arena.domain import Voter
 from arena.errors import InputRejected, UserError
@@ -13,7 +13,9 @@ from arena.language import LanguageDetector
 from arena.leaks import LeakDetector
 from arena.limits import RateLimiter
 from arena.replies import end_replies
-from arena.rounds import LiveRound
+from arena.rounds import LiveRound, Rounds, RoundState
+
+S = TypeVar("S", bound=RoundState)
 
 
 @dataclass(frozen=True)
@@ -82,3 +84,23 @@ async def run_streams(
                 await steps.finish()
             else:
                 steps.take_back()
+
+
+class TurnService(Generic[S]):
+    """The part of the battle and chat services that runs turns: each in a task of its own (arena.rounds), ended
+    by Stop from any thread, and relayed to the page as snapshots of the state."""
+
+    def __init__(self) -> None:
+        self._rounds = Rounds()
+
+    def stop(self, state: S | None) -> None:
+        """End the running turn now (its answers stopped, stored and votable or rateable); safe from any thread."""
+        self._rounds.stop(state)
+
+    async def wait_until_stored(self, state: S | None) -> None:
+        """Wait until the running turn of `state`, if any, has ended and is stored (bound it by a timeout)."""
+        await self._rounds.wait_until_stored(state)
+
+    def _run(self, state: S, run: Callable[[LiveRound], Awaitable[None]]) -> AsyncGenerator[S, None]:
+        """The turn `run` in a task of its own, its progress relayed as snapshots."""
+        return self._rounds.run(state, run)
