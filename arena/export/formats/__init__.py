@@ -7,13 +7,14 @@ all they need from its `ExportFormat` record; adding a format is one module with
 from __future__ import annotations
 
 from arena.export.formats.base import ExportFormat, Judges, Shaped, Shaping, Skip
+from arena.export.formats.chatml import CHATML
 from arena.export.formats.kto import KTO
 from arena.export.formats.lmsys import LMSYS
 from arena.export.formats.preference import DPO, REWARD
 from arena.export.formats.raw import RAW
 from arena.export.writers import ExportError
 
-FORMATS: dict[str, ExportFormat] = {fmt.name: fmt for fmt in (DPO, KTO, REWARD, LMSYS, RAW)}
+FORMATS: dict[str, ExportFormat] = {fmt.name: fmt for fmt in (DPO, KTO, REWARD, LMSYS, RAW, CHATML)}
 
 __all__ = ["FORMATS", "ExportFormat", "Judges", "Shaped", "Shaping", "Skip", "get", "with_margin"]
 
