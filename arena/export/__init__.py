@@ -1,1 +1,1 @@
-"""Votes and feedback out as training data: TRL's DPO / KTO / reward formats, LMSYS battle records, raw audits."""
+"""Votes and feedback out as training data (TRL preference and SFT formats), LMSYS battle records, raw audits."""
