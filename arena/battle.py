@@ -46,13 +46,8 @@ class BattleService(TurnService[BattleState]):
         guards: Guards,
         new_id: Callable[[], str] = lambda: uuid.uuid4().hex,
     ) -> None:
-        self._config = config
-        self._backends = backends
-        self._store = store
+        super().__init__(config=config, backends=backends, store=store, guards=guards, new_id=new_id)
         self._matchmaker = matchmaker
-        self._guards = guards
-        self._new_id = new_id
-        super().__init__()
 
     def available(self) -> list[str]:
         """Models that can answer now, in config order."""

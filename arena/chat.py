@@ -5,19 +5,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import uuid
-from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping
+from collections.abc import AsyncGenerator, Awaitable
 
-from arena.config import AppConfig
 from arena.domain import ChatState, Reply, ReplyStatus, Voter
 from arena.errors import InputRejected
 from arena.replies import stream_reply
 from arena.rounds import LiveRound
 from arena.store.errors import DuplicateFeedback, StoreUnavailable, UnknownBattle
-from arena.store.facade import AsyncStore
 from arena.text import clean_text, clean_user_message
-from arena.turns import Guards, TurnService, TurnSteps, require_owner, run_streams, voter_keys
-from backends.base import Backend, Message
+from arena.turns import TurnService, TurnSteps, require_owner, run_streams, voter_keys
+from backends.base import Message
 
 MAX_COMMENT_CHARS = 2000
 NOT_SAVED = "Sorry, this answer could not be saved. Please try again."
@@ -26,22 +23,6 @@ log = logging.getLogger(__name__)
 
 class ChatService(TurnService[ChatState]):
     """Runs single-model conversations for the UI."""
-
-    def __init__(
-        self,
-        *,
-        config: AppConfig,
-        backends: Mapping[str, Backend],
-        store: AsyncStore,
-        guards: Guards,
-        new_id: Callable[[], str] = lambda: uuid.uuid4().hex,
-    ) -> None:
-        self._config = config
-        self._backends = backends
-        self._store = store
-        self._guards = guards
-        self._new_id = new_id
-        super().__init__()
 
     @property
     def feedback_tags(self) -> list[str]:

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
+import uuid
+from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, Protocol, TypeVar
 
+from arena.config import AppConfig
 from arena.domain import Voter
 from arena.errors import InputRejected, UserError
 from arena.language import LanguageDetector
@@ -14,6 +16,8 @@ from arena.leaks import LeakDetector
 from arena.limits import RateLimiter
 from arena.replies import end_replies
 from arena.rounds import LiveRound, Rounds, RoundState
+from arena.store.facade import AsyncStore
+from backends.base import Backend
 
 S = TypeVar("S", bound=RoundState)
 
@@ -90,7 +94,20 @@ class TurnService(Generic[S]):
     """The part of the battle and chat services that runs turns: each in a task of its own (arena.rounds), ended
     by Stop from any thread, and relayed to the page as snapshots of the state."""
 
-    def __init__(self) -> None:
+    def __init__(
+        self,
+        *,
+        config: AppConfig,
+        backends: Mapping[str, Backend],
+        store: AsyncStore,
+        guards: Guards,
+        new_id: Callable[[], str] = lambda: uuid.uuid4().hex,
+    ) -> None:
+        self._config = config
+        self._backends = backends
+        self._store = store
+        self._guards = guards
+        self._new_id = new_id  # the ids of new battles or conversations
         self._rounds = Rounds()
 
     def stop(self, state: S | None) -> None:
