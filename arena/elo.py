@@ -11,9 +11,10 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
+from numpy.random import Generator
 from numpy.typing import NDArray
 
-from arena.ratings import PairCounts
+from arena.ratings import PairCounts, Strengths
 
 POINT_ORDERS = 100
 
@@ -61,7 +62,7 @@ class OnlineElo:
     def _strengths(self, ratings: NDArray[np.float64]) -> NDArray[np.float64]:
         return ratings * math.log(self.base) / self.scale
 
-    def fit(self, counts: PairCounts, models: list[str], rng: np.random.Generator) -> NDArray[np.float64]:
+    def fit(self, counts: PairCounts, models: list[str], rng: Generator) -> Strengths:
         """The median over random vote orders."""
         a, b, score = _votes(counts, models)
         if len(a) == 0:
@@ -70,14 +71,8 @@ class OnlineElo:
         return self._strengths(np.median(self.replay(a, b, score, orders, len(models)), axis=0))
 
     def bootstrap(
-        self,
-        counts: PairCounts,
-        models: list[str],
-        *,
-        rounds: int,
-        rng: np.random.Generator,
-        start: NDArray[np.float64],
-    ) -> NDArray[np.float64]:
+        self, counts: PairCounts, models: list[str], *, rounds: int, rng: Generator, start: Strengths
+    ) -> Strengths:
         """Each round replays a resample of the votes drawn with replacement (`start` is not needed)."""
         a, b, score = _votes(counts, models)
         if len(a) == 0:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
 import numpy as np
@@ -141,13 +141,4 @@ class LeaderboardService:
         fetched = self._clock()
         board = build_leaderboard(outcomes, models=self._models, rounds=rounds, seed=seed, method=self._method)
         done = self._clock()
-        return Leaderboard(
-            standings=board.standings,
-            models=board.models,
-            win_rates=board.win_rates,
-            battles=board.battles,
-            votes=board.votes,
-            rounds=rounds,
-            db_seconds=fetched - start,
-            fit_seconds=done - fetched,
-        )
+        return replace(board, db_seconds=fetched - start, fit_seconds=done - fetched)

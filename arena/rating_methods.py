@@ -11,11 +11,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
-import numpy as np
-from numpy.typing import NDArray
+from numpy.random import Generator
 
 from arena.elo import OnlineElo
-from arena.ratings import DEFAULT_PRIOR, PairCounts, bootstrap_log_strengths, fit_log_strengths, win_matrix
+from arena.ratings import DEFAULT_PRIOR, PairCounts, Strengths, bootstrap_log_strengths, fit_log_strengths, win_matrix
 
 
 class RatingMethod(Protocol):
@@ -31,19 +30,13 @@ class RatingMethod(Protocol):
         """One sentence for the leaderboard page and the CLI."""
         ...
 
-    def fit(self, counts: PairCounts, models: list[str], rng: np.random.Generator) -> NDArray[np.float64]:
+    def fit(self, counts: PairCounts, models: list[str], rng: Generator) -> Strengths:
         """The point estimate of each model's log-strength."""
         ...
 
     def bootstrap(
-        self,
-        counts: PairCounts,
-        models: list[str],
-        *,
-        rounds: int,
-        rng: np.random.Generator,
-        start: NDArray[np.float64],
-    ) -> NDArray[np.float64]:
+        self, counts: PairCounts, models: list[str], *, rounds: int, rng: Generator, start: Strengths
+    ) -> Strengths:
         """Log-strengths refitted on `rounds` resamples of the votes: an array (rounds, models)."""
         ...
 
@@ -56,19 +49,13 @@ class BradleyTerry:
     name: str = "bradley-terry"
     summary: str = "Bradley–Terry maximum likelihood over all votes (order does not matter), bootstrap 95% intervals."
 
-    def fit(self, counts: PairCounts, models: list[str], rng: np.random.Generator) -> NDArray[np.float64]:
+    def fit(self, counts: PairCounts, models: list[str], rng: Generator) -> Strengths:
         """The penalised maximum-likelihood fit."""
         return fit_log_strengths(win_matrix(counts, models), prior=self.prior)
 
     def bootstrap(
-        self,
-        counts: PairCounts,
-        models: list[str],
-        *,
-        rounds: int,
-        rng: np.random.Generator,
-        start: NDArray[np.float64],
-    ) -> NDArray[np.float64]:
+        self, counts: PairCounts, models: list[str], *, rounds: int, rng: Generator, start: Strengths
+    ) -> Strengths:
         """Batched refits on multinomial resamples of the pair counts, started from the full fit."""
         return bootstrap_log_strengths(counts, models, rounds=rounds, rng=rng, prior=self.prior, start=start)
 

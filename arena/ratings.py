@@ -11,6 +11,9 @@ from numpy.typing import NDArray
 
 from arena.domain import Outcome
 
+Strengths: TypeAlias = NDArray[np.float64]
+"""Natural-log strengths, one per model (the last axis), in the order of the model list they were fitted for."""
+
 PairCounts: TypeAlias = Mapping[tuple[str, str], tuple[float, float, float]]
 """`(model_a, model_b) -> (wins_a, wins_b, ties)`; ties include "both bad" votes and count half a win to each side."""
 

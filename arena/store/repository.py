@@ -20,15 +20,7 @@ from arena.domain import BattleMode, Outcome, Reply, ReplyStatus, Side, VoteFilt
 from arena.store import retention
 from arena.store.errors import DuplicateFeedback, DuplicateVote, UnknownBattle
 from arena.store.retention import PruneAction, PruneReport
-from arena.store.schema import (
-    BattleRow,
-    ConversationRow,
-    FeedbackRow,
-    MessageRow,
-    VoteCountRow,
-    VoteRow,
-    VoteTotalRow,
-)
+from arena.store.schema import BattleRow, ConversationRow, FeedbackRow, MessageRow, VoteCountRow, VoteRow, VoteTotalRow
 
 ANSWERED = ("ok", "stopped")  # assistant message statuses that make a round votable
 
@@ -45,6 +37,20 @@ class StoredVote:
     ip_hash: str | None
     identity_leak: bool = False
     language: str | None = None
+
+    @classmethod
+    def of(cls, row: VoteRow) -> StoredVote:
+        """The vote a stored row holds."""
+        return cls(
+            battle_id=row.battle_id,
+            turn_index=row.turn_index,
+            outcome=Outcome(row.outcome),
+            anonymous=row.anonymous,
+            session_id=row.session_id,
+            ip_hash=row.ip_hash,
+            identity_leak=row.identity_leak,
+            language=row.language,
+        )
 
 
 def utcnow() -> datetime:
@@ -227,19 +233,8 @@ class Repository:
         """The vote stored on one round of a battle, or None."""
         query = select(VoteRow).where(VoteRow.battle_id == battle_id, VoteRow.turn_index == turn_index)
         with self._tx() as s:
-            v = s.scalars(query).first()
-            if v is None:
-                return None
-            return StoredVote(
-                battle_id=v.battle_id,
-                turn_index=v.turn_index,
-                outcome=Outcome(v.outcome),
-                anonymous=v.anonymous,
-                session_id=v.session_id,
-                ip_hash=v.ip_hash,
-                identity_leak=v.identity_leak,
-                language=v.language,
-            )
+            row = s.scalars(query).first()
+            return None if row is None else StoredVote.of(row)
 
     def close_open_battles(self, *, id_prefix: str | None = None, idle_before: datetime | None = None) -> int:
         """Mark `incomplete` the open battles of a dead process (id prefix) or idle since `idle_before`; how many."""

@@ -13,15 +13,7 @@ from typing import Any, Literal
 from sqlalchemy import Select, String, cast, delete, func, literal, or_, select, update
 from sqlalchemy.orm import Session
 
-from arena.store.schema import (
-    BattleRow,
-    ConversationRow,
-    FeedbackRow,
-    MessageRow,
-    VoteCountRow,
-    VoteRow,
-    VoteTotalRow,
-)
+from arena.store.schema import BattleRow, ConversationRow, FeedbackRow, MessageRow, VoteCountRow, VoteRow, VoteTotalRow
 
 PRUNED = "pruned"  # the session id left on anonymised rows
 PruneAction = Literal["delete", "anonymise"]
@@ -114,15 +106,8 @@ def _anonymise(s: Session, cutoff: datetime, old_battles: Select[Any], old_convs
         .where(old_feedback, or_(FeedbackRow.ip_hash.is_not(None), ~FeedbackRow.session_id.startswith(PRUNED)))
         .values(session_id=literal(f"{PRUNED}-") + cast(FeedbackRow.id, String), ip_hash=None, comment=None)
     )
-    return PruneReport(
-        action="anonymise",
-        cutoff=cutoff,
-        battles=_rows(battles),
-        votes=_rows(votes),
-        conversations=_rows(convs),
-        feedback=_rows(feedback),
-        comments=comments,
-    )
+    # in PruneReport's field order: battles, votes, conversations, messages (kept), feedback, comments
+    return PruneReport("anonymise", cutoff, _rows(battles), _rows(votes), _rows(convs), 0, _rows(feedback), comments)
 
 
 def _delete(s: Session, cutoff: datetime, old_battles: Select[Any], old_convs: Select[Any]) -> PruneReport:
@@ -136,15 +121,8 @@ def _delete(s: Session, cutoff: datetime, old_battles: Select[Any], old_convs: S
     messages = s.execute(delete(MessageRow).where(MessageRow.conversation_id.in_(old_convs)))
     convs = s.execute(delete(ConversationRow).where(ConversationRow.id.in_(old_convs)))
     battles = s.execute(delete(BattleRow).where(BattleRow.started_at < cutoff))
-    return PruneReport(
-        action="delete",
-        cutoff=cutoff,
-        battles=_rows(battles),
-        votes=_rows(votes),
-        conversations=_rows(convs),
-        messages=_rows(messages),
-        feedback=_rows(feedback),
-    )
+    # in PruneReport's field order: battles, votes, conversations, messages, feedback
+    return PruneReport("delete", cutoff, _rows(battles), _rows(votes), _rows(convs), _rows(messages), _rows(feedback))
 
 
 def _uncount(s: Session, old_battles: Select[Any]) -> None:

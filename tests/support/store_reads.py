@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import UTC, datetime, time
 from typing import Any
 
@@ -84,19 +84,7 @@ class StoreReads:
         if battle_id is not None:
             query = query.where(VoteRow.battle_id == battle_id)
         with Session(self._engine) as s:
-            return [
-                StoredVote(
-                    battle_id=v.battle_id,
-                    turn_index=v.turn_index,
-                    outcome=Outcome(v.outcome),
-                    anonymous=v.anonymous,
-                    session_id=v.session_id,
-                    ip_hash=v.ip_hash,
-                    identity_leak=v.identity_leak,
-                    language=v.language,
-                )
-                for v in s.scalars(query)
-            ]
+            return [StoredVote.of(v) for v in s.scalars(query)]
 
     def feedback(self) -> list[StoredFeedback]:
         """All chat feedback in the order it was given."""
@@ -143,18 +131,4 @@ def reads(repo: Repository) -> StoreReads:
 
 def _messages(s: Session, conversation_id: str) -> list[StoredMessage]:
     rows = s.scalars(select(MessageRow).where(MessageRow.conversation_id == conversation_id).order_by(MessageRow.id))
-    return [
-        StoredMessage(
-            turn_index=m.turn_index,
-            role=m.role,
-            content=m.content,
-            model=m.model,
-            status=m.status,
-            ttft_ms=m.ttft_ms,
-            total_ms=m.total_ms,
-            token_count=m.token_count,
-            generation_params=m.generation_params,
-            language=m.language,
-        )
-        for m in rows
-    ]
+    return [StoredMessage(**{f.name: getattr(m, f.name) for f in fields(StoredMessage)}) for m in rows]
