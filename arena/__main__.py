@@ -117,7 +117,8 @@ def parser(settings: Settings | None = None) -> argparse.ArgumentParser:
     """The command line; database defaults come from the environment's settings (DATABASE_URL, CORRAL_DATA_DIR)."""
     from arena.rating_methods import DEFAULT_METHOD, RATING_METHODS
 
-    db = (settings or Settings()).db_url
+    settings = settings or Settings()
+    db = settings.db_url
     p = argparse.ArgumentParser(prog="python -m arena", description="Corral's arena tools.")
     sub = p.add_subparsers(dest="command", required=True)
     lb = sub.add_parser("leaderboard", help="ratings (Bradley–Terry by default) with bootstrap 95%% intervals")
@@ -134,7 +135,7 @@ def parser(settings: Settings | None = None) -> argparse.ArgumentParser:
     lb.add_argument("--include-leaks", action="store_true", help="count votes on battles with an identity leak")
     lb.add_argument("--include-self-play", action="store_true", help="count self-play battles")
     lb.set_defaults(run=_leaderboard)
-    add_export_parser(sub, default_db=db, language=_language)
+    add_export_parser(sub, settings=settings, language=_language)
     add_maintenance_parsers(sub, default_db=db)
     return p
 

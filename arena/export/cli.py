@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import tempfile
 import textwrap
@@ -16,15 +15,14 @@ from typing import TYPE_CHECKING, Any
 from arena.export import formats
 from arena.export.formats import FORMATS
 from arena.export.run import EXPORT_FILTER
+from arena.settings import HUB_TOKEN_ENV, Settings
 
 if TYPE_CHECKING:
     from arena.domain import VoteFilter
     from arena.export.run import Summary
 
-HUB_TOKEN_ENV = "HF_TOKEN"
 
-
-def add_export_parser(sub: Any, *, default_db: str, language: Callable[[str], str]) -> None:
+def add_export_parser(sub: Any, *, settings: Settings, language: Callable[[str], str]) -> None:
     """Register the export sub-command."""
     p: argparse.ArgumentParser = sub.add_parser(
         "export",
@@ -36,7 +34,9 @@ def add_export_parser(sub: Any, *, default_db: str, language: Callable[[str], st
     )
     p.add_argument("--format", required=True, choices=list(FORMATS), help=" | ".join(FORMATS))
     p.add_argument("--out", required=True, type=Path, help="the file to write: .jsonl or .parquet")
-    p.add_argument("--db", default=default_db, help="SQLAlchemy URL (default: DATABASE_URL or the app's SQLite file)")
+    p.add_argument(
+        "--db", default=settings.db_url, help="SQLAlchemy URL (default: DATABASE_URL or the app's SQLite file)"
+    )
     p.add_argument("--since", type=date.fromisoformat, help="first UTC day (YYYY-MM-DD), inclusive")
     p.add_argument("--until", type=date.fromisoformat, help="last UTC day (YYYY-MM-DD), exclusive")
     p.add_argument("--model", action="append", help="only battles between these models (repeatable)")
@@ -53,7 +53,7 @@ def add_export_parser(sub: Any, *, default_db: str, language: Callable[[str], st
     )
     p.add_argument("--private", action="store_true", help="with --push-to-hub: create the dataset as private")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
-    p.set_defaults(run=run)
+    p.set_defaults(run=run, settings=settings)
 
 
 def _formats_epilog() -> str:
@@ -65,12 +65,11 @@ def _formats_epilog() -> str:
     return "formats:\n" + "\n".join(entries)
 
 
-def judge_key() -> bytes:
+def judge_key(settings: Settings) -> bytes:
     """The key that anonymises voter ids: the app's IP-hash salt, so ids stay stable from one export to the next."""
-    from arena.privacy import SALT_ENV, deployment_salt
+    from arena.privacy import deployment_salt
 
-    root = Path(__file__).resolve().parents[2]  # the app's default data folder, as in app.py
-    return deployment_salt(os.environ.get(SALT_ENV), Path(os.environ.get("CORRAL_DATA_DIR", root / "data")))
+    return deployment_salt(settings.salt, settings.resolved_data_dir)
 
 
 def _fail(message: str) -> int:
@@ -83,7 +82,7 @@ def run(args: argparse.Namespace) -> int:
     from arena.export.writers import ExportError
     from arena.privacy import SaltError
 
-    token = os.environ.get(HUB_TOKEN_ENV, "")
+    token = args.settings.hub_token or ""
     try:
         out = _checked_target(args, token)
         filters = replace(
@@ -138,7 +137,7 @@ def _export(args: argparse.Namespace, out: Path, filters: VoteFilter) -> Summary
     from arena.store.engine import make_engine
     from arena.store.migrate import upgrade
 
-    judges = Judges(judge_key())
+    judges = Judges(judge_key(args.settings))
     engine = make_engine(args.db)
     upgrade(engine)
     strengths = leaderboard_strengths(engine, filters) if args.margin else None

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import ast
 from pathlib import Path
 
 from app import parse_args
 from arena.settings import DEFAULT_DATA_DIR, Settings
+from tests.helpers import ROOT
 
 
 def test_defaults_with_an_empty_environment() -> None:
@@ -38,3 +40,16 @@ def test_the_environment_then_the_command_line(tmp_path: Path) -> None:
     assert args.port == 9002 and args.data_dir == tmp_path  # a flag wins; the rest keeps the environment's
     updated = s.updated(port=args.port, database_url=None)
     assert updated.port == 9002 and updated.database_url is None and updated.salt == s.salt
+
+
+def test_only_the_entry_points_read_the_environment() -> None:
+    """Settings are built by app.py and the `python -m` entry points; every other module receives them."""
+    entry_points = {"arena/__main__.py", "backends/serve.py"}  # backends.serve: `python -m backends.serve`
+    readers = []
+    for package in ("arena", "backends", "prompts"):
+        for path in sorted((ROOT / package).rglob("*.py")):
+            tree = ast.parse(path.read_text(encoding="utf-8"))
+            for node in ast.walk(tree):
+                if isinstance(node, ast.Attribute) and node.attr in ("environ", "getenv"):
+                    readers.append(str(path.relative_to(ROOT)))
+    assert sorted(set(readers) - entry_points) == []
