@@ -21,21 +21,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-import httpx
-
-from benchmarks.harness import (
-    GradioQueueClient,
-    arena_config,
-    direct_stream,
-    machine,
-    ms,
-    own_client,
-    pct,
-    proc_cpu_seconds,
-    save,
-    start_arena,
-    start_synthetic,
-)
+from benchmarks.harness import Rig, arena_rig, direct_stream, machine, ms, pct, proc_cpu_seconds, save
 
 TTFT_MS = 200.0
 TOKENS_PER_S = 25.0
@@ -45,10 +31,10 @@ QUESTION = "How should a team compare two fine-tuned variants of the same model?
 HEADLINE = 100
 
 
-async def level(
-    client: GradioQueueClient, http: httpx.AsyncClient, syn_url: str, app_pid: int, syn_pid: int, n: int
-) -> dict[str, Any]:
+async def level(rig: Rig, n: int) -> dict[str, Any]:
     """One concurrency level: direct streams, then battles through the app."""
+    client, http, syn_url = rig.client, rig.http, rig.synthetic.url
+    app_pid, syn_pid = rig.app.process.pid, rig.synthetic.process.pid
     sizes = list(TOKENS.values())
     direct = await asyncio.gather(*(direct_stream(syn_url, sizes[i % 2]) for i in range(2 * n)))
     direct_ttft = [t.first for t in direct if t.first is not None]
@@ -93,22 +79,17 @@ async def level(
 
 async def measure(levels: tuple[int, ...], workdir: Path) -> dict[str, Any]:
     """All levels against one synthetic server and one app process."""
-    syn = start_synthetic(workdir, ttft_ms=TTFT_MS, tokens_per_s=TOKENS_PER_S)
-    app = start_arena(arena_config(syn.url, TOKENS, concurrency_limit=2 * max(levels)), workdir / "app")
     rows = []
-    try:
-        async with own_client() as http:
-            client = GradioQueueClient(app.url, http)
-            await client.connect()
-            await asyncio.gather(*(client.battle(QUESTION) for _ in range(4)))  # warm-up
-            for n in levels:
-                row = await level(client, http, syn.url, app.process.pid, syn.process.pid, n)
-                print(row, flush=True)
-                rows.append(row)
-                await asyncio.sleep(1.0)
-    finally:
-        app.stop()
-        syn.stop()
+    limit = 2 * max(levels)
+    async with arena_rig(
+        workdir, ttft_ms=TTFT_MS, tokens_per_s=TOKENS_PER_S, tokens=TOKENS, concurrency_limit=limit
+    ) as rig:
+        await asyncio.gather(*(rig.client.battle(QUESTION) for _ in range(4)))  # warm-up
+        for n in levels:
+            row = await level(rig, n)
+            print(row, flush=True)
+            rows.append(row)
+            await asyncio.sleep(1.0)
     return {
         "machine": machine(),
         "synthetic_backend": {"ttft_ms": TTFT_MS, "tokens_per_s": TOKENS_PER_S, "max_new_tokens": TOKENS},

@@ -20,20 +20,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from benchmarks.harness import (
-    GradioQueueClient,
-    SideTrace,
-    arena_config,
-    direct_stream,
-    machine,
-    ms,
-    own_client,
-    pct,
-    proc_cpu_seconds,
-    save,
-    start_arena,
-    start_synthetic,
-)
+from benchmarks.harness import SideTrace, arena_rig, direct_stream, machine, ms, pct, proc_cpu_seconds, save
 
 TTFT_MS = 200.0
 TOKENS_PER_S = 40.0
@@ -62,27 +49,22 @@ def summary(sides: Sequence[SideTrace]) -> dict[str, Any]:
 
 async def measure(rounds: int, workdir: Path) -> dict[str, Any]:
     """Run the direct and the app measurements; return the result document."""
-    syn = start_synthetic(workdir, ttft_ms=TTFT_MS, tokens_per_s=TOKENS_PER_S)
-    app = start_arena(arena_config(syn.url, TOKENS, concurrency_limit=64), workdir / "app")
-    try:
-        async with own_client() as http:
-            client = GradioQueueClient(app.url, http)
-            await client.connect()
-            for _ in range(2):  # warm-up: connections, lingua, first Gradio render
-                await asyncio.gather(*(direct_stream(syn.url, n) for n in TOKENS.values()))
-                await client.battle(QUESTION)
-            direct: dict[int, list[SideTrace]] = {n: [] for n in TOKENS.values()}
-            for _ in range(rounds):
-                pair = await asyncio.gather(*(direct_stream(syn.url, n) for n in TOKENS.values()))
-                for n, trace in zip(TOKENS.values(), pair, strict=True):
-                    direct[n].append(trace)
-            slowest = max(statistics.median(t.last or 0.0 for t in traces) for traces in direct.values())
-            cpu0 = proc_cpu_seconds(app.process.pid)
-            battles = [await client.battle(QUESTION) for _ in range(rounds)]
-            app_cpu = proc_cpu_seconds(app.process.pid) - cpu0
-    finally:
-        app.stop()
-        syn.stop()
+    async with arena_rig(
+        workdir, ttft_ms=TTFT_MS, tokens_per_s=TOKENS_PER_S, tokens=TOKENS, concurrency_limit=64
+    ) as rig:
+        syn_url, client = rig.synthetic.url, rig.client
+        for _ in range(2):  # warm-up: connections, lingua, first Gradio render
+            await asyncio.gather(*(direct_stream(syn_url, n) for n in TOKENS.values()))
+            await client.battle(QUESTION)
+        direct: dict[int, list[SideTrace]] = {n: [] for n in TOKENS.values()}
+        for _ in range(rounds):
+            pair = await asyncio.gather(*(direct_stream(syn_url, n) for n in TOKENS.values()))
+            for n, trace in zip(TOKENS.values(), pair, strict=True):
+                direct[n].append(trace)
+        slowest = max(statistics.median(t.last or 0.0 for t in traces) for traces in direct.values())
+        cpu0 = proc_cpu_seconds(rig.app.process.pid)
+        battles = [await client.battle(QUESTION) for _ in range(rounds)]
+        app_cpu = proc_cpu_seconds(rig.app.process.pid) - cpu0
     errors = [b.error for b in battles if b.error]
     direct_all = [t for traces in direct.values() for t in traces]
     app_all = [s for b in battles for s in b.sides]

@@ -19,7 +19,8 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -315,3 +316,30 @@ def own_client() -> httpx.AsyncClient:
     """A small client per battle or stream: one shared httpx pool with hundreds of live streams spends its time
     rescanning its connections (httpcore), which would be measured as the app's latency."""
     return httpx.AsyncClient(timeout=300, verify=_SSL)
+
+
+@dataclass
+class Rig:
+    """A synthetic TGI server, app.py on top of it, and a Gradio queue client connected to the app."""
+
+    synthetic: Process
+    app: RunningApp
+    http: httpx.AsyncClient
+    client: GradioQueueClient
+
+
+@asynccontextmanager
+async def arena_rig(
+    workdir: Path, *, ttft_ms: float, tokens_per_s: float, tokens: dict[str, int], concurrency_limit: int
+) -> AsyncIterator[Rig]:
+    """Start the synthetic server and the app (one `tgi` model per entry of `tokens`), connect; stop both after."""
+    syn = start_synthetic(workdir, ttft_ms=ttft_ms, tokens_per_s=tokens_per_s)
+    app = start_arena(arena_config(syn.url, tokens, concurrency_limit=concurrency_limit), workdir / "app")
+    try:
+        async with own_client() as http:
+            client = GradioQueueClient(app.url, http)
+            await client.connect()
+            yield Rig(syn, app, http, client)
+    finally:
+        app.stop()
+        syn.stop()
