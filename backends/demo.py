@@ -48,29 +48,38 @@ def ensure_demo_models(root: Path) -> DemoModels:
     return paths
 
 
-def _build(out: Path) -> None:
-    import torch
-    from peft import LoraConfig, get_peft_model
-    from transformers import LlamaConfig, LlamaForCausalLM
+def tiny_llama_config(tokenizer: Any, **overrides: Any) -> Any:
+    """The demo base's `LlamaConfig` for `tokenizer` (its vocabulary and special tokens); `overrides` resize it."""
+    from transformers import LlamaConfig
 
-    tokenizer = _train_tokenizer()
-    tokenizer.save_pretrained(out / "base")
-    config = LlamaConfig(
+    sizes: dict[str, Any] = {
+        "hidden_size": 64,
+        "intermediate_size": 128,
+        "num_hidden_layers": 2,
+        "num_attention_heads": 4,
+        "num_key_value_heads": 2,
+        "max_position_embeddings": 2048,
+        "initializer_range": 0.2,
+        "tie_word_embeddings": True,
+    }
+    return LlamaConfig(
         vocab_size=len(tokenizer),
-        hidden_size=64,
-        intermediate_size=128,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        max_position_embeddings=2048,
-        initializer_range=0.2,
-        tie_word_embeddings=True,
         bos_token_id=None,
         eos_token_id=tokenizer.eos_token_id,
         pad_token_id=tokenizer.pad_token_id,
+        **{**sizes, **overrides},
     )
+
+
+def _build(out: Path) -> None:
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import LlamaForCausalLM
+
+    tokenizer = _train_tokenizer()
+    tokenizer.save_pretrained(out / "base")
     torch.manual_seed(0)
-    base = LlamaForCausalLM(config)
+    base = LlamaForCausalLM(tiny_llama_config(tokenizer))
     base.generation_config.eos_token_id = tokenizer.eos_token_id
     base.generation_config.pad_token_id = tokenizer.pad_token_id
     base.save_pretrained(out / "base")

@@ -32,23 +32,21 @@ def build_models(root: Path) -> tuple[Path, list[Path]]:
     """A ~50M-parameter random LLaMA with the demo tokenizer, plus three LoRA adapters (r=16)."""
     import torch
     from peft import LoraConfig, get_peft_model
-    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+    from transformers import AutoTokenizer, LlamaForCausalLM
 
-    from backends.demo import ensure_demo_models
+    from backends.demo import ensure_demo_models, tiny_llama_config
 
     demo = ensure_demo_models(root / "demo")
     tok = AutoTokenizer.from_pretrained(demo.base)
-    config = LlamaConfig(
-        vocab_size=len(tok),
+    config = tiny_llama_config(
+        tok,
         hidden_size=512,
         intermediate_size=1408,
         num_hidden_layers=8,
         num_attention_heads=8,
         num_key_value_heads=8,
-        max_position_embeddings=2048,
-        eos_token_id=tok.eos_token_id,
-        pad_token_id=tok.pad_token_id,
-        bos_token_id=None,
+        initializer_range=0.02,  # LlamaConfig's default, not the demo's 0.2
+        tie_word_embeddings=False,
     )
     torch.manual_seed(0)
     base = root / "base"

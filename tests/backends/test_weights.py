@@ -17,9 +17,9 @@ import torch
 from peft import LoraConfig, PeftModel, get_peft_model
 from safetensors import safe_open
 from safetensors.torch import load_file, save_file
-from transformers import AutoModelForCausalLM, AutoTokenizer, LlamaConfig, LlamaForCausalLM
+from transformers import AutoModelForCausalLM, AutoTokenizer, LlamaForCausalLM
 
-from backends.demo import DemoModels
+from backends.demo import DemoModels, tiny_llama_config
 from backends.weights import (
     WeightsError,
     apply_delta,
@@ -82,15 +82,8 @@ def test_merged_lora_gives_the_peft_models_logits(demo_models: DemoModels, tmp_p
 def build_extended_vocab_adapter(demo_models: DemoModels, root: Path) -> tuple[Path, Path, int]:
     """An untied tiny base and a Chinese-Alpaca-like adapter: larger tokenizer, LoRA + saved embed_tokens/lm_head."""
     tokenizer = AutoTokenizer.from_pretrained(demo_models.base)
-    config = LlamaConfig(
-        vocab_size=len(tokenizer),
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=1,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        initializer_range=0.2,
-        tie_word_embeddings=False,
+    config = tiny_llama_config(
+        tokenizer, hidden_size=32, intermediate_size=64, num_hidden_layers=1, tie_word_embeddings=False
     )
     torch.manual_seed(3)
     LlamaForCausalLM(config).save_pretrained(root / "base")
