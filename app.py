@@ -289,16 +289,17 @@ def services(
     from arena.leaderboard import LeaderboardService
     from arena.maintenance import battle_ids, instance_prefix
     from arena.matchmaking import Matchmaker
+    from arena.rating_methods import rating_method
     from arena.store.facade import AsyncStore
 
-    store, guards = AsyncStore(repo), guards_for(config)
-    matchmaker = Matchmaker(config, random.Random(), repo.pair_outcomes)
+    store, guards, method = AsyncStore(repo), guards_for(config), rating_method(config.arena.rating_method)
+    matchmaker = Matchmaker(config, random.Random(), repo.pair_outcomes, method=method)
     new_id = battle_ids(instance_prefix(instance_name(settings)))
     battles = BattleService(
         config=config, backends=wired.backends, store=store, matchmaker=matchmaker, guards=guards, new_id=new_id
     )
     chats = ChatService(config=config, backends=wired.backends, store=store, guards=guards)
-    board = LeaderboardService(repo, models=[m.name for m in config.models])
+    board = LeaderboardService(repo, models=[m.name for m in config.models], method=method)
     return battles, chats, board
 
 

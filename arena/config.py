@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from backends import kinds
 from backends.entries import ModelEntry, RemoteEntry, Source, Timeouts
@@ -84,7 +84,17 @@ class ArenaSettings(_Strict):
     sampling: SamplingConfig = SamplingConfig()
     feedback_tags: list[str] = DEFAULT_FEEDBACK_TAGS
     leaderboard_rounds: int = Field(default=1000, ge=10, le=10000)  # bootstrap rounds per page view
+    rating_method: str = "bradley-terry"  # arena.rating_methods: the leaderboard's and active sampling's ratings
     retention: RetentionConfig = RetentionConfig()
+
+    @field_validator("rating_method")
+    @classmethod
+    def _known_method(cls, value: str) -> str:
+        from arena.rating_methods import RATING_METHODS
+
+        if value not in RATING_METHODS:
+            raise ValueError(f"unknown rating method '{value}' (known: {', '.join(RATING_METHODS)})")
+        return value
 
 
 class AppConfig(_Strict):

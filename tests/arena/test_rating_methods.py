@@ -5,19 +5,19 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
 
+from arena.config import ConfigError, load_config
 from arena.domain import Outcome, Side, Voter
-from arena.elo import OnlineElo
 from arena.leaderboard import build_leaderboard
-from arena.rating_methods import RATING_METHODS, BradleyTerry, rating_method
-from arena.ratings import online_elo, outcome_counts
+from arena.rating_methods import RATING_METHODS, rating_method
 from arena.store.engine import make_engine
 from arena.store.repository import Repository
 from tests.arena.store.test_repository import ok
-from tests.arena.test_leaderboard import TRUE, simulated
+from tests.arena.test_leaderboard import simulated
 from tests.helpers import ROOT
 
 
@@ -43,26 +43,6 @@ def test_every_method_handles_no_votes(name: str) -> None:
     rng = np.random.default_rng(0)
     assert method.fit({}, ["x", "y"], rng).tolist() == [0.0, 0.0]
     assert method.bootstrap({}, ["x", "y"], rounds=3, rng=rng, start=np.zeros(2)).shape == (3, 2)
-
-
-def test_elo_replay_in_the_given_order_is_the_vote_by_vote_elo() -> None:
-    votes = [("x", "y", Outcome.A)] * 5 + [("y", "z", Outcome.TIE)] * 3 + [("x", "z", Outcome.B)] * 4
-    reference, _ = online_elo(votes, k=4.0)
-    names = ["x", "y", "z"]
-    a = np.array([names.index(v[0]) for v in votes])
-    b = np.array([names.index(v[1]) for v in votes])
-    score = np.array([{Outcome.A: 1.0, Outcome.B: 0.0}.get(v[2], 0.5) for v in votes])
-    replayed = OnlineElo().replay(a, b, score, np.arange(len(votes))[None, :], len(names))[0]
-    assert replayed + 1000.0 == pytest.approx([reference[n] for n in names])
-
-
-def test_elo_and_bradley_terry_agree_on_the_order_and_roughly_on_the_gaps() -> None:
-    counts = outcome_counts(simulated(3000))
-    names = sorted(TRUE)
-    rng = np.random.default_rng(1)
-    bt, elo = BradleyTerry().fit(counts, names, rng), OnlineElo().fit(counts, names, rng)
-    assert np.argsort(bt).tolist() == np.argsort(elo).tolist()
-    assert np.max(np.abs((bt - bt.mean()) - (elo - elo.mean()))) < 0.6  # nats: K=4 Elo lags, but not by much
 
 
 def test_cli_refuses_an_unknown_method() -> None:
@@ -98,3 +78,13 @@ def test_leaderboard_json_names_its_method(sqlite_url: str) -> None:
     board = json.loads(out.stdout)
     assert board["method"] == "elo" and board["votes"] == 10
     assert [s["model"] for s in board["standings"]] == ["m1", "m2"]
+
+
+def test_the_config_names_a_known_method(tmp_path: Path) -> None:
+    config = tmp_path / "config.yaml"
+    base = "models:\n  - {name: x, backend: tgi, endpoints: ['http://127.0.0.1:1'], template: chatml}\n"
+    config.write_text(base + "arena: {rating_method: elo}\n", encoding="utf-8")
+    assert load_config(config).arena.rating_method == "elo"
+    config.write_text(base + "arena: {rating_method: glicko}\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"arena\.rating_method: Value error, unknown rating method 'glicko'"):
+        load_config(config)
