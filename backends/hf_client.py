@@ -91,21 +91,13 @@ class HfClient:
     async def _chat(
         self, messages: Sequence[Message], *, model: str, params: GenerationParams, stop: Sequence[str]
     ) -> AsyncGenerator[Chunk, None]:
-        extra: dict[str, Any] = {}
-        if params.top_k is not None:
-            extra["top_k"] = params.top_k
-        if params.repetition_penalty is not None:
-            extra["repetition_penalty"] = params.repetition_penalty
         events = await self._client.chat_completion(
             [dict(m) for m in messages],
             model=model,
             stream=True,
             max_tokens=params.max_new_tokens,
-            temperature=params.temperature,
-            top_p=params.top_p,
-            seed=params.seed,
-            stop=list(stop) or None,
-            extra_body=extra or None,
+            extra_body=_tgi_only(params) or None,  # the chat route takes TGI's own parameters in the body
+            **_sampling(params, stop),
         )
         finished = False
         async for event in events:
@@ -128,16 +120,23 @@ class HfClient:
             return_full_text=False,
             adapter_id=adapter_id,
             max_new_tokens=params.max_new_tokens,
-            temperature=params.temperature,
-            top_p=params.top_p,
-            top_k=params.top_k,
-            repetition_penalty=params.repetition_penalty,
-            seed=params.seed,
-            stop=list(stop) or None,
+            **_sampling(params, stop),
+            **_tgi_only(params),
         )
         async for event in events:
             # TGI's last event carries the whole text
             yield TokenEvent(event.token.text, event.token.special, event.generated_text is not None)
+
+
+def _sampling(params: GenerationParams, stop: Sequence[str]) -> dict[str, Any]:
+    """The sampling arguments that chat_completion and text_generation both take, under the same names."""
+    return {"temperature": params.temperature, "top_p": params.top_p, "seed": params.seed, "stop": list(stop) or None}
+
+
+def _tgi_only(params: GenerationParams) -> dict[str, Any]:
+    """top_k and repetition_penalty, where set: TGI parameters that the OpenAI-style chat route has no name for."""
+    named = {"top_k": params.top_k, "repetition_penalty": params.repetition_penalty}
+    return {name: value for name, value in named.items() if value is not None}
 
 
 async def _mapped(stream: AsyncIterator[T]) -> AsyncGenerator[T, None]:
