@@ -10,19 +10,31 @@ import asyncio
 import contextlib
 from collections.abc import AsyncGenerator, Callable
 from dataclasses import dataclass
+from typing import assert_never
 
 from arena.battle import BattleService, leak_notice
 from arena.domain import BattleState, Contestant, Outcome, Side, Voter
 from arena.errors import UserError
 from arena.ui.common import KEEP, Keep, pane, wait_stored
 
-# plain words: a browser without an emoji font shows emoji as empty boxes
-VOTES = [
-    (Outcome.A, "A is better"),
-    (Outcome.B, "B is better"),
-    (Outcome.TIE, "Tie"),
-    (Outcome.BOTH_BAD, "Both are bad"),
-]
+
+def vote_label(outcome: Outcome) -> str:
+    """The button a voter presses for `outcome` (plain words: a browser without an emoji font shows boxes)."""
+    match outcome:
+        case Outcome.A:
+            return "A is better"
+        case Outcome.B:
+            return "B is better"
+        case Outcome.TIE:
+            return "Tie"
+        case Outcome.BOTH_BAD:
+            return "Both are bad"
+        case _:
+            assert_never(outcome)
+
+
+VOTES = [(outcome, vote_label(outcome)) for outcome in (Outcome.A, Outcome.B, Outcome.TIE, Outcome.BOTH_BAD)]
+"""The vote buttons, in the order they are shown."""
 ROUND_ERROR = "This round ended with an error, so it cannot be voted on."
 REVEALED_VOTES = (
     "**The names are revealed.** Further votes in this battle are not anonymous and do not count towards the "
