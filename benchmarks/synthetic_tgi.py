@@ -16,8 +16,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import time
+from collections import Counter
 from collections.abc import AsyncIterator
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 from starlette.applications import Starlette
@@ -84,16 +85,27 @@ class Pace:
     tokens_per_s: float = 40.0
 
 
-@dataclass
-class Stats:
-    """Counters since the last reset (what the benchmark calls "generated")."""
+# What GET /stats reports, in this order: requests, how they ended, tokens sent, streams open now and at most.
+COUNTERS = ("requests", "completed", "disconnected", "tokens_sent", "active", "peak_active")
 
-    requests: int = 0
-    completed: int = 0
-    disconnected: int = 0
-    tokens_sent: int = 0
-    active: int = 0
-    peak_active: int = 0
+
+class Stats(Counter[str]):
+    """Counters since the last reset (what the benchmark calls "generated"), keyed by the names in COUNTERS."""
+
+    def __init__(self, active: int = 0) -> None:
+        """Zeroed counters, with `active` streams still open (they are the peak so far)."""
+        super().__init__(dict.fromkeys(COUNTERS, 0))
+        self.update(active=active, peak_active=active)
+
+    def opened(self) -> None:
+        """A stream started."""
+        self.update(requests=1, active=1)
+        self["peak_active"] = max(self["peak_active"], self["active"])
+
+    def closed(self, *, finished: bool) -> None:
+        """A stream ended: all its tokens sent, or the client went away first."""
+        self["active"] -= 1
+        self["completed" if finished else "disconnected"] += 1
 
 
 def token_text(index: int) -> str:
@@ -140,9 +152,7 @@ class SyntheticTgi:
             yield i, token_text(i)
 
     async def _events(self, req: GenerateRequest) -> AsyncIterator[bytes]:
-        self.stats.requests += 1
-        self.stats.active += 1
-        self.stats.peak_active = max(self.stats.peak_active, self.stats.active)
+        self.stats.opened()
         finished = False
         text = ""
         try:
@@ -159,13 +169,10 @@ class SyntheticTgi:
                     else None,
                 }
                 yield sse(event)
-                self.stats.tokens_sent += 1
+                self.stats["tokens_sent"] += 1
             finished = True
-            self.stats.completed += 1
         finally:
-            self.stats.active -= 1
-            if not finished:
-                self.stats.disconnected += 1
+            self.stats.closed(finished=finished)
 
     async def _stream(self, request: Request, *, full_text_default: bool) -> Response:
         try:
@@ -196,9 +203,7 @@ class SyntheticTgi:
         except ProtocolError as exc:
             return JSONResponse(exc.body(), status_code=exc.status)
         tokens = [t async for t in self._tokens(req)]
-        self.stats.requests += 1
-        self.stats.completed += 1
-        self.stats.tokens_sent += len(tokens)
+        self.stats.update(requests=1, completed=1, tokens_sent=len(tokens))
         text = "".join(piece for _, piece in tokens)
         listed = [token_json(1000 + i % len(WORDS), piece, -0.5, False) for i, piece in tokens]
         body = {
@@ -240,12 +245,12 @@ class SyntheticTgi:
 
     async def get_stats(self, request: Request) -> Response:
         """Counters since the last reset (not a TGI route)."""
-        return JSONResponse({**asdict(self.stats), "monotonic": time.monotonic()})
+        return JSONResponse({**self.stats, "monotonic": time.monotonic()})
 
     async def reset_stats(self, request: Request) -> Response:
         """Zero the counters, keeping the number of streams still open (not a TGI route)."""
-        self.stats = Stats(active=self.stats.active, peak_active=self.stats.active)
-        return JSONResponse(asdict(self.stats))
+        self.stats = Stats(active=self.stats["active"])
+        return JSONResponse(dict(self.stats))
 
 
 def main(argv: list[str] | None = None) -> int:
