@@ -5,19 +5,11 @@ from __future__ import annotations
 import pytest
 
 import prompts
-from tests.prompts.cases import (
-    ALPACA_GOLDEN,
-    ALPACA_SYSTEM,
-    VICUNA_SYSTEM,
-    assistant,
-    check_golden,
-    golden_cases,
-    system,
-    user,
-)
+from tests.prompts import cases
+from tests.prompts.cases import ALPACA_SYSTEM, VICUNA_SYSTEM, assistant, system, user
 
 GOLDEN: dict[str, dict[str, str]] = {
-    "alpaca": ALPACA_GOLDEN,
+    "alpaca": cases.ALPACA_GOLDEN,
     "alpaca_legacy": {
         "single": ALPACA_SYSTEM + "\n\n### Instruction:\nBonjour, qui es-tu ?\n\n### Response:",
         "multi": ALPACA_SYSTEM
@@ -100,9 +92,9 @@ GOLDEN: dict[str, dict[str, str]] = {
 }
 
 
-@pytest.mark.parametrize(("name", "case"), golden_cases(GOLDEN))
+@pytest.mark.parametrize(("name", "case"), cases.golden_cases(GOLDEN))
 def test_golden_prompt(name: str, case: str) -> None:
-    check_golden(GOLDEN, name, case)
+    cases.check_golden(GOLDEN, name, case)
 
 
 def test_vicuna_without_system_starts_at_user() -> None:

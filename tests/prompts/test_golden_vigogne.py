@@ -5,16 +5,14 @@ from __future__ import annotations
 import pytest
 
 import prompts
+from tests.prompts import cases
 from tests.prompts.cases import (
-    ALPACA_GOLDEN,
     CUSTOM_SYSTEM,
     VIGOGNE_CHAT,
     VIGOGNE_CHAT_V1_SYSTEM_MESSAGE,
     VIGOGNE_FR,
     VIGOGNE_FR_V1,
     assistant,
-    check_golden,
-    golden_cases,
     system,
     user,
 )
@@ -55,7 +53,7 @@ GOLDEN: dict[str, dict[str, str]] = {
         + "\n\n### Instruction:\n你好，请介绍一下你自己。\n\n### Réponse:\n저는 AI 비서입니다.</s>\n\n"
         "### Instruction:\nTrès bien, merci ! Et l'été ?\n\n### Réponse:\n",
     },
-    "vigogne_instruct_en_v3": ALPACA_GOLDEN,  # English V3 is the Alpaca format exactly
+    "vigogne_instruct_en_v3": cases.ALPACA_GOLDEN,  # English V3 is the Alpaca format exactly
     "vigogne_chat_v1": {
         "single": VIGOGNE_CHAT_V1_SYSTEM_MESSAGE + "\n<|USER|>: Bonjour, qui es-tu ?\n<|ASSISTANT|>:",
         "multi": VIGOGNE_CHAT_V1_SYSTEM_MESSAGE
@@ -93,9 +91,9 @@ GOLDEN: dict[str, dict[str, str]] = {
 }
 
 
-@pytest.mark.parametrize(("name", "case"), golden_cases(GOLDEN))
+@pytest.mark.parametrize(("name", "case"), cases.golden_cases(GOLDEN))
 def test_golden_prompt(name: str, case: str) -> None:
-    check_golden(GOLDEN, name, case)
+    cases.check_golden(GOLDEN, name, case)
 
 
 def test_chat_v2_keeps_the_system_line_for_an_empty_system_message() -> None:
