@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 from gradio_client import Client
+from gradio_client.client import Job
 
 from arena.domain import Outcome, Side
 from arena.leaderboard import build_leaderboard
@@ -50,6 +51,15 @@ def app(demo_models: DemoModels, tmp_path_factory: pytest.TempPathFactory) -> It
     running.stop()
 
 
+def streaming_battle(client: Client, question: str) -> Job:
+    """Send `question` to /battle_send; return the job once its first update has arrived (or after 30 s)."""
+    job = client.submit(question, api_name="/battle_send")
+    deadline = time.monotonic() + 30
+    while not job.outputs() and time.monotonic() < deadline:
+        time.sleep(0.005)
+    return job
+
+
 def repo_of(app: RunningApp) -> Repository:
     return Repository(make_engine(app.db_url))
 
@@ -84,10 +94,7 @@ def test_blind_battle_end_to_end(app: RunningApp) -> None:
 
 def test_vote_before_replies_finish_is_refused_and_second_vote_too(app: RunningApp) -> None:
     client = Client(app.url, verbose=False)
-    job = client.submit("Raconte une longue histoire.", api_name="/battle_send")
-    deadline = time.monotonic() + 30
-    while not job.outputs() and time.monotonic() < deadline:
-        time.sleep(0.005)
+    job = streaming_battle(client, "Raconte une longue histoire.")
     early = client.predict(api_name="/battle_vote_a")
     assert not job.done(), "the round ended before the early vote could be tested"
     assert early[NOTICE] == "Please wait until both answers are finished before voting."

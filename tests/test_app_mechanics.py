@@ -16,7 +16,7 @@ from arena.store.repository import Repository
 from backends.demo import DemoModels
 from tests.helpers import RunningApp, config_data, start_app
 from tests.support.store_reads import reads
-from tests.test_app import NOTICE, PANE_A, PANE_B, REVEAL, VOTE_NOTE, text_of
+from tests.test_app import NOTICE, PANE_A, PANE_B, REVEAL, VOTE_NOTE, streaming_battle, text_of
 
 NAMES = ("demo-base", "demo-lora-a", "demo-lora-b")
 
@@ -71,7 +71,7 @@ def test_regenerate_then_vote(app: RunningApp) -> None:
     assert client.predict(api_name="/battle_vote_a")[NOTICE] == "Thanks, your vote is recorded."
     refused = client.predict(api_name="/battle_regenerate")
     assert refused[NOTICE] == "You already voted on this round, so it can no longer be regenerated."
-    [vote] = [v for v in Repository(make_engine(app.db_url)).votes() if v.session_id == client.session_hash]
+    [vote] = [v for v in reads(Repository(make_engine(app.db_url))).votes() if v.session_id == client.session_hash]
     statuses = rows(
         app,
         f"SELECT status FROM messages WHERE conversation_id LIKE '{vote.battle_id}%' "
@@ -82,10 +82,7 @@ def test_regenerate_then_vote(app: RunningApp) -> None:
 
 def test_stop_generation_keeps_the_app_and_battle_usable(app: RunningApp) -> None:
     client = Client(app.url, verbose=False)
-    job = client.submit("Raconte une très longue histoire.", api_name="/battle_send")
-    deadline = time.monotonic() + 30
-    while not job.outputs() and time.monotonic() < deadline:
-        time.sleep(0.005)
+    job = streaming_battle(client, "Raconte une très longue histoire.")
     client.predict(api_name="/battle_stop")
     deadline = time.monotonic() + 30
     while not job.done() and time.monotonic() < deadline:
