@@ -22,6 +22,7 @@ from arena.ratings import (
 from arena.store.repository import Repository
 from tests.arena.store.test_repository import ok
 from tests.helpers import ROOT
+from tests.support.battles import store_round
 
 TRUE = {"strong": 1200.0, "middle": 1000.0, "weak": 850.0}
 
@@ -121,14 +122,7 @@ def test_service_reads_counts_from_the_database_with_filters(repo: Repository) -
     for i, (language, outcome) in enumerate([("French", Outcome.A)] * 6 + [("English", Outcome.B)] * 4):
         battle = f"{i:032x}"
         repo.create_battle(battle_id=battle, models={Side.A: "m1", Side.B: "m2"}, voter=voter)
-        repo.record_battle_turn(
-            battle_id=battle,
-            turn_index=0,
-            user_text="q",
-            replies={Side.A: ok("a"), Side.B: ok("b")},
-            params={Side.A: {}, Side.B: {}},
-            language=language,
-        )
+        store_round(repo, battle, (ok("a"), ok("b")), language=language)
         repo.record_vote(
             battle_id=battle, turn_index=0, outcome=outcome, anonymous=True, voter=voter, language=language
         )

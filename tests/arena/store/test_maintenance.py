@@ -16,6 +16,7 @@ from arena.store.engine import make_engine
 from arena.store.migrate import upgrade
 from arena.store.repository import Repository
 from tests.helpers import ROOT
+from tests.support.battles import store_round
 from tests.support.store_reads import reads
 
 NOW = datetime.now(UTC).replace(microsecond=0)  # the CLI prunes relative to the real clock
@@ -39,14 +40,7 @@ def ok(text: str) -> Reply:
 def battle(repo: Repository, battle_id: str, voter: Voter, *, rounds: int = 1) -> None:
     repo.create_battle(battle_id=battle_id, models=MODELS, voter=voter, language="French")
     for turn in range(rounds):
-        repo.record_battle_turn(
-            battle_id=battle_id,
-            turn_index=turn,
-            user_text=f"question {turn}",
-            replies={Side.A: ok("a"), Side.B: ok("b")},
-            params={Side.A: {}, Side.B: {}},
-            language="French",
-        )
+        store_round(repo, battle_id, (ok("a"), ok("b")), turn=turn, text=f"question {turn}", language="French")
 
 
 def voted(repo: Repository, battle_id: str, voter: Voter, outcome: Outcome = Outcome.A) -> None:
@@ -68,13 +62,7 @@ def test_restart_closes_its_own_open_battles_and_idle_ones_but_not_a_live_instan
     battle(repo, old_idle, Voter("s0"), rounds=0)
     battle(repo, old_active, Voter("s1"), rounds=0)
     clock.now = NOW - timedelta(minutes=1)
-    repo.record_battle_turn(
-        battle_id=old_active,
-        turn_index=0,
-        user_text="still here",
-        replies={Side.A: ok("a"), Side.B: ok("b")},
-        params={Side.A: {}, Side.B: {}},
-    )
+    store_round(repo, old_active, (ok("a"), ok("b")), text="still here")
     interrupted, their_live, my_voted = battle_ids(mine)(), battle_ids(theirs)(), battle_ids(mine)()
     battle(repo, interrupted, Voter("s2"))
     battle(repo, their_live, Voter("s3"))
@@ -94,13 +82,7 @@ def test_restart_closes_its_own_open_battles_and_idle_ones_but_not_a_live_instan
     }
     assert len(interrupted) == 32 and interrupted.startswith(mine)
     # a battle closed by mistake (its process was alive after all) reopens with its next stored round
-    repo.record_battle_turn(
-        battle_id=old_idle,
-        turn_index=0,
-        user_text="back",
-        replies={Side.A: ok("a"), Side.B: ok("b")},
-        params={Side.A: {}, Side.B: {}},
-    )
+    store_round(repo, old_idle, (ok("a"), ok("b")), text="back")
     stored = reads(repo).battle(old_idle)
     assert stored is not None and stored.status == "open"
 
