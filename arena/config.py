@@ -84,6 +84,7 @@ class ArenaSettings(_Strict):
     sampling: SamplingConfig = SamplingConfig()
     feedback_tags: list[str] = DEFAULT_FEEDBACK_TAGS
     leaderboard_rounds: int = Field(default=1000, ge=10, le=10000)  # bootstrap rounds per page view
+    slight_preferences: bool = False  # also offer "A/B is slightly better" (3/4 of a win in ratings)
     rating_method: str = "bradley-terry"  # arena.rating_methods: the leaderboard's and active sampling's ratings
     retention: RetentionConfig = RetentionConfig()
 

@@ -24,6 +24,8 @@ class Outcome(StrEnum):
     B = "b"
     TIE = "tie"
     BOTH_BAD = "both_bad"
+    A_SLIGHTLY = "a_slightly"  # a weak preference (shown only with arena.slight_preferences)
+    B_SLIGHTLY = "b_slightly"
 
 
 def conversation_id(battle_id: str, side: Side | str) -> str:

@@ -19,19 +19,26 @@ from arena.ratings import PairCounts, Strengths
 POINT_ORDERS = 100
 
 
-def _votes(counts: PairCounts, models: list[str]) -> tuple[NDArray[np.intp], NDArray[np.intp], NDArray[np.float64]]:
-    """The counted votes one by one: side A's index, side B's index and A's score (1, 0 or a half)."""
+Votes = tuple[NDArray[np.intp], NDArray[np.intp], NDArray[np.float64], NDArray[np.float64]]
+
+
+def _votes(counts: PairCounts, models: list[str]) -> Votes:
+    """The counted votes one by one: side A's index, side B's index, A's score (1, 0 or a half) and the vote's
+    weight (1; a fraction where a cell holds part of a vote, e.g. a slight preference's half win and half tie)."""
     index = {name: k for k, name in enumerate(models)}
     a: list[int] = []
     b: list[int] = []
     score: list[float] = []
+    weight: list[float] = []
     for (model_a, model_b), cells in counts.items():
         for value, n in zip((1.0, 0.0, 0.5), cells, strict=True):
-            k = round(n)
-            a += [index[model_a]] * k
-            b += [index[model_b]] * k
-            score += [value] * k
-    return np.array(a, dtype=np.intp), np.array(b, dtype=np.intp), np.array(score)
+            whole = math.floor(n + 1e-9)
+            parts = [1.0] * whole + ([n - whole] if n - whole > 1e-9 else [])
+            a += [index[model_a]] * len(parts)
+            b += [index[model_b]] * len(parts)
+            score += [value] * len(parts)
+            weight += parts
+    return np.array(a, dtype=np.intp), np.array(b, dtype=np.intp), np.array(score), np.array(weight)
 
 
 @dataclass(frozen=True)
@@ -44,17 +51,16 @@ class OnlineElo:
     name: str = "elo"
     summary: str = "Online Elo (K=4) replayed in random vote orders, as the first Chatbot Arena; bootstrap intervals."
 
-    def replay(
-        self, a: NDArray[np.intp], b: NDArray[np.intp], score: NDArray[np.float64], order: NDArray[np.intp], n: int
-    ) -> NDArray[np.float64]:
+    def replay(self, votes: Votes, order: NDArray[np.intp], n: int) -> NDArray[np.float64]:
         """Ratings (rows, models), centred on 0, after replaying the votes `order[row]` in each row."""
+        a, b, score, weight = votes
         rows = np.arange(order.shape[0])
         ratings = np.zeros((order.shape[0], n))
         for t in range(order.shape[1]):
             pick = order[:, t]
             i, j = a[pick], b[pick]
             expected = 1.0 / (1.0 + self.base ** ((ratings[rows, j] - ratings[rows, i]) / self.scale))
-            step = self.k * (score[pick] - expected)
+            step = self.k * weight[pick] * (score[pick] - expected)
             ratings[rows, i] += step
             ratings[rows, j] -= step
         return ratings
@@ -64,18 +70,18 @@ class OnlineElo:
 
     def fit(self, counts: PairCounts, models: list[str], rng: Generator) -> Strengths:
         """The median over random vote orders."""
-        a, b, score = _votes(counts, models)
-        if len(a) == 0:
+        votes = _votes(counts, models)
+        if len(votes[0]) == 0:
             return np.zeros(len(models))
-        orders = np.argsort(rng.random((POINT_ORDERS, len(a))), axis=1)
-        return self._strengths(np.median(self.replay(a, b, score, orders, len(models)), axis=0))
+        orders = np.argsort(rng.random((POINT_ORDERS, len(votes[0]))), axis=1)
+        return self._strengths(np.median(self.replay(votes, orders, len(models)), axis=0))
 
     def bootstrap(
         self, counts: PairCounts, models: list[str], *, rounds: int, rng: Generator, start: Strengths
     ) -> Strengths:
         """Each round replays a resample of the votes drawn with replacement (`start` is not needed)."""
-        a, b, score = _votes(counts, models)
-        if len(a) == 0:
+        votes = _votes(counts, models)
+        if len(votes[0]) == 0:
             return np.zeros((rounds, len(models)))
-        picks = rng.integers(0, len(a), size=(rounds, len(a)))
-        return self._strengths(self.replay(a, b, score, picks, len(models)))
+        picks = rng.integers(0, len(votes[0]), size=(rounds, len(votes[0])))
+        return self._strengths(self.replay(votes, picks, len(models)))

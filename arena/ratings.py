@@ -25,7 +25,8 @@ _TOLERANCE = 1e-10
 
 
 def score_of_a(outcome: Outcome) -> float:
-    """How much of a win a vote gives side A: 1, 0, or a half for a tie (both bad is a tie for ratings)."""
+    """How much of a win a vote gives side A: 1, 0, a half for a tie (both bad is a tie for ratings), and three or
+    one quarters for a slight preference (half a win and half a tie)."""
     match outcome:
         case Outcome.A:
             return 1.0
@@ -33,6 +34,10 @@ def score_of_a(outcome: Outcome) -> float:
             return 0.0
         case Outcome.TIE | Outcome.BOTH_BAD:
             return 0.5
+        case Outcome.A_SLIGHTLY:
+            return 0.75
+        case Outcome.B_SLIGHTLY:
+            return 0.25
         case _:
             assert_never(outcome)
 
@@ -46,24 +51,26 @@ def as_outcome(value: Outcome | str) -> Outcome:
         raise ValueError(f"Unknown vote outcome {value!r}: expected one of {known}.") from None
 
 
-def _cell(outcome: Outcome) -> int:
-    """The column of a (wins_a, wins_b, ties) triple that a vote adds to."""
+def shares(outcome: Outcome) -> tuple[float, float, float]:
+    """What one vote adds to a (wins_a, wins_b, ties) triple: its score as wins and ties (a slight preference for
+    A is half a win and half a tie, 3/4 of a win in all)."""
     score = score_of_a(outcome)
-    return 0 if score == 1.0 else 1 if score == 0.0 else 2
+    return (2 * score - 1, 0.0, 2 - 2 * score) if score >= 0.5 else (0.0, 1 - 2 * score, 2 * score)
 
 
-def pair_counts(votes: Iterable[tuple[str, str, Outcome | str]]) -> dict[tuple[str, str], tuple[int, int, int]]:
+def pair_counts(votes: Iterable[tuple[str, str, Outcome | str]]) -> dict[tuple[str, str], tuple[float, float, float]]:
     """Aggregate `(model_a, model_b, outcome)` votes into pair counts (both side orders of a pair add up)."""
-    out: dict[tuple[str, str], list[int]] = {}
+    out: dict[tuple[str, str], list[float]] = {}
     for model_a, model_b, outcome in votes:
         if model_a == model_b:
             raise ValueError(f"A vote pits {model_a!r} against itself.")
-        cell = _cell(as_outcome(outcome))
+        wins_a, wins_b, ties = shares(as_outcome(outcome))
         # One key per unordered pair, so that (x, y) and (y, x) battles add up.
         flipped = model_b < model_a
         key = (model_b, model_a) if flipped else (model_a, model_b)
-        row = out.setdefault(key, [0, 0, 0])
-        row[1 - cell if flipped and cell < 2 else cell] += 1
+        row = out.setdefault(key, [0.0, 0.0, 0.0])
+        for k, n in enumerate((wins_b, wins_a, ties) if flipped else (wins_a, wins_b, ties)):
+            row[k] += n
     return {pair: (v[0], v[1], v[2]) for pair, v in out.items()}
 
 
@@ -77,7 +84,8 @@ def outcome_counts(
         if model_a == model_b:
             continue
         row = out.setdefault((model_a, model_b), [0.0, 0.0, 0.0])
-        row[_cell(as_outcome(outcome))] += n
+        for k, share in enumerate(shares(as_outcome(outcome))):
+            row[k] += share * n
     return {pair: (v[0], v[1], v[2]) for pair, v in out.items()}
 
 

@@ -14,7 +14,7 @@ import gradio as gr
 
 from arena.battle import BattleService
 from arena.domain import Outcome
-from arena.ui.battle_presenter import VOTES, BattlePresenter, BattleView, Pick, Slot
+from arena.ui.battle_presenter import BattlePresenter, BattleView, Pick, Slot, vote_choices
 from arena.ui.common import VoterOf, update, warn
 
 RULES = (
@@ -52,29 +52,28 @@ class _Tab:
     regenerate: Any
     stop: Any
     new_round: Any
+    votes: list[tuple[Outcome, str]]  # the vote buttons' outcomes and labels, in `vote_buttons` order
 
     @property
     def outputs(self) -> list[Any]:
-        """What every render of the tab updates, in `outputs()` order."""
+        """What every render of the tab updates, in `values()` order."""
         return [*self.panes, self.box, self.notice, self.reveal, self.vote_note, *self.vote_buttons]
 
+    def values(self, view: BattleView) -> tuple[Any, ...]:
+        """A view as the values of `outputs`."""
+        if view.votable is None:  # a frame while tokens arrive: plain labels leave the buttons as they are, cheaply
+            buttons: list[Any] = [label for _, label in self.votes]
+        else:
+            buttons = [gr.update(interactive=view.votable) for _ in self.votes]
+        return (*view.panes, update(view.box), update(view.notice), update(view.reveal), view.vote_note, *buttons)
 
-def outputs(view: BattleView) -> tuple[Any, ...]:
-    """A view as the values of `_Tab.outputs`."""
-    if view.votable is None:  # a frame while tokens arrive: plain labels leave the buttons as they are, cheaply
-        buttons: list[Any] = [label for _, label in VOTES]
-    else:
-        buttons = [gr.update(interactive=view.votable) for _ in VOTES]
-    return (*view.panes, update(view.box), update(view.notice), update(view.reveal), view.vote_note, *buttons)
-
-
-def shown(view: BattleView) -> tuple[Any, ...]:
-    """Toast the view's warning, if any, and return its component values."""
-    warn(view.warning)
-    return outputs(view)
+    def shown(self, view: BattleView) -> tuple[Any, ...]:
+        """Toast the view's warning, if any, and return its component values."""
+        warn(view.warning)
+        return self.values(view)
 
 
-def _layout(prefix: str, named: bool, names: list[str]) -> _Tab:
+def _layout(prefix: str, named: bool, names: list[str], votes: list[tuple[Outcome, str]]) -> _Tab:
     gr.Markdown(NAMED_RULES if named else RULES)
     slot = gr.State(Slot())
     pickers: list[Any] = []
@@ -100,7 +99,7 @@ def _layout(prefix: str, named: bool, names: list[str]) -> _Tab:
     notice = gr.Markdown(elem_id=f"{prefix}-notice")
     reveal = gr.Markdown(elem_id=f"{prefix}-reveal")
     with gr.Row():
-        vote_buttons = [gr.Button(label, interactive=False, elem_id=f"{prefix}-vote-{o.value}") for o, label in VOTES]
+        vote_buttons = [gr.Button(label, interactive=False, elem_id=f"{prefix}-vote-{o.value}") for o, label in votes]
     vote_note = gr.Markdown(elem_id=f"{prefix}-vote-note")
     with gr.Row():
         box = gr.Textbox(
@@ -111,14 +110,19 @@ def _layout(prefix: str, named: bool, names: list[str]) -> _Tab:
         regenerate = gr.Button("Regenerate", elem_id=f"{prefix}-regenerate")
         stop = gr.Button("Stop", elem_id=f"{prefix}-stop")
         new_round = gr.Button("New round", elem_id=f"{prefix}-new")
-    return _Tab(slot, pickers, panes, notice, reveal, vote_buttons, vote_note, box, send, regenerate, stop, new_round)
+    return _Tab(
+        slot, pickers, panes, notice, reveal, vote_buttons, vote_note, box, send, regenerate, stop, new_round, votes
+    )
 
 
-def build_battle_tab(service: BattleService, voter_of: VoterOf, concurrency_limit: int, *, named: bool) -> None:
-    """Lay out one battle tab and wire its events (inside an open gr.Blocks)."""
+def build_battle_tab(
+    service: BattleService, voter_of: VoterOf, concurrency_limit: int, *, named: bool, slight: bool = False
+) -> None:
+    """Lay out one battle tab and wire its events (inside an open gr.Blocks); `slight` adds the buttons for a slight
+    preference."""
     prefix = "named" if named else "battle"
     presenter = BattlePresenter(service, named=named)
-    tab = _layout(prefix, named, presenter.choices() if named else [])
+    tab = _layout(prefix, named, presenter.choices() if named else [], vote_choices(slight))
     # bound in this order as before the presenter existed: the page calls events by their index
     _bind_rounds(tab, presenter, voter_of, concurrency_limit, prefix)
     _bind_votes(tab, presenter, voter_of, concurrency_limit, prefix)
@@ -133,17 +137,17 @@ def _bind_rounds(tab: _Tab, presenter: BattlePresenter, voter_of: VoterOf, limit
     ) -> AsyncGenerator[tuple[Any, ...], None]:
         pick: Pick | None = (picked[0], picked[1]) if picked else None
         async for view in presenter.send(holder, text, voter_of(request), pick):
-            yield shown(view)
+            yield tab.shown(view)
 
     async def on_regenerate(holder: Slot, request: gr.Request) -> AsyncGenerator[tuple[Any, ...], None]:
         async for view in presenter.regenerate(holder, voter_of(request)):
-            yield shown(view)
+            yield tab.shown(view)
 
     def on_stop(holder: Slot) -> None:
         presenter.stop(holder)
 
     async def after_stop(holder: Slot) -> tuple[Any, ...]:
-        return shown(await presenter.after_stop(holder))
+        return tab.shown(await presenter.after_stop(holder))
 
     common: dict[str, Any] = {"outputs": tab.outputs, "concurrency_limit": limit}
     send_args: dict[str, Any] = {
@@ -166,10 +170,10 @@ def _bind_rounds(tab: _Tab, presenter: BattlePresenter, voter_of: VoterOf, limit
 
 def _bind_votes(tab: _Tab, presenter: BattlePresenter, voter_of: VoterOf, limit: int, prefix: str) -> None:
     """One event per vote button, all in one concurrency group."""
-    for (outcome, _), button in zip(VOTES, tab.vote_buttons, strict=True):
+    for (outcome, _), button in zip(tab.votes, tab.vote_buttons, strict=True):
 
         async def vote_fn(holder: Slot, request: gr.Request, _o: Outcome = outcome) -> tuple[Any, ...]:
-            return shown(await presenter.vote(holder, _o, voter_of(request)))
+            return tab.shown(await presenter.vote(holder, _o, voter_of(request)))
 
         button.click(
             vote_fn,
@@ -185,11 +189,11 @@ def _bind_resets(tab: _Tab, presenter: BattlePresenter, voter_of: VoterOf, limit
     """New round, and a pane's own clear button."""
 
     def on_new_round(holder: Slot, request: gr.Request) -> tuple[Any, ...]:
-        return shown(presenter.new_round(holder, voter_of(request)))
+        return tab.shown(presenter.new_round(holder, voter_of(request)))
 
     def on_pane_cleared(holder: Slot) -> tuple[Any, ...]:
         # the panes' own clear button is hidden; should one still fire, put the answers back (votes stay as they are)
-        return shown(presenter.current(holder))
+        return tab.shown(presenter.current(holder))
 
     tab.new_round.click(on_new_round, [tab.slot], tab.outputs, api_name=f"{prefix}_new", concurrency_limit=limit)
     for chat in tab.panes:

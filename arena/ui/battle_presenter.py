@@ -29,12 +29,22 @@ def vote_label(outcome: Outcome) -> str:
             return "Tie"
         case Outcome.BOTH_BAD:
             return "Both are bad"
+        case Outcome.A_SLIGHTLY:
+            return "A is slightly better"
+        case Outcome.B_SLIGHTLY:
+            return "B is slightly better"
         case _:
             assert_never(outcome)
 
 
-VOTES = [(outcome, vote_label(outcome)) for outcome in (Outcome.A, Outcome.B, Outcome.TIE, Outcome.BOTH_BAD)]
-"""The vote buttons, in the order they are shown."""
+def vote_choices(slight: bool = False) -> list[tuple[Outcome, str]]:
+    """The vote buttons, in the order they are shown; with `slight`, a slight preference either way too."""
+    order = [Outcome.A, Outcome.B, Outcome.TIE, Outcome.BOTH_BAD]
+    if slight:
+        order = [Outcome.A, Outcome.A_SLIGHTLY, Outcome.B_SLIGHTLY, Outcome.B, Outcome.TIE, Outcome.BOTH_BAD]
+    return [(outcome, vote_label(outcome)) for outcome in order]
+
+
 ROUND_ERROR = "This round ended with an error, so it cannot be voted on."
 REVEALED_VOTES = (
     "**The names are revealed.** Further votes in this battle are not anonymous and do not count towards the "

@@ -57,11 +57,13 @@ class TabSpec:
 
 
 def _arena(ctx: TabContext, _tab: gr.Tab) -> None:
-    build_battle_tab(ctx.battles, ctx.voter_of, ctx.concurrency_limit, named=False)
+    slight = ctx.config.arena.slight_preferences
+    build_battle_tab(ctx.battles, ctx.voter_of, ctx.concurrency_limit, named=False, slight=slight)
 
 
 def _named(ctx: TabContext, _tab: gr.Tab) -> None:
-    build_battle_tab(ctx.battles, ctx.voter_of, ctx.concurrency_limit, named=True)
+    slight = ctx.config.arena.slight_preferences
+    build_battle_tab(ctx.battles, ctx.voter_of, ctx.concurrency_limit, named=True, slight=slight)
 
 
 def _chat(ctx: TabContext, tab: gr.Tab) -> None:

@@ -8,7 +8,7 @@ import pytest
 from arena.domain import Outcome
 from arena.elo import OnlineElo
 from arena.rating_methods import BradleyTerry
-from arena.ratings import online_elo, outcome_counts
+from arena.ratings import online_elo, outcome_counts, score_of_a
 from tests.arena.test_leaderboard import TRUE, simulated
 
 
@@ -18,8 +18,8 @@ def test_elo_replay_in_the_given_order_is_the_vote_by_vote_elo() -> None:
     names = ["x", "y", "z"]
     a = np.array([names.index(v[0]) for v in votes])
     b = np.array([names.index(v[1]) for v in votes])
-    score = np.array([{Outcome.A: 1.0, Outcome.B: 0.0}.get(v[2], 0.5) for v in votes])
-    replayed = OnlineElo().replay(a, b, score, np.arange(len(votes))[None, :], len(names))[0]
+    score = np.array([score_of_a(v[2]) for v in votes])
+    replayed = OnlineElo().replay((a, b, score, np.ones(len(votes))), np.arange(len(votes))[None, :], len(names))[0]
     assert replayed + 1000.0 == pytest.approx([reference[n] for n in names])
 
 

@@ -131,9 +131,9 @@ class Decided:
 def decided(vote: JudgedRound) -> Decided | str:
     """The winner and loser of a decisive vote, or the `Skip` reason of a vote that is not a preference."""
     match vote.outcome:
-        case Outcome.A:
+        case Outcome.A | Outcome.A_SLIGHTLY:  # a slight preference is still a preference
             return Decided(vote.history_a, vote.history_b, vote.model_a, vote.model_b)
-        case Outcome.B:
+        case Outcome.B | Outcome.B_SLIGHTLY:
             return Decided(vote.history_b, vote.history_a, vote.model_b, vote.model_a)
         case Outcome.TIE:
             return Skip.TIE

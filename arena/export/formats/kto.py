@@ -27,9 +27,9 @@ from arena.store.export_source import JudgedRound, RatedAnswer
 def labels(outcome: Outcome) -> tuple[bool, bool] | None:
     """(label of A's answer, label of B's answer); None for a tie, which says nothing about either answer."""
     match outcome:
-        case Outcome.A:
+        case Outcome.A | Outcome.A_SLIGHTLY:  # the preferred answer is the desirable one, as for DPO pairs
             return True, False
-        case Outcome.B:
+        case Outcome.B | Outcome.B_SLIGHTLY:
             return False, True
         case Outcome.BOTH_BAD:
             return False, False

@@ -25,9 +25,9 @@ _QUESTION_NAMESPACE = uuid.UUID("6f0c7c1e-4d0b-4c36-9d5e-8b3f1f0e2a11")  # fixed
 def winner(outcome: Outcome) -> str:
     """FastChat's `winner` value for an outcome."""
     match outcome:
-        case Outcome.A:
+        case Outcome.A | Outcome.A_SLIGHTLY:  # FastChat's records have no slight preference: the winner stands
             return "model_a"
-        case Outcome.B:
+        case Outcome.B | Outcome.B_SLIGHTLY:
             return "model_b"
         case Outcome.TIE:
             return "tie"

@@ -26,7 +26,7 @@ def test_a_write_returns_its_value_and_rule_errors_pass_through(repo: Repository
         r.record_vote(battle_id=battle, turn_index=0, outcome=Outcome.A, anonymous=True, voter=VOTER)
 
     async def scenario() -> None:
-        assert await store.write("a vote", vote) is None
+        await store.write("a vote", vote)
         with pytest.raises(DuplicateVote):
             await store.write("a vote", vote)
         stored = await store.read("a vote", lambda r: r.round_vote(battle, 0))

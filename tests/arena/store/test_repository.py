@@ -13,10 +13,11 @@ from sqlalchemy import inspect, text
 
 from arena.domain import Outcome, Reply, ReplyStatus, Side, VoteFilter, Voter
 from arena.store.engine import make_engine
+from arena.store.errors import DuplicateVote, UnknownBattle
 from arena.store.migrate import head_revision, upgrade
-from arena.store.repository import DuplicateVote, Repository, UnknownBattle
-from tests.helpers import ROOT
+from arena.store.repository import Repository
 from benchmarks.postgres import PostgresServer
+from tests.helpers import ROOT
 from tests.support.store_reads import reads
 
 VOTER = Voter(session_id="s1", ip_hash="h1")
