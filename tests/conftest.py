@@ -28,7 +28,7 @@ from arena.wiring import local_spec
 from backends.demo import DemoModels, ensure_demo_models
 from backends.local import LocalBackend, LocalModelPool
 from benchmarks.postgres import PostgresServer, PostgresUnavailable, connect_or_start, in_ci
-from tests.helpers import Process, config_for, start_serve
+from tests.support.helpers import Process, config_for, start_serve
 
 torch.set_num_threads(1)  # several times faster for tiny models on 2 cores
 

@@ -21,7 +21,7 @@ from arena.store.engine import make_engine
 from arena.store.repository import Repository
 from arena.ui.leaderboard import battles_chart, win_rate_chart
 from backends.demo import DemoModels
-from tests.helpers import ROOT, RunningApp, config_data, run_app, start_app
+from tests.support.helpers import ROOT, RunningApp, config_data, run_app, start_app
 from tests.support.store_reads import reads
 
 NAMES = ("demo-base", "demo-lora-a", "demo-lora-b")
@@ -164,7 +164,7 @@ def test_bad_config_refuses_to_start_with_one_line(tmp_path: Path, demo_models: 
 def test_demo_start_builds_demo_models_once_and_says_they_are_random(tmp_path: Path) -> None:
     cmd = [sys.executable, "app.py", "--demo", "--data-dir", str(tmp_path), "--port"]
     for attempt in range(2):
-        from tests.helpers import free_port
+        from tests.support.helpers import free_port
 
         port = free_port()
         log = (tmp_path / f"run{attempt}.log").open("wb")

@@ -13,8 +13,8 @@ from gradio_client import Client
 
 from backends.default_model import MARKER
 from tests.backends.test_default_model import printable_text
-from tests.default_app import start_default_app, variants_to_build, wait_for_variants
-from tests.helpers import run_app
+from tests.support.default_app import start_default_app, variants_to_build, wait_for_variants
+from tests.support.helpers import run_app
 
 PANE_A, PANE_B = 0, 1
 

@@ -14,7 +14,7 @@ import pytest
 from gradio_client import Client
 
 from backends.demo import DemoModels
-from tests.helpers import ROOT, RunningApp, config_data, start_app
+from tests.support.helpers import ROOT, RunningApp, config_data, start_app
 
 TOKEN = "admin-token-for-tests-7f3a9c"
 # inputs of /export: token, format, file type, first day, last day, languages, named, leaks, margin

@@ -14,7 +14,7 @@ from arena.domain import VoteFilter
 from arena.store.engine import make_engine
 from arena.store.repository import Repository
 from backends.demo import DemoModels
-from tests.helpers import RunningApp, config_data, start_app
+from tests.support.helpers import RunningApp, config_data, start_app
 from tests.support.store_reads import reads
 from tests.test_app import NOTICE, PANE_A, PANE_B, REVEAL, VOTE_NOTE, streaming_battle, text_of
 

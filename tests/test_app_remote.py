@@ -13,8 +13,8 @@ from arena.domain import Side
 from arena.store.engine import make_engine
 from arena.store.repository import Repository
 from arena.ui.common import ERROR_MARK
-from tests.faults import FaultServer
-from tests.helpers import Process, RunningApp, free_port, start_app
+from tests.support.faults import FaultServer
+from tests.support.helpers import Process, RunningApp, free_port, start_app
 from tests.support.store_reads import reads
 from tests.test_app import NOTICE, PANE_A, PANE_B, REVEAL, same_text, text_of
 

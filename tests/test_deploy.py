@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from arena.config import load_config
-from tests.helpers import ROOT
+from tests.support.helpers import ROOT
 
 CONFIGS = sorted((ROOT / "configs").glob("*.yaml"))  # configs/seeds/ need rebuilt weights: tests/test_seeds.py
 

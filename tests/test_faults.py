@@ -23,8 +23,8 @@ from arena.sampling import NOT_ENOUGH
 from arena.ui.common import ERROR_MARK
 from backends.base import BackendError
 from backends.demo import DemoModels
-from tests.db_checks import invariant_violations, rows, vote_rows
-from tests.faults import (
+from tests.support.db_checks import invariant_violations, rows, vote_rows
+from tests.support.faults import (
     CannotMount,
     FaultLog,
     SqliteLock,
@@ -36,7 +36,7 @@ from tests.faults import (
     small_filesystem,
     wait_until,
 )
-from tests.helpers import ROOT, RunningApp, config_data, free_port
+from tests.support.helpers import ROOT, RunningApp, config_data, free_port
 from tests.test_app import NOTICE, PANE_A, PANE_B, text_of
 
 FAULTS = FaultLog()

@@ -22,8 +22,8 @@ from hypothesis import strategies as st
 
 from arena.text import clean_text
 from backends.demo import DemoModels
-from tests.db_checks import invariant_violations, rows
-from tests.helpers import ROOT, RunningApp, config_data, start_app
+from tests.support.db_checks import invariant_violations, rows
+from tests.support.helpers import ROOT, RunningApp, config_data, start_app
 from tests.test_app import NOTICE
 
 PUBLIC = {

@@ -10,9 +10,9 @@ import pytest
 from gradio_client import Client
 
 from arena.privacy import hash_ip
-from tests.db_checks import rows
-from tests.faults import FaultServer, launch_app
-from tests.helpers import RunningApp
+from tests.support.db_checks import rows
+from tests.support.faults import FaultServer, launch_app
+from tests.support.helpers import RunningApp
 from tests.test_app import NOTICE
 
 SALT = "pepper-7f3c1d9e5b2a4c68"

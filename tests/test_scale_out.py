@@ -25,8 +25,8 @@ from arena.store.engine import make_engine
 from arena.store.migrate import head_revision
 from arena.store.repository import Repository
 from backends.demo import DemoModels
-from tests.helpers import ROOT, RunningApp, config_data, start_apps
 from benchmarks.postgres import PostgresServer
+from tests.support.helpers import ROOT, RunningApp, config_data, start_apps
 from tests.support.store_reads import reads
 
 NAMES = ("demo-base", "demo-lora-a", "demo-lora-b")

@@ -29,7 +29,7 @@ from backends.demo import DemoModels
 from backends.local import LocalModelPool
 from backends.tgi import TgiBackend
 from backends.weights import encrypt_files, make_delta, merge_lora
-from tests.helpers import ROOT, Process
+from tests.support.helpers import ROOT, Process
 
 SEEDS = sorted((ROOT / "configs" / "seeds").glob("*.yaml"))
 # From ../shared/reference/seed-models.md: each seed model, its distribution form and prompt format.

@@ -21,7 +21,7 @@ from arena.store.facade import AsyncStore
 from arena.store.repository import Repository
 from backends.local import LocalBackend
 from backends.tgi import TgiBackend
-from tests.faults import FaultServer
+from tests.support.faults import FaultServer
 from tests.support.store_reads import reads
 
 VOTER = Voter(session_id="sess-1", ip_hash="iphash")

@@ -13,7 +13,7 @@ import yaml
 
 from arena.config import ConfigError, LocalModel, load_config
 from backends.demo import DemoModels
-from tests.helpers import ROOT, config_data
+from tests.support.helpers import ROOT, config_data
 
 
 def write(tmp_path: Path, data: Any) -> Path:

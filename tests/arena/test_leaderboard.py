@@ -21,8 +21,8 @@ from arena.ratings import (
 )
 from arena.store.repository import Repository
 from tests.arena.store.test_repository import ok
-from tests.helpers import ROOT
 from tests.support.battles import store_round
+from tests.support.helpers import ROOT
 
 TRUE = {"strong": 1200.0, "middle": 1000.0, "weak": 850.0}
 

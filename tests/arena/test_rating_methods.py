@@ -18,7 +18,7 @@ from arena.store.engine import make_engine
 from arena.store.repository import Repository
 from tests.arena.store.test_repository import ok
 from tests.arena.test_leaderboard import simulated
-from tests.helpers import ROOT
+from tests.support.helpers import ROOT
 
 
 def test_unknown_method_is_refused_naming_the_known_ones() -> None:

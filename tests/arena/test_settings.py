@@ -7,7 +7,7 @@ from pathlib import Path
 
 from app import parse_args
 from arena.settings import DEFAULT_DATA_DIR, Settings
-from tests.helpers import ROOT
+from tests.support.helpers import ROOT
 
 
 def test_defaults_with_an_empty_environment() -> None:

@@ -25,7 +25,7 @@ from backends.base import Backend
 from backends.local import LocalBackend
 from backends.tgi import TgiBackend
 from tests.arena.test_battle import guards
-from tests.faults import FaultServer
+from tests.support.faults import FaultServer
 from tests.support.store_reads import reads
 
 VOTER = Voter(session_id="stop-1", ip_hash="iphash")

@@ -12,7 +12,7 @@ from backends.base import Chunk, GenerationFailed, GenerationParams, Message
 from backends.clients import ClientFactory, RemoteTimeouts, TokenEvent
 from backends.hf_client import HfClient
 from backends.openai import OpenAIBackend
-from tests.helpers import Process
+from tests.support.helpers import Process
 
 ASK = [Message(role="user", content="Bonjour !")]
 PARAMS = GenerationParams(max_new_tokens=12, seed=5, temperature=0.8)

@@ -13,7 +13,7 @@ from pathlib import Path
 from backends.base import GenerationParams, Message
 from backends.default_model import GGUF_SHA256, MARKER, WEIGHTS, find_gguf, is_converted, sha256_of
 from backends.local import LocalModelPool, LocalSpec
-from tests.helpers import ROOT
+from tests.support.helpers import ROOT
 
 QUESTION = [Message(role="user", content="What is the capital of France?")]
 PARAMS = GenerationParams(max_new_tokens=24, seed=5, temperature=0.7, top_p=0.9, repetition_penalty=1.2)

@@ -14,8 +14,8 @@ from backends.health import HealthMonitor
 from backends.openai import OpenAIBackend
 from backends.remote import RemoteBackend, RemoteTimeouts
 from backends.tgi import TgiBackend
-from tests.faults import FaultServer
-from tests.helpers import Process, free_port
+from tests.support.faults import FaultServer
+from tests.support.helpers import Process, free_port
 
 ASK = [Message(role="user", content="Bonjour !")]
 PARAMS = GenerationParams(max_new_tokens=12, seed=5, temperature=0.8)

@@ -17,7 +17,7 @@ from huggingface_hub.errors import OverloadedError, ValidationError
 
 from backends.serve import build_parser
 from backends.tgi import adapter_applied, adapter_listed
-from tests.helpers import ROOT, Process
+from tests.support.helpers import ROOT, Process
 
 PROMPT = "Quelle est la capitale de la France ?"
 

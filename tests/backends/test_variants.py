@@ -17,7 +17,7 @@ from backends.local import LocalModelPool, LocalSpec
 from backends.variants import MARKER, RecipeError, fingerprint, is_built, load_recipe, names
 from backends.variants.builder import Job, VariantBuilder
 from tests.backends.test_default_model import printable_text
-from tests.helpers import ROOT
+from tests.support.helpers import ROOT
 
 QUESTION = [Message(role="user", content="What are the benefits of drinking water?")]
 GREEDY = GenerationParams(max_new_tokens=20, do_sample=False, repetition_penalty=1.2)

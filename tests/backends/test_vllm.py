@@ -14,8 +14,8 @@ from backends.base import BackendUnavailable, GenerationParams, Message
 from backends.health import HealthMonitor
 from backends.remote import RemoteTimeouts
 from backends.vllm import VllmBackend, VllmModel
-from tests.faults import FaultServer
-from tests.helpers import Process, free_port
+from tests.support.faults import FaultServer
+from tests.support.helpers import Process, free_port
 
 ASK = [Message(role="user", content="Bonjour !")]
 PARAMS = GenerationParams(max_new_tokens=12, seed=5, temperature=0.8, top_k=20, repetition_penalty=1.1)

@@ -30,7 +30,7 @@ from benchmarks.bench_loop import (
     wilson,
     win_rate,
 )
-from tests.helpers import ROOT
+from tests.support.helpers import ROOT
 from tests.support.store_reads import reads
 
 HEADLINE = re.compile(r"votes=(\d+) steps=(\d+) win_rate=([\d.]+) lower=([\d.]+) upper=([\d.]+) minutes=([\d.]+)")

@@ -16,7 +16,7 @@ from backends.base import GenerationParams
 from backends.tgi import TgiBackend
 from benchmarks.bench_votes import run
 from benchmarks.harness import count_tokens, direct_stream, start_synthetic
-from tests.helpers import Process
+from tests.support.helpers import Process
 
 
 @pytest.fixture(scope="module")

@@ -16,7 +16,7 @@ import pytest
 
 from backends.demo import DemoModels, demo_paths
 from tests.browser.capture import NetworkCapture
-from tests.helpers import ROOT, RunningApp, config_data, start_app
+from tests.support.helpers import ROOT, RunningApp, config_data, start_app
 
 CHROMIUM = os.environ.get("CORRAL_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = [

@@ -26,7 +26,7 @@ from tests.browser.ui import (
     whole_dom,
     words,
 )
-from tests.helpers import RunningApp
+from tests.support.helpers import RunningApp
 from tests.support.store_reads import reads
 
 NAMES = tuple(MODELS)

@@ -9,7 +9,7 @@ from typing import Any
 
 from tests.browser.conftest import Browser
 from tests.browser.ui import message_count, send, votable, wait_text, watch_round
-from tests.helpers import RunningApp
+from tests.support.helpers import RunningApp
 
 # Emoji, pictographs and the symbol blocks they come from (arrows, technical symbols such as the stop square,
 # miscellaneous symbols, dingbats), plus the joiner and the variation selector that make a character an emoji.

@@ -10,8 +10,8 @@ import pytest
 from tests.backends.test_default_model import printable_text
 from tests.browser.conftest import Browser
 from tests.browser.ui import last_bot_text, send, wait_votable
-from tests.default_app import start_default_app, variants_to_build, wait_for_variants
-from tests.helpers import RunningApp
+from tests.support.default_app import start_default_app, variants_to_build, wait_for_variants
+from tests.support.helpers import RunningApp
 
 
 @pytest.fixture(scope="module")

@@ -1,6 +1,6 @@
 """A model's answer is untrusted text: scripts, event handlers, `javascript:` links and raw HTML in it must be
 shown inert in the battle panes and in the chat pane. The answers come from a loopback TGI-protocol server
-(tests.faults.FaultServer); the payloads point at a loopback "attacker" server that records every hit."""
+(tests.support.faults.FaultServer); the payloads point at a loopback "attacker" server that records every hit."""
 
 from __future__ import annotations
 
@@ -14,8 +14,8 @@ import pytest
 
 from tests.browser.conftest import Browser
 from tests.browser.ui import send, wait_votable
-from tests.faults import FaultServer
-from tests.helpers import RunningApp, start_app
+from tests.support.faults import FaultServer
+from tests.support.helpers import RunningApp, start_app
 
 
 @dataclass

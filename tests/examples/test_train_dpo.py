@@ -22,7 +22,7 @@ from arena.wiring import local_spec
 from backends.base import GenerationParams
 from backends.demo import DemoModels
 from backends.local import LocalModelPool
-from tests.helpers import ROOT
+from tests.support.helpers import ROOT
 
 QUESTIONS = [
     ("Quelle est la capitale de la France ?", "Paris est la capitale.", "Je ne sais pas."),

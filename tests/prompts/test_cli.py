@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 import prompts
-from tests.helpers import ROOT
+from tests.support.helpers import ROOT
 
 
 def run(*args: str) -> subprocess.CompletedProcess[str]:

@@ -15,8 +15,8 @@ from arena.maintenance import battle_ids, close_interrupted, instance_prefix
 from arena.store.engine import make_engine
 from arena.store.migrate import upgrade
 from arena.store.repository import Repository
-from tests.helpers import ROOT
 from tests.support.battles import store_round
+from tests.support.helpers import ROOT
 from tests.support.store_reads import reads
 
 NOW = datetime.now(UTC).replace(microsecond=0)  # the CLI prunes relative to the real clock

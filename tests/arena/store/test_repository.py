@@ -17,7 +17,7 @@ from arena.store.errors import DuplicateVote, UnknownBattle
 from arena.store.migrate import head_revision, upgrade
 from arena.store.repository import Repository
 from benchmarks.postgres import PostgresServer
-from tests.helpers import ROOT
+from tests.support.helpers import ROOT
 from tests.support.store_reads import reads
 
 VOTER = Voter(session_id="s1", ip_hash="h1")

@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 
 from backends.variants import is_built, load_recipe, names
-from tests.helpers import ROOT, RunningApp, free_port, wait_for_port
+from tests.support.helpers import ROOT, RunningApp, free_port, wait_for_port
 
 BASE_FOLDER = "smollm2-135m-instruct"  # app.DEFAULT_MODEL_FOLDER
 

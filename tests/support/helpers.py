@@ -16,7 +16,7 @@ from benchmarks.processes import start_app as start_app
 from benchmarks.processes import start_apps as start_apps
 from benchmarks.processes import wait_for_port as wait_for_port
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def config_data(demo: DemoModels, *, max_new_tokens: int = 48, extra_too_long: bool = False) -> dict[str, Any]:

@@ -25,7 +25,7 @@ from typing import Any
 import yaml
 
 from backends.demo import DemoModels
-from tests.helpers import ROOT, Process, RunningApp, free_port, wait_for_port
+from tests.support.helpers import ROOT, Process, RunningApp, free_port, wait_for_port
 
 EVENT: dict[str, Any] = {
     "index": 1,
