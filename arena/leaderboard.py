@@ -12,7 +12,15 @@ import numpy as np
 
 from arena.domain import Outcome, VoteFilter
 from arena.rating_methods import BradleyTerry, RatingMethod
-from arena.ratings import DEFAULT_PRIOR, arena_ranks, outcome_counts, to_ratings, win_matrix, win_rate_matrix
+from arena.ratings import (
+    DEFAULT_PRIOR,
+    Strengths,
+    arena_ranks,
+    outcome_counts,
+    to_ratings,
+    win_matrix,
+    win_rate_matrix,
+)
 from arena.store.repository import Repository
 
 PairOutcomes = Sequence[tuple[str, str, Outcome, int]]
@@ -76,13 +84,31 @@ def build_leaderboard(
         anchor_index=anchor_index,
         anchor_rating=anchor_rating,
     )
-    lower = np.percentile(samples, 2.5, axis=0) if rated else np.zeros(0)
-    upper = np.percentile(samples, 97.5, axis=0) if rated else np.zeros(0)
+    lower, upper = np.percentile(samples, 2.5, axis=0), np.percentile(samples, 97.5, axis=0)
+    standings = _standings(rated, wins, point, lower, upper)
+    standings.sort(key=lambda s: (s.rank or 0, -(s.rating or 0.0)))
+    order = [rated.index(s.model) for s in standings]
+    rates = win_rate_matrix(wins)[np.ix_(order, order)]
+    battles = (wins + wins.T)[np.ix_(order, order)]
+    standings += [Standing(model=m, votes=0) for m in models if m not in rated]
+    return Leaderboard(
+        standings=standings,
+        models=[s.model for s in standings if s.rank is not None],
+        win_rates=[[None if math.isnan(x) else float(x) for x in row] for row in rates],
+        battles=[[round(float(x)) for x in row] for row in battles],
+        votes=int(sum(n for *_, n in outcomes)),
+        rounds=rounds,
+    )
+
+
+def _standings(
+    rated: list[str], wins: Strengths, point: Strengths, lower: Strengths, upper: Strengths
+) -> list[Standing]:
+    """One standing per rated model (in `rated` order): its rank by the intervals, votes and win rate."""
     ranks = arena_ranks(lower, upper)
     votes = wins + wins.T
-    per_model = votes.sum(axis=1)
-    won = wins.sum(axis=1)
-    standings = [
+    per_model, won = votes.sum(axis=1), wins.sum(axis=1)
+    return [
         Standing(
             model=name,
             votes=round(float(per_model[k])),
@@ -94,19 +120,6 @@ def build_leaderboard(
         )
         for k, name in enumerate(rated)
     ]
-    standings.sort(key=lambda s: (s.rank or 0, -(s.rating or 0.0)))
-    order = [rated.index(s.model) for s in standings]
-    rates = win_rate_matrix(wins)[np.ix_(order, order)] if rated else np.zeros((0, 0))
-    battles = votes[np.ix_(order, order)] if rated else np.zeros((0, 0))
-    standings += [Standing(model=m, votes=0) for m in models if m not in rated]
-    return Leaderboard(
-        standings=standings,
-        models=[s.model for s in standings if s.rank is not None],
-        win_rates=[[None if math.isnan(x) else float(x) for x in row] for row in rates],
-        battles=[[round(float(x)) for x in row] for row in battles],
-        votes=int(sum(n for *_, n in outcomes)),
-        rounds=rounds,
-    )
 
 
 class LeaderboardService:

@@ -8,14 +8,16 @@ from __future__ import annotations
 
 import random
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
-from sqlalchemy import Engine, insert
+from sqlalchemy import Connection, Engine, insert
 
+from arena.domain import Outcome, Side, conversation_id
 from arena.store.schema import BattleRow, ConversationRow, MessageRow, VoteRow
 
 MODELS = [f"variant-{k}" for k in range(8)]
 LANGUAGES = ["English", "French", "Chinese", "Korean", None]
-OUTCOMES = ["a"] * 40 + ["b"] * 40 + ["tie"] * 12 + ["both_bad"] * 8
+OUTCOMES = [Outcome.A.value] * 40 + [Outcome.B.value] * 40 + [Outcome.TIE.value] * 12 + [Outcome.BOTH_BAD.value] * 8
 WORDS = [
     "the",
     "a",
@@ -46,88 +48,58 @@ def _plain(value: object) -> object:
     return value
 
 
+Rows = dict[str, list[dict[str, object]]]
+
+
+def _battle(n: int, rng: random.Random, start: datetime, duplicate_every: int, rows: Rows) -> None:
+    """Add battle `n`'s rows (the battle, two conversations of two messages, the vote) to `rows` by table."""
+    battle_id = f"{n:032x}"
+    a, b = rng.sample(MODELS, 2)
+    when = start + timedelta(seconds=n * 7)
+    language = rng.choice(LANGUAGES)
+    texts = random.Random(n - n % duplicate_every if duplicate_every else n)
+    question = _text(texts, 12)
+    who = {"session_id": f"session-{n % 5000}", "ip_hash": None}
+    rows["battles"].append(
+        {"id": battle_id, "model_a": a, "model_b": b, "anonymous": True, "status": "voted", **who}
+        | {"started_at": when, "finished_at": when, "mode": "anonymous", "identity_leak": False, "language": language}
+    )
+    for side, model in ((Side.A, a), (Side.B, b)):
+        conv = conversation_id(battle_id, side)
+        rows["conversations"].append(
+            {"id": conv, "kind": "battle", "battle_id": battle_id, "side": side.value, "model": model, **who}
+            | {"created_at": when}
+        )
+        for role, content in (("user", question), ("assistant", _text(texts, 40))):
+            mine = role == "assistant"
+            rows["messages"].append(
+                {"conversation_id": conv, "turn_index": 0, "role": role, "content": content, "status": "ok"}
+                | {"model": model if mine else None, "created_at": when, "language": None if mine else language}
+            )
+    rows["votes"].append(
+        {"battle_id": battle_id, "turn_index": 0, "outcome": rng.choice(OUTCOMES), "anonymous": True, **who}
+        | {"created_at": when, "identity_leak": False, "language": language}
+    )
+
+
+def _insert(conn: Connection, table: Any, rows: list[dict[str, object]]) -> None:
+    if conn.dialect.name == "sqlite":  # the driver's executemany: several times faster for bulk load
+        names = list(rows[0])
+        sql = f"INSERT INTO {table.__tablename__} ({', '.join(names)}) VALUES ({', '.join('?' * len(names))})"
+        conn.exec_driver_sql(sql, [tuple(_plain(row[n]) for n in names) for row in rows])
+    else:
+        conn.execute(insert(table), rows)
+
+
 def fill_votes(engine: Engine, votes: int, *, seed: int = 0, chunk: int = 5000, duplicate_every: int = 0) -> None:
     """Insert `votes` one-round battles with their conversations, four messages and one vote each."""
     rng = random.Random(seed)
     start = datetime(2026, 1, 1, tzinfo=UTC)
+    tables = {"battles": BattleRow, "conversations": ConversationRow, "messages": MessageRow, "votes": VoteRow}
     for first in range(0, votes, chunk):
-        battles, convs, messages, vote_rows = [], [], [], []
+        rows: Rows = {name: [] for name in tables}
         for n in range(first, min(votes, first + chunk)):
-            battle_id = f"{n:032x}"
-            a, b = rng.sample(MODELS, 2)
-            when = start + timedelta(seconds=n * 7)
-            language = rng.choice(LANGUAGES)
-            source = n - n % duplicate_every if duplicate_every else n
-            texts = random.Random(source)
-            question = _text(texts, 12)
-            battles.append(
-                {
-                    "id": battle_id,
-                    "model_a": a,
-                    "model_b": b,
-                    "anonymous": True,
-                    "status": "voted",
-                    "session_id": f"session-{n % 5000}",
-                    "ip_hash": None,
-                    "started_at": when,
-                    "finished_at": when,
-                    "mode": "anonymous",
-                    "identity_leak": False,
-                    "language": language,
-                }
-            )
-            for side, model in (("a", a), ("b", b)):
-                conv = f"{battle_id}-{side}"
-                convs.append(
-                    {
-                        "id": conv,
-                        "kind": "battle",
-                        "battle_id": battle_id,
-                        "side": side,
-                        "model": model,
-                        "session_id": f"session-{n % 5000}",
-                        "ip_hash": None,
-                        "created_at": when,
-                    }
-                )
-                for role, content in (("user", question), ("assistant", _text(texts, 40))):
-                    messages.append(
-                        {
-                            "conversation_id": conv,
-                            "turn_index": 0,
-                            "role": role,
-                            "content": content,
-                            "model": model if role == "assistant" else None,
-                            "status": "ok",
-                            "created_at": when,
-                            "language": language if role == "user" else None,
-                        }
-                    )
-            vote_rows.append(
-                {
-                    "battle_id": battle_id,
-                    "turn_index": 0,
-                    "outcome": rng.choice(OUTCOMES),
-                    "anonymous": True,
-                    "session_id": f"session-{n % 5000}",
-                    "ip_hash": None,
-                    "created_at": when,
-                    "identity_leak": False,
-                    "language": language,
-                }
-            )
+            _battle(n, rng, start, duplicate_every, rows)
         with engine.begin() as conn:
-            for table, rows in (
-                (BattleRow, battles),
-                (ConversationRow, convs),
-                (MessageRow, messages),
-                (VoteRow, vote_rows),
-            ):
-                if engine.dialect.name == "sqlite":  # the driver's executemany: several times faster for bulk load
-                    names = list(rows[0])
-                    sql = (
-                        f"INSERT INTO {table.__tablename__} ({', '.join(names)}) VALUES ({', '.join('?' * len(names))})"
-                    )
-                    conn.exec_driver_sql(sql, [tuple(_plain(row[n]) for n in names) for row in rows])
-                else:
-                    conn.execute(insert(table), rows)
+            for name, table in tables.items():
+                _insert(conn, table, rows[name])
