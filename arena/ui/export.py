@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 import gradio as gr
@@ -24,8 +24,58 @@ EXPLAIN = (
 )
 
 
+@dataclass(frozen=True)
+class ExportView:
+    """What one export shows: the file to download (or None), the status text, and a warning to toast."""
+
+    path: str | None
+    status: str
+    warning: str | None = None
+
+
+@dataclass(frozen=True)
+class ExportForm:
+    """The export form's filter fields, as the browser sent them."""
+
+    first: object = None
+    last: object = None
+    languages: object = None
+    named: object = False
+    leaks: object = False
+    margin: object = False
+
+
+class ExportPresenter:
+    """Runs one export from the form's values; plain values, tested without a browser."""
+
+    def __init__(self, service: ExportService) -> None:
+        self._service = service
+
+    async def run(self, token: object, fmt: object, suffix: object, form: ExportForm) -> ExportView:
+        """Export with the token, format, file type and filters as typed; a refusal is a sentence."""
+        try:
+            filters = replace(
+                EXPORT_FILTER,
+                since=parse_day(str(form.first or ""), "The first day"),
+                until=parse_day(str(form.last or ""), "The last day"),
+                languages=tuple(x.strip() for x in str(form.languages or "").split(",") if x.strip()) or None,
+                include_named=bool(form.named),
+                include_leaks=bool(form.leaks),
+            )
+            summary = await asyncio.to_thread(
+                self._service.run, str(token or ""), str(fmt), str(suffix), filters, margin=bool(form.margin)
+            )
+        except UserError as exc:
+            return ExportView(None, str(exc), warning=str(exc))
+        except Exception:
+            log.exception("export failed")
+            return ExportView(None, "The export failed; the server log has the details.")
+        return ExportView(str(summary.path), "\n".join(f"- {line}" for line in summary.lines(with_path=False)))
+
+
 def build_export_tab(service: ExportService) -> None:
     """Lay out the Export tab and wire its one event (inside an open gr.Blocks)."""
+    presenter = ExportPresenter(service)
     gr.Markdown(EXPLAIN)
     token = gr.Textbox(label="Admin token", type="password", elem_id="export-token")
     with gr.Row():
@@ -43,27 +93,11 @@ def build_export_tab(service: ExportService) -> None:
     status = gr.Markdown(elem_id="export-status")
     file = gr.File(label="Export", interactive=False, elem_id="export-file")
 
-    async def run(*values: Any) -> tuple[Any, str]:
-        key, chosen, kind, first, last, langs, with_named, with_leaks, with_margin = values
-        try:
-            filters = replace(
-                EXPORT_FILTER,
-                since=parse_day(str(first or ""), "The first day"),
-                until=parse_day(str(last or ""), "The last day"),
-                languages=tuple(x.strip() for x in str(langs or "").split(",") if x.strip()) or None,
-                include_named=bool(with_named),
-                include_leaks=bool(with_leaks),
-            )
-            summary = await asyncio.to_thread(
-                service.run, str(key or ""), str(chosen), str(kind), filters, margin=bool(with_margin)
-            )
-        except UserError as exc:
-            gr.Warning(str(exc))
-            return None, str(exc)
-        except Exception:
-            log.exception("export failed")
-            return None, "The export failed; the server log has the details."
-        return str(summary.path), "\n".join(f"- {line}" for line in summary.lines(with_path=False))
+    async def run(key: Any, chosen: Any, kind: Any, *form: Any) -> tuple[Any, str]:
+        view = await presenter.run(key, chosen, kind, ExportForm(*form))
+        if view.warning:
+            gr.Warning(view.warning)
+        return view.path, view.status
 
     button.click(
         run,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import gradio as gr
@@ -13,9 +14,9 @@ from arena.leaderboard import Leaderboard, LeaderboardService
 ALL = "All languages"
 COLUMNS = ["Rank", "Model", "Rating", "95% interval", "Votes", "Win rate"]
 EXPLAIN = (
-    "Bradley–Terry ratings from anonymous votes (ties and *both bad* count half to each side), with 95% "
-    "bootstrap intervals. **Rank** = 1 + the number of models that are better beyond doubt (whose lower bound "
-    "is above this model's upper bound), so models whose intervals overlap share a rank. Named votes, "
+    "{method} Ratings come from anonymous votes: a tie or *both bad* counts half a win to each side, a slight "
+    "preference three quarters. **Rank** = 1 + the number of models that are better beyond doubt (whose lower "
+    "bound is above this model's upper bound), so models whose intervals overlap share a rank. Named votes, "
     "self-play and battles where an answer named a model are left out."
 )
 
@@ -76,9 +77,43 @@ def table(board: Leaderboard) -> list[list[Any]]:
     return rows
 
 
+@dataclass(frozen=True)
+class LeaderboardView:
+    """One render of the tab: the status line, the table, the board the charts draw, the language choices."""
+
+    note: str
+    rows: list[list[Any]]
+    board: Leaderboard
+    languages: list[str]
+    language: str
+
+
+class LeaderboardPresenter:
+    """Computes the leaderboard for the chosen language; plain values, tested without a browser."""
+
+    def __init__(self, service: LeaderboardService, *, rounds: int) -> None:
+        self._service = service
+        self._rounds = rounds
+
+    def explain(self) -> str:
+        """The text above the table, naming the rating method."""
+        return EXPLAIN.format(method=self._service.method.summary)
+
+    def view(self, choice: object) -> LeaderboardView:
+        """The leaderboard of the chosen language (anything else than a language name: all languages)."""
+        chosen = choice if isinstance(choice, str) and choice != ALL else None
+        board = self._service.compute(VoteFilter(languages=(chosen,) if chosen else None), rounds=self._rounds)
+        when = board.computed_at.strftime("%Y-%m-%d %H:%M:%S UTC")
+        took = board.db_seconds + board.fit_seconds
+        note = f"Computed {when} from **{board.votes:,}** votes in {took:.2f} s ({board.rounds} bootstrap rounds)."
+        languages = [ALL, *self._service.languages()]
+        return LeaderboardView(note, table(board), board, languages, chosen if chosen in languages else ALL)
+
+
 def build_leaderboard_tab(service: LeaderboardService, concurrency_limit: int, tab: gr.Tab, *, rounds: int) -> None:
     """Lay out the Leaderboard tab and wire its refreshes (inside an open gr.Blocks)."""
-    gr.Markdown(EXPLAIN)
+    presenter = LeaderboardPresenter(service, rounds=rounds)
+    gr.Markdown(presenter.explain())
     with gr.Row():
         language = gr.Dropdown([ALL], value=ALL, label="Language", elem_id="leaderboard-language", scale=3)
         refresh = gr.Button("Refresh", elem_id="leaderboard-refresh", scale=1)
@@ -90,20 +125,9 @@ def build_leaderboard_tab(service: LeaderboardService, concurrency_limit: int, t
         counts = gr.Plot(elem_id="leaderboard-battles")
 
     def compute(choice: Any) -> tuple[Any, ...]:
-        chosen = choice if isinstance(choice, str) and choice != ALL else None
-        board = service.compute(VoteFilter(languages=(chosen,) if chosen else None), rounds=rounds)
-        when = board.computed_at.strftime("%Y-%m-%d %H:%M:%S UTC")
-        took = board.db_seconds + board.fit_seconds
-        note = f"Computed {when} from **{board.votes:,}** votes in {took:.2f} s ({board.rounds} bootstrap rounds)."
-        languages = [ALL, *service.languages()]
-        return (
-            note,
-            table(board),
-            rating_chart(board),
-            win_rate_chart(board),
-            battles_chart(board),
-            gr.update(choices=languages, value=choice if choice in languages else ALL),
-        )
+        view = presenter.view(choice)
+        charts = rating_chart(view.board), win_rate_chart(view.board), battles_chart(view.board)
+        return (view.note, view.rows, *charts, gr.update(choices=view.languages, value=view.language))
 
     outputs = [status, frame, ratings, rates, counts, language]
     common: dict[str, Any] = {"concurrency_limit": concurrency_limit, "concurrency_id": "leaderboard"}

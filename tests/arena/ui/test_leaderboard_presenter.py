@@ -1,0 +1,61 @@
+"""The Leaderboard and Export tabs' presenters over real services and a SQLite file: no browser."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+
+from arena.domain import Outcome, Side, Voter
+from arena.elo import OnlineElo
+from arena.export.formats import Judges
+from arena.export.service import ExportService
+from arena.leaderboard import LeaderboardService
+from arena.store.repository import Repository
+from arena.ui.export import ExportForm, ExportPresenter
+from arena.ui.leaderboard import ALL, LeaderboardPresenter
+from tests.arena.store.test_repository import ok
+from tests.support.battles import store_round
+
+VOTER = Voter("board-1")
+TOKEN = "admin-token-0123456789"
+
+
+def votes(repo: Repository) -> None:
+    """Three French votes for x over y, one English vote for y."""
+    for n, (outcome, language) in enumerate([(Outcome.A, "French")] * 3 + [(Outcome.B, "English")]):
+        battle = f"{n:032x}"
+        repo.create_battle(battle_id=battle, models={Side.A: "x", Side.B: "y"}, voter=VOTER)
+        store_round(repo, battle, (ok("a"), ok("b")), language=language)
+        repo.record_vote(
+            battle_id=battle, turn_index=0, outcome=outcome, anonymous=True, voter=VOTER, language=language
+        )
+
+
+def test_the_leaderboard_per_language_and_its_method(repo: Repository) -> None:
+    votes(repo)
+    presenter = LeaderboardPresenter(LeaderboardService(repo, models=["x", "y", "z"]), rounds=50)
+    assert presenter.explain().startswith("Bradley–Terry maximum likelihood")
+    everything = presenter.view(ALL)
+    assert everything.languages == [ALL, "French", "English"] and everything.language == ALL
+    assert [row[1] for row in everything.rows] == ["x", "y", "z"] and "**4** votes" in everything.note
+    english = presenter.view("English")
+    assert english.language == "English" and [row[1] for row in english.rows][:2] == ["y", "x"]
+    assert presenter.view("Klingon").language == ALL  # a language with no votes: the board of none, shown as all
+    elo = LeaderboardPresenter(LeaderboardService(repo, method=OnlineElo()), rounds=20)
+    assert elo.explain().startswith("Online Elo")
+
+
+def test_an_export_from_the_form_and_its_refusals(repo: Repository, tmp_path: Path) -> None:
+    votes(repo)
+    service = ExportService(repo.engine, Judges(b"export-ui-key-01234567"), TOKEN, folder=tmp_path)
+    presenter = ExportPresenter(service)
+    done = asyncio.run(presenter.run(TOKEN, "dpo", ".jsonl", ExportForm(languages="French")))
+    assert done.path is not None and done.warning is None
+    wrote, duplicates = done.status.splitlines()
+    assert wrote.startswith("- Wrote 1 dpo row from 3 records in ") and duplicates == "- 2 duplicate rows skipped."
+    assert [json.loads(line)["model_chosen"] for line in Path(done.path).read_text().splitlines()] == ["x"]
+    wrong = asyncio.run(presenter.run("nope", "dpo", ".jsonl", ExportForm()))
+    assert wrong.path is None and wrong.warning == wrong.status == "That admin token is not right."
+    bad_day = asyncio.run(presenter.run(TOKEN, "dpo", ".jsonl", ExportForm(first="yesterday")))
+    assert bad_day.path is None and bad_day.warning is not None and "first day" in bad_day.warning
