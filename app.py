@@ -140,9 +140,10 @@ def load_app_config(
 
 def launch(app: gr.Blocks, config: AppConfig, settings: Settings) -> None:
     """Serve the built app until the process is stopped."""
-    from arena.ui.common import api_error_handlers
+    from arena.ui.common import PAGE_CSS, api_error_handlers
 
     app.launch(
+        css=PAGE_CSS,
         server_name=settings.host,
         server_port=settings.port,
         show_error=False,

@@ -105,7 +105,8 @@ class LeaderboardPresenter:
         board = self._service.compute(VoteFilter(languages=(chosen,) if chosen else None), rounds=self._rounds)
         when = board.computed_at.strftime("%Y-%m-%d %H:%M:%S UTC")
         took = board.db_seconds + board.fit_seconds
-        note = f"Computed {when} from **{board.votes:,}** votes in {took:.2f} s ({board.rounds} bootstrap rounds)."
+        votes = f"**{board.votes:,}** vote{'' if board.votes == 1 else 's'}"
+        note = f"Computed {when} from {votes} in {took:.2f} s ({board.rounds} bootstrap rounds)."
         languages = [ALL, *self._service.languages()]
         return LeaderboardView(note, table(board), board, languages, chosen if chosen in languages else ALL)
 

@@ -42,6 +42,7 @@ def test_the_leaderboard_per_language_and_its_method(repo: Repository) -> None:
     english = presenter.view("English")
     assert english.language == "English" and [row[1] for row in english.rows][:2] == ["y", "x"]
     assert presenter.view("Klingon").language == ALL  # a language with no votes: the board of none, shown as all
+    assert "from **1** vote in" in english.note
     elo = LeaderboardPresenter(LeaderboardService(repo, method=OnlineElo()), rounds=20)
     assert elo.explain().startswith("Online Elo")
 
