@@ -49,7 +49,7 @@ system-deps:
 	fi
 
 # The storage, leaderboard and export tests run on SQLite and on PostgreSQL: pytest starts a throwaway PostgreSQL
-# server on 127.0.0.1 (tests/postgres.py; as the postgres user under root) and stops it at the end. Give
+# server on 127.0.0.1 (benchmarks/postgres.py; as the postgres user under root) and stops it at the end. Give
 # CORRAL_TEST_POSTGRES_URL=postgresql+psycopg://USER@HOST/DB to use a server of your own instead. Without
 # PostgreSQL those cases are skipped, except under CI=true where they fail.
 unit: install-dev system-deps
