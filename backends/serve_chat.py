@@ -45,8 +45,23 @@ def chat_prompt(served: ServedModel, backend: LocalBackend, messages: Any) -> st
         raise TemplateMissing(f"Template error: {exc}") from exc
 
 
-def parse_chat(served: ServedModel, body: Any) -> tuple[LocalBackend, str, GenerateRequest, bool, str]:
-    """Validate a chat completion body into the same request a /generate call would make."""
+@dataclass(frozen=True)
+class ChatCall:
+    """A validated chat completion request: which model answers, the /generate request it becomes, how to reply."""
+
+    backend: LocalBackend
+    req: GenerateRequest
+    stream: bool
+    name: str  # the model name replies carry
+    include_usage: bool = False  # stream_options.include_usage: a last chunk with the token counts
+
+
+def parse_chat(served: ServedModel, body: Any) -> ChatCall:
+    """Validate a chat completion body into the same request a /generate call would make.
+
+    As TGI's chat route: `temperature: 0` means greedy decoding (OpenAI clients send it for deterministic
+    answers); `n`, `logprobs` and `top_logprobs` are accepted and unused; `stop` may be a string or a list.
+    """
     if not isinstance(body, dict):
         raise InvalidRequest("the body must be a JSON object")
     model = body.get("model") or ""
@@ -56,9 +71,12 @@ def parse_chat(served: ServedModel, body: Any) -> tuple[LocalBackend, str, Gener
     backend = served.adapters.get(model, served.base)
     prompt = chat_prompt(served, backend, body.get("messages"))
     stop = body.get("stop")
+    temperature = body.get("temperature")
+    greedy = isinstance(temperature, (int, float)) and not isinstance(temperature, bool) and temperature == 0
     parameters = {
         "max_new_tokens": body.get("max_tokens", body.get("max_completion_tokens")),
-        "temperature": body.get("temperature"),
+        "temperature": None if greedy else temperature,
+        "do_sample": False if greedy else None,
         "top_p": body.get("top_p"),
         "top_k": body.get("top_k"),
         "repetition_penalty": body.get("repetition_penalty"),
@@ -67,7 +85,9 @@ def parse_chat(served: ServedModel, body: Any) -> tuple[LocalBackend, str, Gener
     }
     req = parse_generate({"inputs": prompt, "parameters": parameters}, served.limits, full_text_default=False)
     name = model if model in served.adapters else served.model_id
-    return backend, prompt, req, bool(body.get("stream", False)), name
+    options = body.get("stream_options")
+    include_usage = isinstance(options, dict) and options.get("include_usage") is True
+    return ChatCall(backend, req, bool(body.get("stream", False)), name, include_usage)
 
 
 async def chat_events(
@@ -76,6 +96,7 @@ async def chat_events(
     """Text pieces of a chat answer (stop strings cut, as OpenAI does); the last item carries no token."""
     ids = backend.encode(req.inputs, add_special_tokens=served.template != prompts.TOKENIZER)
     params = fit_to_context(served, req, len(ids))
+    finish.input_tokens = len(ids)
     stops = [*prompts.stop_strings(served.template), *req.stop]
     matcher = StopMatcher(stops)
     async for token in run_tokens(backend, ids, params, stops, finish):
@@ -96,32 +117,35 @@ async def chat(served: ServedModel, request: Request) -> Response:
     """POST /v1/chat/completions, streamed or not."""
     started = time.perf_counter()
     try:
-        backend, _, req, stream, name = parse_chat(served, await read_json(request))
+        call = parse_chat(served, await read_json(request))
     except ProtocolError as exc:
         return error_response(exc, served)
-    completion = _Completion(f"chatcmpl-{uuid.uuid4().hex[:24]}", int(time.time()), name)
-    if stream:
-        return sse_response(_chat_stream(served, backend, req, completion, started))
+    completion = _Completion(f"chatcmpl-{uuid.uuid4().hex[:24]}", int(time.time()), call.name)
+    if call.stream:
+        return sse_response(_chat_stream(served, call, completion, started))
     try:
         with served.slot():
             finish = Finish()
-            pieces = [p async for p, _ in chat_events(served, backend, req, name, finish)]
+            pieces = [p async for p, _ in chat_events(served, call.backend, call.req, call.name, finish)]
     except (ProtocolError, GenerationFailed) as exc:
         return error_response(exc, served)
-    prompt_tokens = len(backend.encode(req.inputs, add_special_tokens=served.template != prompts.TOKENIZER))
-    record_success(served, prompt_tokens, finish.generated, started)
+    record_success(served, finish.input_tokens, finish.generated, started)
     choice = {
         "index": 0,
         "message": {"role": "assistant", "content": "".join(pieces)},
         "logprobs": None,
         "finish_reason": chat_finish_reason(finish.reason),
     }
-    usage = {
-        "prompt_tokens": prompt_tokens,
+    return JSONResponse(completion.body("chat.completion", choices=[choice], usage=_usage(finish)))
+
+
+def _usage(finish: Finish) -> dict[str, int]:
+    """OpenAI's token counts of one answer."""
+    return {
+        "prompt_tokens": finish.input_tokens,
         "completion_tokens": finish.generated,
-        "total_tokens": prompt_tokens + finish.generated,
+        "total_tokens": finish.input_tokens + finish.generated,
     }
-    return JSONResponse(completion.body("chat.completion", choices=[choice], usage=usage))
 
 
 @dataclass(frozen=True)
@@ -144,7 +168,7 @@ class _Completion:
 
 
 async def _chat_stream(
-    served: ServedModel, backend: LocalBackend, req: GenerateRequest, completion: _Completion, started: float
+    served: ServedModel, call: ChatCall, completion: _Completion, started: float
 ) -> AsyncGenerator[bytes, None]:
     def chunk(delta: dict[str, str], finish_reason: str | None) -> bytes:
         choice = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish_reason}
@@ -153,10 +177,12 @@ async def _chat_stream(
     try:
         with served.slot():
             finish = Finish()
-            async for piece, _ in chat_events(served, backend, req, completion.model, finish):
+            async for piece, _ in chat_events(served, call.backend, call.req, completion.model, finish):
                 yield chunk({"role": "assistant", "content": piece}, None)
             yield chunk({"role": "assistant", "content": ""}, chat_finish_reason(finish.reason))
-        record_success(served, 0, finish.generated, started)
+        if call.include_usage:  # OpenAI's stream_options: one more chunk, no choices, the whole request's usage
+            yield sse(completion.body("chat.completion.chunk", choices=[], usage=_usage(finish)))
+        record_success(served, finish.input_tokens, finish.generated, started)
     except ProtocolError as exc:
         served.metrics.failures[exc.error_type] += 1
         yield sse({"error": {"message": str(exc), "http_status_code": exc.status}, "error_type": exc.error_type})

@@ -121,8 +121,7 @@ def _stream_event(index: int, token: Token, text: str | None, details: dict[str,
         "index": index,
         "token": token_json(token.id, token.text, token.logprob, token.special),
         "generated_text": text,
-        "details": details,
-        "top_tokens": None,
+        "details": details,  # no `top_tokens`: TGI leaves the array out when it is empty
     }
 
 

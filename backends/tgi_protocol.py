@@ -234,7 +234,8 @@ def details_json(
         "input_length": input_length,
     }
     if tokens is not None:
-        out.update(prefill=[], tokens=tokens, top_tokens=None, best_of_sequences=None)
+        # TGI leaves out `top_tokens` when empty and `best_of_sequences` without best_of: never a null array
+        out.update(prefill=[], tokens=tokens)
     return out
 
 
