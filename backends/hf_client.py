@@ -97,7 +97,7 @@ class HfClient:
             stream=True,
             max_tokens=params.max_new_tokens,
             extra_body=_tgi_only(params) or None,  # the chat route takes TGI's own parameters in the body
-            **_sampling(params, stop),
+            **_sampling(params, stop, chat=True),
         )
         finished = False
         async for event in events:
@@ -120,7 +120,8 @@ class HfClient:
             return_full_text=False,
             adapter_id=adapter_id,
             max_new_tokens=params.max_new_tokens,
-            **_sampling(params, stop),
+            do_sample=params.do_sample,
+            **_sampling(params, stop, chat=False),
             **_tgi_only(params),
         )
         async for event in events:
@@ -128,14 +129,21 @@ class HfClient:
             yield TokenEvent(event.token.text, event.token.special, event.generated_text is not None)
 
 
-def _sampling(params: GenerationParams, stop: Sequence[str]) -> dict[str, Any]:
-    """The sampling arguments that chat_completion and text_generation both take, under the same names."""
+def _sampling(params: GenerationParams, stop: Sequence[str], *, chat: bool) -> dict[str, Any]:
+    """The sampling arguments that chat_completion and text_generation both take, under the same names.
+
+    Greedy decoding (`do_sample: false`) leaves the sampling parameters out: on TGI's /generate any of them would
+    turn sampling back on, and chat routes (TGI's, vLLM's, OpenAI's) read `temperature: 0` as greedy.
+    """
+    if not params.do_sample:
+        return {"temperature": 0.0 if chat else None, "seed": params.seed, "stop": list(stop) or None}
     return {"temperature": params.temperature, "top_p": params.top_p, "seed": params.seed, "stop": list(stop) or None}
 
 
 def _tgi_only(params: GenerationParams) -> dict[str, Any]:
-    """top_k and repetition_penalty, where set: TGI parameters that the OpenAI-style chat route has no name for."""
-    named = {"top_k": params.top_k, "repetition_penalty": params.repetition_penalty}
+    """top_k and repetition_penalty, where set: TGI parameters that the OpenAI-style chat route has no name for
+    (top_k only when sampling: it would turn sampling on)."""
+    named = {"top_k": params.top_k if params.do_sample else None, "repetition_penalty": params.repetition_penalty}
     return {name: value for name, value in named.items() if value is not None}
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 
@@ -64,6 +64,25 @@ def test_openai_backend_streams(serve: Process) -> None:
     backend = OpenAIBackend(name="o", urls=[serve.url], model="lora-b", timeouts=FAST)
     first = text(asyncio.run(collect(backend)))
     assert first and first == text(asyncio.run(collect(backend)))
+
+
+@pytest.mark.parametrize("kind", ["tgi", "tgi-chat", "openai"])
+def test_do_sample_false_is_greedy_on_every_route(serve: Process, kind: str) -> None:
+    """`do_sample: false` decodes greedily: other seeds, the same answer (sampling with them differs)."""
+    make: Callable[[], RemoteBackend] = {
+        "tgi": lambda: tgi(serve.url),
+        "tgi-chat": lambda: TgiBackend(
+            name="t", urls=[serve.url], template="tokenizer", server_chat_template=True, timeouts=FAST
+        ),
+        "openai": lambda: OpenAIBackend(name="o", urls=[serve.url], model="lora-a", timeouts=FAST),
+    }[kind]
+
+    def answer(seed: int, do_sample: bool) -> str:  # a backend per event loop, as the app has one loop
+        params = GenerationParams(max_new_tokens=10, seed=seed, temperature=1.5, top_k=40, do_sample=do_sample)
+        return text(asyncio.run(collect(make(), params)))
+
+    assert answer(1, False) == answer(2, False)
+    assert len({answer(seed, True) for seed in (1, 2, 3)}) > 1
 
 
 def test_port_closed_is_unavailable_and_marks_the_replica(free: None = None) -> None:
