@@ -120,7 +120,6 @@ class HfClient:
             return_full_text=False,
             adapter_id=adapter_id,
             max_new_tokens=params.max_new_tokens,
-            do_sample=params.do_sample,
             **_sampling(params, stop, chat=False),
             **_tgi_only(params),
         )
@@ -135,9 +134,12 @@ def _sampling(params: GenerationParams, stop: Sequence[str], *, chat: bool) -> d
     Greedy decoding (`do_sample: false`) leaves the sampling parameters out: on TGI's /generate any of them would
     turn sampling back on, and chat routes (TGI's, vLLM's, OpenAI's) read `temperature: 0` as greedy.
     """
+    common: dict[str, Any] = {"seed": params.seed, "stop": list(stop) or None}
+    if not chat:
+        common["do_sample"] = params.do_sample  # TGI's own flag; chat routes have none
     if not params.do_sample:
-        return {"temperature": 0.0 if chat else None, "seed": params.seed, "stop": list(stop) or None}
-    return {"temperature": params.temperature, "top_p": params.top_p, "seed": params.seed, "stop": list(stop) or None}
+        return {"temperature": 0.0 if chat else None, **common}
+    return {"temperature": params.temperature, "top_p": params.top_p, **common}
 
 
 def _tgi_only(params: GenerationParams) -> dict[str, Any]:
