@@ -243,7 +243,9 @@ class BattleService(TurnService[BattleState]):
         self._guards.limiter.check_vote(voter_keys(voter))
         assert state.battle_id is not None
         state.voted_turns.add(turn_index)  # reserved before the await: no regenerate or second vote meanwhile
+        # read now, not in the worker thread: a retried write must not pick up a later question's language
         battle_id, anonymous, leak = state.battle_id, state.anonymous, state.identity_leak is not None
+        language = state.turn_language
         try:
             await self._store.write(
                 "a vote",
@@ -254,7 +256,7 @@ class BattleService(TurnService[BattleState]):
                     anonymous=anonymous,
                     voter=voter,
                     identity_leak=leak,
-                    language=state.turn_language,
+                    language=language,
                 ),
             )
         except DuplicateVote:
