@@ -14,6 +14,8 @@ from arena.export import formats
 from arena.export.formats import FORMATS
 from arena.export.run import EXPORT_FILTER
 from arena.export.service import ExportService, parse_day
+from arena.export.writers import SUFFIXES
+from arena.ui.common import warn
 
 log = logging.getLogger(__name__)
 
@@ -80,7 +82,7 @@ def build_export_tab(service: ExportService) -> None:
     token = gr.Textbox(label="Admin token", type="password", elem_id="export-token")
     with gr.Row():
         fmt = gr.Dropdown(list(FORMATS), value="dpo", label="Format", elem_id="export-format")
-        suffix = gr.Radio([".jsonl", ".parquet"], value=".jsonl", label="File type", elem_id="export-suffix")
+        suffix = gr.Radio(list(SUFFIXES), value=".jsonl", label="File type", elem_id="export-suffix")
     with gr.Row():
         since = gr.Textbox(label="First day (YYYY-MM-DD, optional)", elem_id="export-since")
         until = gr.Textbox(label="Day after the last (YYYY-MM-DD, optional)", elem_id="export-until")
@@ -95,8 +97,7 @@ def build_export_tab(service: ExportService) -> None:
 
     async def run(key: Any, chosen: Any, kind: Any, *form: Any) -> tuple[Any, str]:
         view = await presenter.run(key, chosen, kind, ExportForm(*form))
-        if view.warning:
-            gr.Warning(view.warning)
+        warn(view.warning)
         return view.path, view.status
 
     button.click(
