@@ -2,7 +2,7 @@
 
 
 class StoreError(Exception):
-    """A write that the data's rules refuse."""
+    """What the store raises: a write its rules refuse, or a database it cannot reach."""
 
 
 class DuplicateVote(StoreError):

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import TypeVar
 
 from sqlalchemy.exc import SQLAlchemyError
@@ -21,30 +21,23 @@ T = TypeVar("T")
 class AsyncStore:
     """Runs repository calls off the event loop, in the spirit of Datasette's `execute_write_fn`."""
 
-    def __init__(
-        self,
-        repo: Repository,
-        *,
-        retry: RetryPolicy = DEFAULT_RETRY,
-        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
-    ) -> None:
-        self.repo = repo
+    def __init__(self, repo: Repository, *, retry: RetryPolicy = DEFAULT_RETRY) -> None:
+        self._repo = repo
         self._retry = retry
-        self._sleep = sleep
 
     async def write(self, what: str, call: Callable[[Repository], T]) -> T:
         """Run the write `call(repo)` in a worker thread, retried on passing failures and shielded from
         cancellation; a failure that remains is logged (naming `what`) and raised as StoreUnavailable. The
         store's rule errors (DuplicateVote, UnknownBattle …) pass through unchanged."""
         try:
-            return await retry_write(lambda: call(self.repo), what=what, policy=self._retry, sleep=self._sleep)
+            return await retry_write(lambda: call(self._repo), what=what, policy=self._retry)
         except SQLAlchemyError as exc:
             raise StoreUnavailable(f"could not store {what}: {reason(exc)}") from None
 
     async def read(self, what: str, call: Callable[[Repository], T]) -> T:
         """Run the read `call(repo)` in a worker thread; a driver failure is logged and raised as StoreUnavailable."""
         try:
-            return await asyncio.to_thread(call, self.repo)
+            return await asyncio.to_thread(call, self._repo)
         except SQLAlchemyError as exc:
             log.error("could not read %s: %s", what, reason(exc))
             raise StoreUnavailable(f"could not read {what}: {reason(exc)}") from None
