@@ -30,7 +30,6 @@ VOTE_NOT_SAVED = (
 )
 ALREADY_VOTED = "You already voted on this round. Ask a follow-up or start a new round."
 NOT_YOURS = "This battle belongs to another session. Please start a new round."
-__all__ = ["BattleService", "Guards", "leak_notice"]  # Guards: where callers have always imported it from
 
 
 class BattleService(TurnService[BattleState]):

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from arena.battle import BattleService, Guards, leak_notice
+from arena.battle import BattleService, leak_notice
 from arena.config import AppConfig, parse_config
 from arena.domain import BattleMode, BattleState, Outcome, ReplyStatus, Side, VoteFilter, Voter
 from arena.errors import InputRejected, UserError, VoteRefused
@@ -19,6 +19,7 @@ from arena.limits import RateLimiter, RateLimits
 from arena.matchmaking import Matchmaker
 from arena.store.facade import AsyncStore
 from arena.store.repository import Repository
+from arena.turns import Guards
 from backends.local import LocalBackend
 from backends.tgi import TgiBackend
 from tests.support.faults import FaultServer

@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from arena.battle import BattleService, Guards
+from arena.battle import BattleService
 from arena.chat import ChatService
 from arena.config import AppConfig
 from arena.language import LanguageDetector
@@ -15,6 +15,7 @@ from arena.limits import RateLimiter, RateLimits
 from arena.matchmaking import Matchmaker
 from arena.store.facade import AsyncStore
 from arena.store.repository import Repository
+from arena.turns import Guards
 from backends.local import LocalBackend
 from tests.support.store_reads import StoreReads, reads
 
