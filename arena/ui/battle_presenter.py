@@ -130,10 +130,9 @@ class BattlePresenter:
     def _pane(st: BattleState, side: Side) -> Pane:
         return pane(st.histories[side], st.replies.get(side), st.streaming)
 
-    def _streaming_view(self, st: BattleState) -> BattleView:
+    def _streaming_view(self, st: BattleState, reveal: str) -> BattleView:
         # While tokens arrive only the panes change. Every other field repeats what it shows as a plain value:
         # Gradio rebuilds a component for each gr.update() (about 0.5 ms each), plain values cost next to nothing.
-        reveal = "" if st.anonymous else reveal_markdown(self._service.contestants(st))
         panes = (self._pane(st, Side.A), self._pane(st, Side.B))
         return BattleView(panes, _vote_note(st), "", leak_notice(st), reveal, None)
 
@@ -167,7 +166,9 @@ class BattlePresenter:
             if st is None or (picked is not None and st.repicked(*picked)):
                 # drawing may read vote statistics and fit ratings: keep it off the event loop
                 st = slot.battle = await asyncio.to_thread(self._draw, voter, picked)
-            reveal: str | Keep = reveal_markdown(self._service.contestants(st)) if self._named else KEEP
+            # no vote lands while a round streams, so what the reveal shows is fixed for the whole stream
+            shown = "" if st.anonymous else reveal_markdown(self._service.contestants(st))
+            reveal: str | Keep = shown if self._named else KEEP
             first = True
             async with contextlib.aclosing(make(st, voter)) as updates:
                 async for current in updates:
@@ -177,7 +178,7 @@ class BattlePresenter:
                         yield self.view(current, box="", notice=leak_notice(current), reveal=reveal)
                         first = False
                     else:
-                        yield self._streaming_view(current)
+                        yield self._streaming_view(current, shown)
         except UserError as exc:
             yield self.view(st, notice=str(exc), warning=str(exc))
             return
