@@ -190,7 +190,11 @@ def build(config: AppConfig, settings: Settings, *, threads: int | None = None) 
 
     if threads:
         torch.set_num_threads(threads)
-    repo = open_store(config, settings)
+    from arena.maintenance import instance_prefix
+
+    # battle ids start with this: a restarted instance closes the battles its predecessor left open, and only those
+    prefix = instance_prefix(instance_name(settings))
+    repo = open_store(config, settings, prefix)
     wired = start_backends(config, settings)
     try:
         salt = deployment_salt(settings.salt, settings.resolved_data_dir)
@@ -198,7 +202,7 @@ def build(config: AppConfig, settings: Settings, *, threads: int | None = None) 
     except (SaltError, ValueError) as exc:
         wired.close()
         raise ConfigError(str(exc)) from None
-    battles, chats, board = services(config, repo, wired, settings)
+    battles, chats, board = services(config, repo, wired, prefix)
     ui = build_ui(config, battles, chats, board, voter_factory(salt), exports, variants=wired.variants)
     seal_api(ui)
     if wired.variants is not None:  # the arena serves now; each variant joins when its adapter is built
@@ -206,13 +210,13 @@ def build(config: AppConfig, settings: Settings, *, threads: int | None = None) 
     return ui
 
 
-def open_store(config: AppConfig, settings: Settings) -> Repository:
+def open_store(config: AppConfig, settings: Settings, prefix: str) -> Repository:
     """The repository on an up-to-date database, with the battles a killed predecessor left open closed."""
     from sqlalchemy.engine import make_url
     from sqlalchemy.exc import OperationalError
 
     from arena.config import ConfigError
-    from arena.maintenance import close_interrupted, instance_prefix
+    from arena.maintenance import close_interrupted
     from arena.store.engine import make_engine
     from arena.store.migrate import upgrade
     from arena.store.repository import Repository
@@ -220,7 +224,6 @@ def open_store(config: AppConfig, settings: Settings) -> Repository:
 
     engine = make_engine(settings.db_url)
     repo = Repository(engine)
-    prefix = instance_prefix(instance_name(settings))
     try:
         upgrade(engine)
         idle = config.arena.retention.close_idle_battles_after_minutes
@@ -282,20 +285,20 @@ def guards_for(config: AppConfig) -> Guards:
 
 
 def services(
-    config: AppConfig, repo: Repository, wired: Wired, settings: Settings
+    config: AppConfig, repo: Repository, wired: Wired, prefix: str
 ) -> tuple[BattleService, ChatService, LeaderboardService]:
     """The battle, chat and leaderboard services over one store."""
     from arena.battle import BattleService
     from arena.chat import ChatService
     from arena.leaderboard import LeaderboardService
-    from arena.maintenance import battle_ids, instance_prefix
+    from arena.maintenance import battle_ids
     from arena.matchmaking import Matchmaker
     from arena.rating_methods import rating_method
     from arena.store.facade import AsyncStore
 
     store, guards, method = AsyncStore(repo), guards_for(config), rating_method(config.arena.rating_method)
     matchmaker = Matchmaker(config, random.Random(), repo.pair_outcomes, method=method)
-    new_id = battle_ids(instance_prefix(instance_name(settings)))
+    new_id = battle_ids(prefix)
     battles = BattleService(
         config=config, backends=wired.backends, store=store, matchmaker=matchmaker, guards=guards, new_id=new_id
     )
