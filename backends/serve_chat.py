@@ -15,7 +15,7 @@ import prompts
 from backends.base import GenerationFailed, Message
 from backends.local import LocalBackend
 from backends.serve_tgi import VERSION, error_response, read_json, sse_response
-from backends.served import Finish, ServedModel, Token, fit_to_context, record_success, run_tokens
+from backends.served import Finish, ServedModel, fit_to_context, record_success, run_tokens
 from backends.streaming import StopMatcher
 from backends.tgi_protocol import (
     GenerateRequest,
@@ -91,9 +91,9 @@ def parse_chat(served: ServedModel, body: Any) -> ChatCall:
 
 
 async def chat_events(
-    served: ServedModel, backend: LocalBackend, req: GenerateRequest, name: str, finish: Finish
-) -> AsyncGenerator[tuple[str, Token | None], None]:
-    """Text pieces of a chat answer (stop strings cut, as OpenAI does); the last item carries no token."""
+    served: ServedModel, backend: LocalBackend, req: GenerateRequest, finish: Finish
+) -> AsyncGenerator[str, None]:
+    """Text pieces of a chat answer (stop strings cut, as OpenAI does)."""
     ids = backend.encode(req.inputs, add_special_tokens=served.template != prompts.TOKENIZER)
     params = fit_to_context(served, req, len(ids))
     finish.input_tokens = len(ids)
@@ -104,13 +104,13 @@ async def chat_events(
             continue
         piece = matcher.feed(token.text)
         if piece:
-            yield piece, token
+            yield piece
         if matcher.stopped:
             finish.reason = "stop_sequence"
             return
     tail = matcher.flush()
     if tail:
-        yield tail, None
+        yield tail
 
 
 async def chat(served: ServedModel, request: Request) -> Response:
@@ -126,7 +126,7 @@ async def chat(served: ServedModel, request: Request) -> Response:
     try:
         with served.slot():
             finish = Finish()
-            pieces = [p async for p, _ in chat_events(served, call.backend, call.req, call.name, finish)]
+            pieces = [p async for p in chat_events(served, call.backend, call.req, finish)]
     except (ProtocolError, GenerationFailed) as exc:
         return error_response(exc, served)
     record_success(served, finish.input_tokens, finish.generated, started)
@@ -177,7 +177,7 @@ async def _chat_stream(
     try:
         with served.slot():
             finish = Finish()
-            async for piece, _ in chat_events(served, call.backend, call.req, completion.model, finish):
+            async for piece in chat_events(served, call.backend, call.req, finish):
                 yield chunk({"role": "assistant", "content": piece}, None)
             yield chunk({"role": "assistant", "content": ""}, chat_finish_reason(finish.reason))
         if call.include_usage:  # OpenAI's stream_options: one more chunk, no choices, the whole request's usage
