@@ -27,13 +27,12 @@ from backends.clients import (
     DEFAULT_TIMEOUTS,
     ClientFactory,
     InferenceClient,
-    Rejected,
     RemoteTimeouts,
     map_common_error,
 )
 from backends.hf_client import HfClient
 
-__all__ = ["DEFAULT_TIMEOUTS", "Rejected", "RemoteOptions", "RemoteTimeouts"]
+__all__ = ["DEFAULT_TIMEOUTS", "RemoteOptions", "RemoteTimeouts"]
 log = logging.getLogger(__name__)
 
 
