@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 import prompts
 from backends.base import GenerationParams
+from backends.clients import DEFAULT_TIMEOUTS  # the backends' own defaults, stated once
 
 
 class EntryError(Exception):
@@ -67,9 +68,9 @@ class ModelEntry(Strict):
 class Timeouts(Strict):
     """Seconds to wait for a connection, for the first token, and between tokens."""
 
-    connect: float = Field(default=5.0, gt=0)
-    first_token: float = Field(default=60.0, gt=0)
-    between_tokens: float = Field(default=30.0, gt=0)
+    connect: float = Field(default=DEFAULT_TIMEOUTS.connect, gt=0)
+    first_token: float = Field(default=DEFAULT_TIMEOUTS.first_token, gt=0)
+    between_tokens: float = Field(default=DEFAULT_TIMEOUTS.between_tokens, gt=0)
 
 
 class RemoteEntry(ModelEntry):
