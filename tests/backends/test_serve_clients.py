@@ -31,7 +31,7 @@ def test_temperature_zero_is_greedy_for_the_base_and_an_adapter(serve: Process, 
     ]
     first, second = answers
     assert first.choices[0].message.content == second.choices[0].message.content  # no sampling: seeds do not matter
-    assert first.model == ("lora-a" if model == "lora-a" else first.model)
+    assert first.model == ("lora-a" if model == "lora-a" else "base")  # the base model's id: its folder name
     assert first.usage is not None and first.usage.prompt_tokens > 0 and 0 < first.usage.completion_tokens <= 8
     assert first.choices[0].finish_reason in ("length", "stop")
 
