@@ -50,6 +50,7 @@ class Matchmaker:
         self._stats = stats
         self._clock = clock
         self._cached: tuple[float, PairOutcomes] | None = None
+        self._cached_ratings: dict[str, float] | None = None  # fitted from the cached votes, once per refresh
         s = config.arena.sampling
         self._settings = SamplingSettings(
             mode=s.mode,
@@ -76,7 +77,7 @@ class Matchmaker:
             pairs[frozenset((a, b))] += n
         ratings = None
         if self._settings.mode == "active" and votes:
-            ratings = self._ratings(votes, list(weights))
+            ratings = self._ratings(votes)
         a, b = choose_pair(
             weights, self._rng, settings=self._settings, battles=battles, pair_battles=pairs, ratings=ratings
         )
@@ -103,12 +104,15 @@ class Matchmaker:
             params = {Side.A: params[Side.B], Side.B: params[Side.A]}
         return Matchup({Side.A: name, Side.B: name}, mode, params)
 
-    def _ratings(self, votes: PairOutcomes, models: list[str]) -> dict[str, float]:
-        """Current ratings by the arena's rating method (a fixed seed: drawing pairs must not shift the rng)."""
-        counts = outcome_counts(votes)
-        names = sorted({m for pair in counts for m in pair} | set(models))
-        theta = self._method.fit(counts, names, np.random.default_rng(0))
-        return dict(zip(names, to_ratings(theta).tolist(), strict=True))
+    def _ratings(self, votes: PairOutcomes) -> dict[str, float]:
+        """Ratings of every configured model by the arena's rating method, fitted once per vote refresh (not per
+        battle drawn: a method such as Elo replays every vote); a fixed seed, so drawing pairs leaves the rng be."""
+        if self._cached_ratings is None:
+            counts = outcome_counts(votes)
+            names = sorted({m for pair in counts for m in pair} | {m.name for m in self._config.models})
+            theta = self._method.fit(counts, names, np.random.default_rng(0))
+            self._cached_ratings = dict(zip(names, to_ratings(theta).tolist(), strict=True))
+        return self._cached_ratings
 
     def _params(self, name: str) -> GenerationParams:
         return self._config.model(name).generation
@@ -116,5 +120,5 @@ class Matchmaker:
     def _votes(self) -> PairOutcomes:
         now = self._clock()
         if self._cached is None or now - self._cached[0] > STATS_SECONDS:
-            self._cached = (now, self._stats())
+            self._cached, self._cached_ratings = (now, self._stats()), None
         return self._cached[1]
