@@ -299,6 +299,7 @@ class ExportSource:
             query = query.where(ConversationRow.model.in_(list(filters.models)))
         if filters.min_turns > 1:
             query = query.where(MessageRow.turn_index >= filters.min_turns - 1)
+        wanted = _lowered(filters.languages)
         last = 0
         while True:
             with self._engine.connect() as conn:
@@ -314,7 +315,7 @@ class ExportSource:
                 before = [t for i, t in turns[r.conversation_id] if i < r.turn_index and i not in failed]
                 question = [t for i, t in turns[r.conversation_id] if i == r.turn_index and t.role == "user"][:1]
                 language = question[0].language if question else None
-                if filters.languages is not None and not _language_matches(language, filters.languages):
+                if wanted is not None and not _language_matches(language, wanted):
                     continue
                 yield RatedAnswer(
                     feedback_id=r.id,
@@ -376,6 +377,7 @@ class ExportSource:
         query = _dated(query, ConversationRow.created_at, f)
         if f.models is not None:
             query = query.where(ConversationRow.model.in_(list(f.models)))
+        wanted = _lowered(f.languages)
         for page in self._pages(query, ConversationRow.created_at, ConversationRow.id):
             with Session(self._engine) as s:
                 messages = self._stored_turns(s, [c.id for c in page])
@@ -395,7 +397,7 @@ class ExportSource:
             for c in page:
                 turns = messages.get(c.id, [])
                 language = next((t.language for t in turns if t.role == "user" and t.language), None)
-                if f.languages is not None and not _language_matches(language, f.languages):
+                if wanted is not None and not _language_matches(language, wanted):
                     continue
                 yield RawRecord(
                     kind="chat",
@@ -498,5 +500,10 @@ def _language_in(column: Any, languages: Collection[str]) -> Any:
     return or_(condition, column.is_(None)) if "unknown" in wanted else condition
 
 
-def _language_matches(language: str | None, languages: Collection[str]) -> bool:
-    return (language or "unknown").lower() in {lang.lower() for lang in languages}
+def _lowered(languages: Collection[str] | None) -> set[str] | None:
+    """The languages to keep, lower-cased once per export (not once per row); None keeps every language."""
+    return None if languages is None else {lang.lower() for lang in languages}
+
+
+def _language_matches(language: str | None, wanted: set[str]) -> bool:
+    return (language or "unknown").lower() in wanted
