@@ -330,31 +330,25 @@ def stored_rounds(settings: LoopSettings) -> list[VotedRound]:
     from arena.store.schema import BattleRow, MessageRow, VoteRow
 
     engine = make_engine(db_url(settings))
-    out = []
     try:
-        with engine.connect() as conn:
+        with engine.connect() as conn:  # two reads in all: the votes, then every shown answer
             votes = conn.execute(
                 select(VoteRow.battle_id, VoteRow.turn_index, VoteRow.outcome, BattleRow.model_a, BattleRow.model_b)
                 .join(BattleRow, VoteRow.battle_id == BattleRow.id)
                 .order_by(VoteRow.id)
             ).all()
-            for battle_id, turn, outcome, model_a, model_b in votes:
-                shape = []
-                for side in Side:
-                    answer = conn.execute(
-                        select(MessageRow.token_count, MessageRow.content).where(
-                            MessageRow.conversation_id == conversation_id(battle_id, side),
-                            MessageRow.turn_index == turn,
-                            MessageRow.role == "assistant",
-                            MessageRow.status != "superseded",
-                        )
-                    ).first()
-                    if answer is not None:
-                        shape.append((answer.token_count or 0, len(answer.content)))
-                if len(shape) == 2:
-                    out.append(VotedRound((model_a, model_b), outcome, (shape[0], shape[1])))
+            m = MessageRow
+            shown = select(m.conversation_id, m.turn_index, m.token_count, m.content).where(
+                m.role == "assistant", m.status != "superseded"
+            )
+            answers = {(conv, turn): (tokens or 0, len(content)) for conv, turn, tokens, content in conn.execute(shown)}
     finally:
         engine.dispose()
+    out = []
+    for battle_id, turn, outcome, model_a, model_b in votes:
+        a, b = (answers.get((conversation_id(battle_id, side), turn)) for side in Side)
+        if a is not None and b is not None:
+            out.append(VotedRound((model_a, model_b), outcome, (a, b)))
     return out
 
 
