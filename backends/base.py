@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from prompts import Message
 
@@ -26,6 +26,15 @@ class GenerationParams(BaseModel):
     repetition_penalty: float | None = Field(default=None, gt=0.0)
     seed: int | None = Field(default=None, ge=0)
     stop: tuple[str, ...] = Field(default=(), max_length=4)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _zero_temperature_is_greedy(cls, data: Any) -> Any:
+        """`temperature: 0` means greedy decoding, as on OpenAI-style chat routes (TGI's /generate has no such
+        value: greedy is `do_sample: false` there, which every backend kind turns into its server's greedy)."""
+        if isinstance(data, dict) and data.get("temperature") == 0 and not isinstance(data["temperature"], bool):
+            return {**{k: v for k, v in data.items() if k != "temperature"}, "do_sample": False}
+        return data
 
 
 @dataclass(frozen=True)

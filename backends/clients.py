@@ -8,9 +8,9 @@ in its builder), without touching `RemoteBackend`.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from backends.base import (
     BackendError,
@@ -36,9 +36,24 @@ DEFAULT_TIMEOUTS = RemoteTimeouts()
 
 
 class Rejected(GenerationFailed):
-    """The server refused the request as invalid for a reason other than its length."""
+    """The server refused the request as invalid for a reason other than its length; its reason is shown."""
 
     user_message = "The model's server refused this request."
+
+    def __init__(self, *args: object, reason: str | None = None) -> None:
+        super().__init__(*args)
+        if shown := shown_reason(reason):
+            self.user_message = f"The model's server refused this request: {shown}"
+
+
+def shown_reason(reason: str | None, limit: int = 200) -> str:
+    """A server's error message fit to show in a pane: its first line, one sentence's length, ending in a stop."""
+    if not reason:
+        return ""
+    line = " ".join(reason.strip().splitlines()[0].split()) if reason.strip() else ""
+    if len(line) > limit:
+        line = line[:limit].rsplit(" ", 1)[0] + " ..."
+    return line if line.endswith((".", "...", "!", "?")) else f"{line}."
 
 
 @dataclass(frozen=True)
@@ -54,9 +69,16 @@ class InferenceClient(Protocol):
     """One replica's HTTP client: streams answers, and raises only BackendErrors (with their user sentence)."""
 
     def chat(
-        self, messages: Sequence[Message], *, model: str, params: GenerationParams, stop: Sequence[str]
+        self,
+        messages: Sequence[Message],
+        *,
+        model: str,
+        params: GenerationParams,
+        stop: Sequence[str],
+        extra: Mapping[str, Any],
     ) -> AsyncIterator[Chunk]:
-        """Stream an OpenAI-style /v1/chat/completions answer; GenerationFailed if it ends without a finish reason."""
+        """Stream an OpenAI-style /v1/chat/completions answer, `extra` added to the body as it is (the server's own
+        sampling fields); GenerationFailed if it ends without a finish reason."""
         ...
 
     def generate(

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import AsyncGenerator, AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping, Sequence
 from typing import Any, TypeVar
 
 import httpx2
-from huggingface_hub import AsyncInferenceClient
+from huggingface_hub import AsyncInferenceClient, ChatCompletionInputStreamOptions
 from huggingface_hub import errors as hf_errors
 
 from backends.base import (
@@ -33,7 +33,7 @@ def map_error(exc: BaseException) -> BackendError:
     if isinstance(exc, hf_errors.OverloadedError):
         return BackendOverloaded(text)
     if isinstance(exc, hf_errors.ValidationError):
-        return _validation(str(exc), text)
+        return _validation(_reason(exc), text)
     if isinstance(exc, hf_errors.TextGenerationError):  # generation, incomplete_generation, unknown
         return GenerationFailed(text)
     if isinstance(exc, (hf_errors.InferenceTimeoutError, httpx2.TimeoutException)):
@@ -41,21 +41,39 @@ def map_error(exc: BaseException) -> BackendError:
     if isinstance(exc, httpx2.ConnectError):
         return BackendUnavailable(text)
     if isinstance(exc, hf_errors.HfHubHTTPError):
-        status = exc.response.status_code if exc.response is not None else 0
-        if status == 429:
-            return BackendOverloaded(text)
-        if status in (413, 422):
-            return _validation(str(exc), text)
-        if status in (502, 503, 504):
-            return BackendUnavailable(text)
-        return GenerationFailed(text)
+        return _by_status(exc.response.status_code if exc.response is not None else 0, _reason(exc), text)
     return map_common_error(exc)
 
 
-def _validation(message: str, text: str) -> BackendError:
-    if re.search(r"tokens|too long|context length|maximum context", message, re.IGNORECASE):
+def _by_status(status: int, reason: str, text: str) -> BackendError:
+    if status == 429:
+        return BackendOverloaded(text)
+    if status in (400, 413, 422):
+        return _validation(reason, text)
+    # llama.cpp's server (and others built on FastAPI with their own error handler) answers invalid requests
+    # with 500: a refusal when the server's reason reads like one, a failed answer otherwise
+    if status == 500 and VALIDATION_WORDS.search(reason):
+        return _validation(reason, text)
+    if status in (502, 503, 504):
+        return BackendUnavailable(text)
+    return GenerationFailed(text)
+
+
+VALIDATION_WORDS = re.compile(
+    r"validat|invalid|must be|should be|not supported|unsupported|expected|out of range|context|too long|tokens",
+    re.IGNORECASE,
+)
+
+
+def _reason(exc: BaseException) -> str:
+    """The server's own error message (huggingface_hub reads it from the JSON error body), or the exception's."""
+    return getattr(exc, "server_message", None) or str(exc)
+
+
+def _validation(reason: str, text: str) -> BackendError:
+    if re.search(r"tokens|too long|context length|maximum context|context_length", reason, re.IGNORECASE):
         return InputTooLong(text)
-    return Rejected(text)
+    return Rejected(text, reason=reason)
 
 
 def hf_client(url: str, api_key: str | None, timeouts: RemoteTimeouts) -> AsyncInferenceClient:
@@ -77,10 +95,22 @@ class HfClient:
         self._client = hf_client(url, api_key, timeouts)
 
     def chat(
-        self, messages: Sequence[Message], *, model: str, params: GenerationParams, stop: Sequence[str]
+        self,
+        messages: Sequence[Message],
+        *,
+        model: str,
+        params: GenerationParams,
+        stop: Sequence[str],
+        extra: Mapping[str, Any],
     ) -> AsyncGenerator[Chunk, None]:
-        """Stream a /v1/chat/completions answer as chunks; top_k and repetition_penalty go in the body."""
-        return _mapped(self._chat(messages, model=model, params=params, stop=stop))
+        """Stream a /v1/chat/completions answer as chunks; `extra` goes in the body as it is (e.g. top_k)."""
+        request = {
+            "model": model,
+            "max_tokens": params.max_new_tokens,
+            "extra_body": dict(extra) or None,
+            **_sampling(params, stop, chat=True),
+        }
+        return _mapped(self._chat([{**m} for m in messages], request))
 
     def generate(
         self, prompt: str, *, params: GenerationParams, stop: Sequence[str], adapter_id: str | None
@@ -88,27 +118,41 @@ class HfClient:
         """Stream TGI's `text_generation(stream=True, details=True)` token by token."""
         return _mapped(self._generate(prompt, params=params, stop=stop, adapter_id=adapter_id))
 
-    async def _chat(
-        self, messages: Sequence[Message], *, model: str, params: GenerationParams, stop: Sequence[str]
-    ) -> AsyncGenerator[Chunk, None]:
+    async def _chat(self, messages: list[dict[str, Any]], request: dict[str, Any]) -> AsyncGenerator[Chunk, None]:
         events = await self._client.chat_completion(
-            [dict(m) for m in messages],
-            model=model,
-            stream=True,
-            max_tokens=params.max_new_tokens,
-            extra_body=_tgi_only(params) or None,  # the chat route takes TGI's own parameters in the body
-            **_sampling(params, stop, chat=True),
+            messages, stream=True, stream_options=ChatCompletionInputStreamOptions(include_usage=True), **request
         )
-        finished = False
+        counted = 0  # tokens reported so far: one per text piece, until the server's usage says otherwise
+        finished = seen = False
         async for event in events:
-            if not event.choices:
-                continue
-            finished = finished or event.choices[0].finish_reason is not None
-            text = event.choices[0].delta.content or ""
-            if text:
-                yield Chunk(text)
+            seen = True
+            choice = event.choices[0] if event.choices else None
+            finished = finished or (choice is not None and choice.finish_reason is not None)
+            if choice is not None and choice.delta.content:
+                counted += 1
+                yield Chunk(choice.delta.content)
+            used = event.usage.completion_tokens if event.usage is not None else None
+            if used and used != counted:  # the server's own count (stream_options.include_usage) is the truth
+                yield Chunk("", tokens=used - counted)
+                counted = used
+        if not seen:
+            raise await self._empty_stream(messages, request)
         if not finished:  # servers end every answer with a finish_reason; a bare end means a dropped connection
             raise GenerationFailed("the stream ended without a finish reason (the server went away)")
+
+    async def _empty_stream(self, messages: list[dict[str, Any]], request: dict[str, Any]) -> BackendError:
+        """What an answer that streamed nothing at all means, asked of the server without streaming.
+
+        llama.cpp's server answers a streamed prompt longer than its context with HTTP 200 and an empty stream
+        (the error only goes to its log); asked without streaming, it says so (400 context_length_exceeded).
+        """
+        try:
+            await self._client.chat_completion(messages, stream=False, **{**request, "max_tokens": 1})
+        except Exception as exc:
+            error = map_error(exc)
+            if isinstance(error, InputTooLong | Rejected):
+                return error
+        return GenerationFailed("the server sent an empty stream")
 
     async def _generate(
         self, prompt: str, *, params: GenerationParams, stop: Sequence[str], adapter_id: str | None
@@ -143,8 +187,8 @@ def _sampling(params: GenerationParams, stop: Sequence[str], *, chat: bool) -> d
 
 
 def _tgi_only(params: GenerationParams) -> dict[str, Any]:
-    """top_k and repetition_penalty, where set: TGI parameters that the OpenAI-style chat route has no name for
-    (top_k only when sampling: it would turn sampling on)."""
+    """top_k and repetition_penalty, where set, under TGI's /generate names (top_k only when sampling: it would
+    turn sampling on). Chat routes get theirs from the server's profile (backends/server_profiles.py)."""
     named = {"top_k": params.top_k if params.do_sample else None, "repetition_penalty": params.repetition_penalty}
     return {name: value for name, value in named.items() if value is not None}
 

@@ -2,23 +2,53 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncGenerator
 from typing import Any, Literal, Unpack
 
 import httpx
-from pydantic import Field
+from pydantic import Field, field_validator, model_validator
 
+from backends import server_profiles
 from backends.base import Chunk, GenerationParams
 from backends.clients import InferenceClient
 from backends.entries import RemoteEntry
-from backends.remote import RemoteBackend, RemoteOptions
+from backends.remote import RemoteBackend, RemoteOptions, json_or_none
+from backends.server_profiles import GENERIC, ExtraParameter, ServerProfile
+
+log = logging.getLogger(__name__)
 
 
 class OpenAIModel(RemoteEntry):
     """A model behind an OpenAI-compatible /v1/chat/completions server (vLLM, SGLang, TGI, llama.cpp, Ollama)."""
 
     backend: Literal["openai"]
-    model: str = Field(min_length=1)  # the served model name sent in each request
+    model: str = Field(min_length=1)  # the served model name sent in each request, checked against /v1/models
+    server: str = "generic"  # how the server names the sampling fields OpenAI lacks (backends/server_profiles.py)
+    # per-field overrides of the profile's names (null: the server has no such field; it is not sent)
+    sampling_fields: dict[ExtraParameter, str | None] = Field(default_factory=dict)
+
+    @field_validator("server")
+    @classmethod
+    def _known_server(cls, value: str) -> str:
+        if value not in server_profiles.PROFILES:
+            raise ValueError(f"unknown server profile '{value}' (known: {', '.join(server_profiles.PROFILES)})")
+        return value
+
+    @model_validator(mode="after")
+    def _sendable(self) -> OpenAIModel:
+        missing = server_profiles.unsendable(self.profile, self.generation)
+        if missing:
+            raise ValueError(
+                f"the '{self.server}' server has no field for {' and '.join(missing)}: remove it from `generation`, "
+                "or name the server's field under `sampling_fields`"
+            )
+        return self
+
+    @property
+    def profile(self) -> ServerProfile:
+        """The server profile with this entry's field names laid over it."""
+        return server_profiles.resolve(self.server, self.sampling_fields)
 
 
 class OpenAIBackend(RemoteBackend):
@@ -26,20 +56,51 @@ class OpenAIBackend(RemoteBackend):
 
     kind = "openai"
 
-    def __init__(self, *, name: str, urls: list[str], model: str, **options: Unpack[RemoteOptions]) -> None:
+    def __init__(
+        self,
+        *,
+        name: str,
+        urls: list[str],
+        model: str,
+        profile: ServerProfile = GENERIC,
+        **options: Unpack[RemoteOptions],
+    ) -> None:
         super().__init__(name=name, urls=urls, **options)
         self.model = model
+        self.profile = profile
 
     async def _open(
         self, client: InferenceClient, request: Any, params: GenerationParams
     ) -> AsyncGenerator[Chunk, None]:
-        async for chunk in client.chat(request, model=self.model, params=params, stop=params.stop):
+        extra = server_profiles.extra_body(self.profile, params)
+        async for chunk in client.chat(request, model=self.model, params=params, stop=params.stop, extra=extra):
             yield chunk
 
     def _probe(self, http: httpx.Client, url: str, headers: dict[str, str]) -> bool:
-        return http.get(f"{url}/v1/models", headers=headers).status_code == 200
+        models = http.get(f"{url}/v1/models", headers=headers)
+        if models.status_code != 200:
+            # some servers fail their listing yet serve (transformers serve without a hub cache): ask /health
+            return http.get(f"{url}/health", headers=headers).status_code == 200
+        listed = served_names(json_or_none(models))
+        if listed is None or self.model in listed:
+            return True
+        # many servers answer to any model name (llama.cpp echoes it back), so only the listing catches a typo
+        self.problem = (
+            f"model '{self.name}': the server at {url} does not serve a model named '{self.model}' "
+            f"(its /v1/models lists: {', '.join(listed) or 'nothing'})"
+        )
+        log.error("%s", self.problem)
+        return False
+
+
+def served_names(listing: Any) -> list[str] | None:
+    """The model ids of a /v1/models answer; None when it is not an OpenAI-style listing."""
+    data = listing.get("data") if isinstance(listing, dict) else None
+    if not isinstance(data, list):
+        return None
+    return [str(m["id"]) for m in data if isinstance(m, dict) and "id" in m]
 
 
 def build(entry: OpenAIModel, options: RemoteOptions) -> OpenAIBackend:
     """The backend of an `openai` entry."""
-    return OpenAIBackend(name=entry.name, urls=entry.endpoints, model=entry.model, **options)
+    return OpenAIBackend(name=entry.name, urls=entry.endpoints, model=entry.model, profile=entry.profile, **options)

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
+import time
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypedDict
@@ -46,6 +48,31 @@ class RemoteOptions(TypedDict, total=False):
 
 
 @dataclass
+class ServerActivity:
+    """This process's streams to one server, whichever backends share it (several models on one server)."""
+
+    inflight: int = 0
+    last_success: float = -math.inf  # time.monotonic() when a stream from it last ended well
+
+    def served_within(self, seconds: float) -> bool:
+        """Whether a stream from this server ended well in the last `seconds`."""
+        return time.monotonic() - self.last_success < seconds
+
+
+_ACTIVITY: dict[str, ServerActivity] = {}  # by base URL, for the whole process
+
+
+def activity_of(url: str) -> ServerActivity:
+    """The shared activity record of the server at this base URL."""
+    return _ACTIVITY.setdefault(url, ServerActivity())
+
+
+# A probe that times out within this many seconds of a good stream is not taken as the server being down: a
+# single-slot server (llama.cpp) queues the probe behind a generation another client or process asked for.
+BUSY_GRACE = 60.0
+
+
+@dataclass
 class Endpoint:
     """One replica of a remote model."""
 
@@ -53,6 +80,7 @@ class Endpoint:
     healthy: bool = True  # optimistic until the first probe says otherwise
     inflight: int = 0
     served: int = 0
+    server: ServerActivity = field(default_factory=ServerActivity)
 
 
 @dataclass
@@ -66,7 +94,7 @@ class ReplicaSet:
     @classmethod
     def of(cls, urls: list[str], max_concurrent: int) -> ReplicaSet:
         """Replicas for these base URLs."""
-        return cls([Endpoint(u.rstrip("/")) for u in urls], max_concurrent)
+        return cls([Endpoint(u.rstrip("/"), server=activity_of(u.rstrip("/"))) for u in urls], max_concurrent)
 
     @property
     def available(self) -> bool:
@@ -103,6 +131,7 @@ async def failover_stream(
     for endpoint in candidates[:2]:
         endpoint.inflight += 1
         endpoint.served += 1
+        endpoint.server.inflight += 1
         stream = aiter(open_stream(endpoint))
         try:
             try:
@@ -123,12 +152,14 @@ async def failover_stream(
                 try:
                     chunk = await asyncio.wait_for(anext(stream), timeouts.between_tokens)
                 except StopAsyncIteration:
+                    endpoint.server.last_success = time.monotonic()
                     return
                 except BaseException as exc:
                     raise _as_backend_error(exc, "next token") from exc
                 yield chunk
         finally:
             endpoint.inflight -= 1
+            endpoint.server.inflight -= 1
             aclose = getattr(stream, "aclose", None)
             if aclose is not None:
                 await aclose()
@@ -187,10 +218,24 @@ class RemoteBackend:
         )
 
     def probe(self, http: httpx.Client) -> None:
-        """Update every replica's health (called from the health monitor's thread)."""
+        """Update every replica's health (called from the health monitor's thread).
+
+        A server this process is streaming from is alive: it is not probed (a single-slot server would queue the
+        probe behind the answer, or, as llama.cpp does by default, cut the answer short for it). A probe that
+        times out soon after a good stream is no verdict either. A stream that fails to connect still marks its
+        replica down at once (`failover_stream`).
+        """
         for endpoint in self.replicas.endpoints:
+            if endpoint.server.inflight:
+                continue
             try:
                 ok = self._probe(http, endpoint.url, auth_headers(self._api_key))
+            except httpx.TimeoutException:
+                if endpoint.server.served_within(BUSY_GRACE):
+                    log.info("%s: replica %s is busy (probe timed out after a good stream)", self.name, endpoint.url)
+                    continue
+                log.info("%s: replica %s did not answer its probe in time", self.name, endpoint.url)
+                ok = False
             except httpx.HTTPError as exc:
                 log.info("%s: replica %s unreachable (%s)", self.name, endpoint.url, type(exc).__name__)
                 ok = False

@@ -11,9 +11,11 @@ import httpx
 from pydantic import model_validator
 
 import prompts
+from backends import server_profiles
 from backends.base import Chunk, GenerationFailed, GenerationParams, Message
 from backends.clients import InferenceClient
 from backends.entries import RemoteEntry
+from backends.openai import served_names
 from backends.remote import RemoteBackend, RemoteOptions, json_or_none
 from backends.streaming import StopMatcher
 
@@ -92,7 +94,9 @@ class TgiBackend(RemoteBackend):
         stops = self._stops(params)
         limited = params.model_copy(update={"max_new_tokens": self._max_new_tokens(params)})
         if self.server_chat_template:
-            async for chunk in client.chat(request, model=self.adapter_id or "tgi", params=limited, stop=stops):
+            extra = server_profiles.extra_body(server_profiles.GENERIC, limited)
+            chat = client.chat(request, model=self.adapter_id or "tgi", params=limited, stop=stops, extra=extra)
+            async for chunk in chat:
                 yield chunk
             return
         matcher = StopMatcher(stops)  # TGI keeps the stop string in the text; the arena shows the answer alone
@@ -138,9 +142,7 @@ class TgiBackend(RemoteBackend):
 
 def adapter_listed(http: httpx.Client, url: str, adapter_id: str, headers: dict[str, str]) -> bool:
     """Whether /v1/models lists the adapter (vLLM and backends.serve do; TGI lists only the base model)."""
-    models = json_or_none(http.get(f"{url}/v1/models", headers=headers))
-    data = models.get("data") if isinstance(models, dict) else None
-    return isinstance(data, list) and any(isinstance(m, dict) and m.get("id") == adapter_id for m in data)
+    return adapter_id in (served_names(json_or_none(http.get(f"{url}/v1/models", headers=headers))) or [])
 
 
 def adapter_applied(http: httpx.Client, url: str, adapter_id: str, headers: dict[str, str]) -> bool | None:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncGenerator, Sequence
+from collections.abc import AsyncGenerator, Mapping, Sequence
+from typing import Any
 
 import httpx
 
@@ -27,9 +28,15 @@ class HttpxClient:
         self.timeout = httpx.Timeout(timeouts.first_token, connect=timeouts.connect)
 
     async def chat(
-        self, messages: Sequence[Message], *, model: str, params: GenerationParams, stop: Sequence[str]
+        self,
+        messages: Sequence[Message],
+        *,
+        model: str,
+        params: GenerationParams,
+        stop: Sequence[str],
+        extra: Mapping[str, Any],
     ) -> AsyncGenerator[Chunk, None]:
-        body = {"model": model, "messages": [dict(m) for m in messages], "stream": True, "seed": params.seed}
+        body = {"model": model, "messages": [dict(m) for m in messages], "stream": True, "seed": params.seed, **extra}
         body |= {"max_tokens": params.max_new_tokens, "temperature": params.temperature, "top_p": params.top_p}
         async with (
             httpx.AsyncClient(timeout=self.timeout, trust_env=False) as http,

@@ -41,8 +41,12 @@ class FaultServer:
     mode: str = "ok"
     text: str = "Hi"  # what mode "ok" streams, one word per token
     health_status: int = 200
+    models: tuple[str, ...] = ("m",)  # what GET /v1/models lists
+    models_delay: float = 0.0  # seconds GET /v1/models waits first (a single-slot server busy answering)
+    usage_tokens: int | None = None  # mode "ok" on the chat route: the completion_tokens its usage chunk reports
     port: int = 0
     seen_headers: list[dict[str, str]] = field(default_factory=list)
+    seen_bodies: list[Any] = field(default_factory=list)  # the JSON body of every POST
     _loop: asyncio.AbstractEventLoop | None = None
     _server: asyncio.AbstractServer | None = None
 
@@ -89,12 +93,12 @@ class FaultServer:
             headers = {k.strip().lower(): v.strip() for k, v in (ln.split(":", 1) for ln in lines[1:] if ":" in ln)}
             self.seen_headers.append(headers)
             length = int(headers.get("content-length", "0"))
-            if length:
-                await reader.readexactly(length)
+            body = json.loads(await reader.readexactly(length)) if length else None
             if method == "GET":
                 await self._get(path, writer)
             else:
-                await self._post(writer)
+                self.seen_bodies.append(body)
+                await self._post(writer, path, body)
         except (ConnectionError, asyncio.IncompleteReadError, asyncio.CancelledError):
             pass
         finally:
@@ -104,12 +108,28 @@ class FaultServer:
         if path.startswith("/health"):
             await _respond(writer, self.health_status, b"" if self.health_status == 200 else b'{"error":"unhealthy"}')
         elif path.startswith("/v1/models"):
-            await _respond(writer, self.health_status, json.dumps({"object": "list", "data": []}).encode())
+            await asyncio.sleep(self.models_delay)
+            listing = {"object": "list", "data": [{"id": m} for m in self.models]}
+            await _respond(writer, self.health_status, json.dumps(listing).encode())
         else:
             await _respond(writer, 404, b"{}")
 
-    async def _post(self, writer: asyncio.StreamWriter) -> None:
-        if self.mode == "hang":
+    async def _post(self, writer: asyncio.StreamWriter, path: str, body: Any) -> None:
+        streamed = isinstance(body, dict) and bool(body.get("stream"))
+        if self.mode in ("silent_overflow", "empty_stream") and streamed:  # 200, then no event at all
+            writer.write(b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\nconnection: close\r\n\r\n")
+            await writer.drain()
+        elif self.mode == "silent_overflow":  # llama.cpp's server: only a request without streaming hears why
+            await _respond(writer, 400, json.dumps(LLAMA_CPP_OVERFLOW).encode())
+        elif self.mode == "empty_stream":  # the same request without streaming is answered
+            choice = {"index": 0, "message": {"role": "assistant", "content": "Hi"}, "finish_reason": "length"}
+            whole = {**CHAT_CHUNK, "object": "chat.completion", "choices": [choice]}
+            await _respond(writer, 200, json.dumps(whole).encode())
+        elif self.mode == "validation_500":  # llama.cpp's server: an invalid request gets 500 and the reason
+            await _respond(writer, 500, json.dumps(LLAMA_CPP_INVALID).encode())
+        elif path.startswith("/v1/chat/completions") and self.mode == "ok":
+            await self._chat_stream(writer)
+        elif self.mode == "hang":
             await asyncio.sleep(3600)
         elif self.mode == "validation":
             body = {
@@ -149,6 +169,40 @@ class FaultServer:
                     event.update(generated_text=self.text, details={"finish_reason": "length", "generated_tokens": i})
                 writer.write(_event(event))
         await writer.drain()
+
+    async def _chat_stream(self, writer: asyncio.StreamWriter) -> None:
+        """OpenAI-style chunks, one word each, a finish reason, then (if set) a usage chunk, then [DONE]."""
+        writer.write(b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\nconnection: close\r\n\r\n")
+        words = self.text.split(" ")
+        for i, word in enumerate(words):
+            last = i == len(words) - 1
+            delta = {"content": word if last else word + " "}
+            writer.write(_event({**CHAT_CHUNK, "choices": [{"index": 0, "delta": delta, "finish_reason": None}]}))
+            if last:
+                writer.write(_event({**CHAT_CHUNK, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}))
+        if self.usage_tokens is not None:
+            usage = {"prompt_tokens": 3, "completion_tokens": self.usage_tokens, "total_tokens": 3 + self.usage_tokens}
+            writer.write(_event({**CHAT_CHUNK, "choices": [], "usage": usage}))
+        writer.write(b"data: [DONE]\n\n")
+        await writer.drain()
+
+
+CHAT_CHUNK: dict[str, Any] = {"id": "c", "object": "chat.completion.chunk", "created": 0, "model": "m"}
+LLAMA_CPP_OVERFLOW = {
+    "error": {
+        "message": "Requested tokens (700) exceed context window of 512",
+        "type": "invalid_request_error",
+        "param": "messages",
+        "code": "context_length_exceeded",
+    }
+}
+LLAMA_CPP_INVALID = {
+    "error": {
+        "message": "[{'type': 'greater_than_equal', 'loc': ('body', 'top_p'), 'msg': 'Input should be greater than "
+        "or equal to 0', 'input': -1}]",
+        "type": "internal_server_error",
+    }
+}
 
 
 def _event(payload: Any) -> bytes:

@@ -1,0 +1,70 @@
+"""How each family of OpenAI-compatible servers takes the sampling parameters that OpenAI's API has no name for.
+
+A chat completion request names `temperature`, `top_p`, `seed`, `stop` and `max_tokens` the same way everywhere;
+`top_k` and `repetition_penalty` are extra body fields whose names and defaults differ per server. A profile says
+which field carries each, and which of the server's own sampling defaults to switch off when the config leaves a
+parameter unset, so that a model's `generation:` means the same on every server (Corral's unset = not applied).
+
+Facts (../shared/reference/peers.md, and the servers' docs): vLLM, SGLang and `transformers serve` read `top_k` and
+`repetition_penalty` at the top level; llama.cpp's server reads `repeat_penalty` (default 1.1) and `top_k` (default
+40, 0 = off) and also applies `min_p` 0.05 unless told otherwise; OpenAI's own API refuses unknown fields.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from backends.base import GenerationParams
+
+ExtraParameter = Literal["top_k", "repetition_penalty"]
+EXTRA_PARAMETERS: tuple[ExtraParameter, ...] = ("top_k", "repetition_penalty")
+
+
+@dataclass(frozen=True)
+class ServerProfile:
+    """One server family: the body field of each extra parameter (None: it has none), and what switches off the
+    server's own sampling defaults when a parameter is left unset."""
+
+    fields: Mapping[ExtraParameter, str | None]
+    neutral: Mapping[str, Any] = field(default_factory=dict)
+
+
+GENERIC = ServerProfile({"top_k": "top_k", "repetition_penalty": "repetition_penalty"})
+PROFILES: dict[str, ServerProfile] = {
+    "generic": GENERIC,  # vLLM, SGLang, transformers serve, TGI's chat route, backends.serve
+    "llama.cpp": ServerProfile(
+        {"top_k": "top_k", "repetition_penalty": "repeat_penalty"},
+        neutral={"top_k": 0, "repeat_penalty": 1.0, "min_p": 0.0},
+    ),
+    "openai": ServerProfile({"top_k": None, "repetition_penalty": None}),  # api.openai.com: no extra fields
+}
+
+
+def resolve(name: str, overrides: Mapping[ExtraParameter, str | None]) -> ServerProfile:
+    """The named profile with the config's own field names laid over it (KeyError for an unknown name)."""
+    base = PROFILES[name]
+    return ServerProfile({**base.fields, **overrides}, base.neutral)
+
+
+def unsendable(profile: ServerProfile, params: GenerationParams) -> list[ExtraParameter]:
+    """The parameters set in `params` that this server has no field for (a config mistake to report)."""
+    return [p for p in EXTRA_PARAMETERS if getattr(params, p) is not None and profile.fields.get(p) is None]
+
+
+def extra_body(profile: ServerProfile, params: GenerationParams) -> dict[str, Any]:
+    """The extra fields of one chat request: the server's neutral values, then the parameters that are set.
+
+    `top_k` only applies when sampling (it would otherwise turn sampling on where a server reads it so).
+    """
+    values: dict[ExtraParameter, Any] = {
+        "top_k": params.top_k if params.do_sample else None,
+        "repetition_penalty": params.repetition_penalty,
+    }
+    body = dict(profile.neutral)
+    for parameter, value in values.items():
+        name = profile.fields.get(parameter)
+        if name is not None and value is not None:
+            body[name] = value
+    return body
