@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Sequence
 from typing import Any, Literal, Unpack
 
 import httpx
 from pydantic import Field, field_validator, model_validator
 
 from backends import server_profiles
-from backends.base import Chunk, GenerationParams
+from backends.base import Chunk, GenerationParams, Message
 from backends.clients import InferenceClient
-from backends.entries import RemoteEntry
+from backends.context_guard import ContextGuard, ContextGuardError
+from backends.entries import EntryError, RemoteEntry
 from backends.remote import RemoteBackend, RemoteOptions, json_or_none
 from backends.server_profiles import GENERIC, ExtraParameter, ServerProfile
 
@@ -27,6 +28,10 @@ class OpenAIModel(RemoteEntry):
     server: str = "generic"  # how the server names the sampling fields OpenAI lacks (backends/server_profiles.py)
     # per-field overrides of the profile's names (null: the server has no such field; it is not sent)
     sampling_fields: dict[ExtraParameter, str | None] = Field(default_factory=dict)
+    # for servers that run any prompt length (transformers serve): Corral counts the prompt with this tokenizer
+    # and refuses a chat longer than `max_input_tokens` itself (backends/context_guard.py); both or neither
+    tokenizer: str | None = None
+    max_input_tokens: int | None = Field(default=None, ge=1)
 
     @field_validator("server")
     @classmethod
@@ -34,6 +39,12 @@ class OpenAIModel(RemoteEntry):
         if value not in server_profiles.PROFILES:
             raise ValueError(f"unknown server profile '{value}' (known: {', '.join(server_profiles.PROFILES)})")
         return value
+
+    @model_validator(mode="after")
+    def _guard_complete(self) -> OpenAIModel:
+        if (self.tokenizer is None) != (self.max_input_tokens is None):
+            raise ValueError("`tokenizer` and `max_input_tokens` go together: Corral counts with one against the other")
+        return self
 
     @model_validator(mode="after")
     def _sendable(self) -> OpenAIModel:
@@ -63,11 +74,18 @@ class OpenAIBackend(RemoteBackend):
         urls: list[str],
         model: str,
         profile: ServerProfile = GENERIC,
+        guard: ContextGuard | None = None,
         **options: Unpack[RemoteOptions],
     ) -> None:
         super().__init__(name=name, urls=urls, **options)
         self.model = model
         self.profile = profile
+        self.guard = guard
+
+    def _prepare(self, messages: Sequence[Message], params: GenerationParams) -> Any:
+        if self.guard is not None:
+            self.guard.check(messages)
+        return list(messages)
 
     async def _open(
         self, client: InferenceClient, request: Any, params: GenerationParams
@@ -102,5 +120,13 @@ def served_names(listing: Any) -> list[str] | None:
 
 
 def build(entry: OpenAIModel, options: RemoteOptions) -> OpenAIBackend:
-    """The backend of an `openai` entry."""
-    return OpenAIBackend(name=entry.name, urls=entry.endpoints, model=entry.model, profile=entry.profile, **options)
+    """The backend of an `openai` entry (its tokenizer loaded now, when it counts its own prompts)."""
+    guard = None
+    if entry.tokenizer is not None and entry.max_input_tokens is not None:
+        try:
+            guard = ContextGuard.load(entry.tokenizer, entry.max_input_tokens)
+        except ContextGuardError as exc:
+            raise EntryError(f"model '{entry.name}': {exc}") from None
+    return OpenAIBackend(
+        name=entry.name, urls=entry.endpoints, model=entry.model, profile=entry.profile, guard=guard, **options
+    )

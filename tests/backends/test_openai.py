@@ -12,6 +12,7 @@ import contextlib
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -19,8 +20,9 @@ from pydantic import ValidationError
 
 from backends import base
 from backends.base import Chunk, GenerationParams, Message
+from backends.entries import EntryError
 from backends.health import HealthMonitor
-from backends.openai import OpenAIBackend, OpenAIModel
+from backends.openai import OpenAIBackend, OpenAIModel, build
 from backends.remote import RemoteTimeouts
 from tests.support.faults import FaultServer
 from tests.support.helpers import Process
@@ -165,14 +167,14 @@ def test_a_busy_single_slot_server_is_not_marked_down(fault: FaultServer) -> Non
     fault.models_delay = 0.0
     fault.mode = "hang"  # a stream in flight: the server is not probed at all
     probes = len(fault.seen_headers)
-    done = threading.Event()
-    threading.Thread(target=lambda: (_swallow(backend), done.set()), daemon=True).start()
+    streaming = threading.Thread(target=_swallow, args=(backend,), daemon=True)
+    streaming.start()
     while not fault.seen_bodies:
         time.sleep(0.01)
     fault.health_status = 503
     monitor.check_now()
     assert backend.available and len(fault.seen_headers) == probes + 1  # just the stream's request
-    done.wait(10)
+    streaming.join(10)
 
     fault.mode, fault.health_status, fault.models_delay = "ok", 200, 2.0
     collect(backend, GenerationParams(max_new_tokens=8))  # a good stream just ended
@@ -183,3 +185,23 @@ def test_a_busy_single_slot_server_is_not_marked_down(fault: FaultServer) -> Non
 def _swallow(backend: OpenAIBackend) -> None:
     with contextlib.suppress(base.BackendError):
         collect(backend, GenerationParams(max_new_tokens=8))
+
+
+def test_a_server_that_runs_any_length_gets_corrals_own_refusal(fault: FaultServer, smollm2: Path) -> None:
+    model = entry(fault.url, tokenizer=str(smollm2), max_input_tokens=64)
+    backend = build(model, {"timeouts": FAST})
+    assert backend.guard is not None and 5 < backend.guard.prompt_tokens(ASK) < 64
+    long_chat = [Message(role="user", content="mot " * 80)]
+    with pytest.raises(base.InputTooLong):
+        asyncio.run(_drain(backend, long_chat))
+    assert fault.seen_bodies == []  # refused before anything was sent
+    assert "".join(c.text for c in collect(backend, GenerationParams(max_new_tokens=8))) == "Salut à toi"
+    with pytest.raises(ValidationError, match="`tokenizer` and `max_input_tokens` go together"):
+        entry(fault.url, tokenizer=str(smollm2))
+    with pytest.raises(EntryError, match="model 'o': the tokenizer '/nowhere' cannot be loaded"):
+        build(entry(fault.url, tokenizer="/nowhere", max_input_tokens=8), {})
+
+
+async def _drain(backend: OpenAIBackend, messages: list[Message]) -> None:
+    async for _ in backend.stream(messages, GenerationParams(max_new_tokens=8)):
+        pass
