@@ -8,6 +8,7 @@ in its builder), without touching `RemoteBackend`.
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -46,11 +47,32 @@ class Rejected(GenerationFailed):
             self.user_message = f"The model's server refused this request: {shown}"
 
 
+def error_message(body: Any) -> str | None:
+    """The message of an error body: OpenAI's {"error": {"message": ...}}, TGI's {"error": "..."}, FastAPI's
+    {"detail": "..."}; None for anything else."""
+    if not isinstance(body, dict):
+        return None
+    error = body.get("error", body.get("detail"))
+    if isinstance(error, dict):
+        error = error.get("message")
+    return error if isinstance(error, str) and error else None
+
+
+# one item of a pydantic validation error as FastAPI-based servers print it (llama.cpp's: "1 validation error:\n
+# {'type': ..., 'loc': ('body', 'top_p'), 'msg': 'Input should be ...', ...}\n  File ...")
+PYDANTIC_ITEM = re.compile(r"'loc': \(([^)]*)\), 'msg': '([^']*)'")
+
+
 def shown_reason(reason: str | None, limit: int = 200) -> str:
-    """A server's error message fit to show in a pane: its first line, one sentence's length, ending in a stop."""
-    if not reason:
+    """A server's error message fit to show in a pane: the field and message of a validation error, else the
+    first line; one sentence's length, ending in a stop (never a stack trace)."""
+    if not reason or not reason.strip():
         return ""
-    line = " ".join(reason.strip().splitlines()[0].split()) if reason.strip() else ""
+    item = PYDANTIC_ITEM.search(reason)
+    if item:
+        field = item.group(1).split(",")[-1].strip(" '\"") or item.group(1)
+        reason = f"{field}: {item.group(2)}"
+    line = " ".join(reason.strip().splitlines()[0].split())
     if len(line) > limit:
         line = line[:limit].rsplit(" ", 1)[0] + " ..."
     return line if line.endswith((".", "...", "!", "?")) else f"{line}."

@@ -22,7 +22,7 @@ from backends.base import (
     InputTooLong,
     Message,
 )
-from backends.clients import Rejected, RemoteTimeouts, TokenEvent, map_common_error
+from backends.clients import Rejected, RemoteTimeouts, TokenEvent, error_message, map_common_error
 
 T = TypeVar("T")
 
@@ -66,8 +66,13 @@ VALIDATION_WORDS = re.compile(
 
 
 def _reason(exc: BaseException) -> str:
-    """The server's own error message (huggingface_hub reads it from the JSON error body), or the exception's."""
-    return getattr(exc, "server_message", None) or str(exc)
+    """The server's own error message, from its JSON error body when there is one, else the exception's."""
+    response = getattr(exc, "response", None)
+    try:
+        body = response.json() if response is not None else None
+    except (ValueError, httpx2.ResponseNotRead, UnicodeDecodeError):
+        body = None
+    return error_message(body) or getattr(exc, "server_message", None) or str(exc)
 
 
 def _validation(reason: str, text: str) -> BackendError:
@@ -145,13 +150,18 @@ class HfClient:
 
         llama.cpp's server answers a streamed prompt longer than its context with HTTP 200 and an empty stream
         (the error only goes to its log); asked without streaming, it says so (400 context_length_exceeded).
+        The connection the empty stream came on is closed by then: a request that meets it is sent once more.
         """
-        try:
-            await self._client.chat_completion(messages, stream=False, **{**request, "max_tokens": 1})
-        except Exception as exc:
-            error = map_error(exc)
-            if isinstance(error, InputTooLong | Rejected):
-                return error
+        for _ in range(2):
+            try:
+                await self._client.chat_completion(messages, stream=False, **{**request, "max_tokens": 1})
+            except httpx2.TransportError:
+                continue
+            except Exception as exc:
+                error = map_error(exc)
+                if isinstance(error, InputTooLong | Rejected):
+                    return error
+            break
         return GenerationFailed("the server sent an empty stream")
 
     async def _generate(

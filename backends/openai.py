@@ -11,7 +11,7 @@ from pydantic import Field, field_validator, model_validator
 
 from backends import server_profiles
 from backends.base import Chunk, GenerationParams, Message
-from backends.clients import InferenceClient
+from backends.clients import InferenceClient, error_message, shown_reason
 from backends.context_guard import ContextGuard, ContextGuardError
 from backends.entries import EntryError, RemoteEntry
 from backends.remote import RemoteBackend, RemoteOptions, json_or_none
@@ -81,6 +81,7 @@ class OpenAIBackend(RemoteBackend):
         self.model = model
         self.profile = profile
         self.guard = guard
+        self._name_answered: set[str] = set()  # replicas that answered a request naming the model
 
     def _prepare(self, messages: Sequence[Message], params: GenerationParams) -> Any:
         if self.guard is not None:
@@ -100,13 +101,28 @@ class OpenAIBackend(RemoteBackend):
             # some servers fail their listing yet serve (transformers serve without a hub cache): ask /health
             return http.get(f"{url}/health", headers=headers).status_code == 200
         listed = served_names(json_or_none(models))
-        if listed is None or self.model in listed:
+        if listed is None or self.model in listed or url in self._name_answered:
             return True
+        if not self.profile.names_listed:
+            return self._ask_by_name(http, url, headers)
         # many servers answer to any model name (llama.cpp echoes it back), so only the listing catches a typo
-        self.problem = (
-            f"model '{self.name}': the server at {url} does not serve a model named '{self.model}' "
-            f"(its /v1/models lists: {', '.join(listed) or 'nothing'})"
-        )
+        return self._wrong_name(url, f"its /v1/models lists: {', '.join(listed) or 'nothing'}")
+
+    def _ask_by_name(self, http: httpx.Client, url: str, headers: dict[str, str]) -> bool:
+        """A one-token request naming the model, for servers whose listing is not complete (asked once per URL):
+        a 4xx means the name is wrong; anything else (busy, a 5xx) is no verdict."""
+        body = {"model": self.model, "messages": [{"role": "user", "content": "Hi"}], "max_tokens": 1}
+        reply = http.post(f"{url}/v1/chat/completions", json=body, headers=headers)
+        if 400 <= reply.status_code < 500 and reply.status_code not in (408, 429):
+            reason = shown_reason(error_message(json_or_none(reply)) or reply.text)
+            return self._wrong_name(url, f"it answered {reply.status_code}: {reason}")
+        if reply.status_code == 200:
+            self._name_answered.add(url)
+        return True
+
+    def _wrong_name(self, url: str, evidence: str) -> bool:
+        served = f"the server at {url} does not serve a model named '{self.model}'"
+        self.problem = f"model '{self.name}': {served} ({evidence})"
         log.error("%s", self.problem)
         return False
 

@@ -29,23 +29,27 @@ class ServerProfile:
 
     fields: Mapping[ExtraParameter, str | None]
     neutral: Mapping[str, Any] = field(default_factory=dict)
+    # True: GET /v1/models lists every name the server answers to. False (transformers serve lists its download
+    # cache, not the model it was started with): a name missing there is checked with a one-token request instead
+    names_listed: bool = True
 
 
 GENERIC = ServerProfile({"top_k": "top_k", "repetition_penalty": "repetition_penalty"})
 PROFILES: dict[str, ServerProfile] = {
-    "generic": GENERIC,  # vLLM, SGLang, transformers serve, TGI's chat route, backends.serve
+    "generic": GENERIC,  # vLLM, SGLang, TGI's chat route, backends.serve
     "llama.cpp": ServerProfile(
         {"top_k": "top_k", "repetition_penalty": "repeat_penalty"},
         neutral={"top_k": 0, "repeat_penalty": 1.0, "min_p": 0.0},
     ),
     "openai": ServerProfile({"top_k": None, "repetition_penalty": None}),  # api.openai.com: no extra fields
+    "transformers": ServerProfile(GENERIC.fields, names_listed=False),  # `transformers serve`
 }
 
 
 def resolve(name: str, overrides: Mapping[ExtraParameter, str | None]) -> ServerProfile:
     """The named profile with the config's own field names laid over it (KeyError for an unknown name)."""
     base = PROFILES[name]
-    return ServerProfile({**base.fields, **overrides}, base.neutral)
+    return ServerProfile({**base.fields, **overrides}, base.neutral, base.names_listed)
 
 
 def unsendable(profile: ServerProfile, params: GenerationParams) -> list[ExtraParameter]:

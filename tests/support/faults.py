@@ -188,19 +188,23 @@ class FaultServer:
 
 
 CHAT_CHUNK: dict[str, Any] = {"id": "c", "object": "chat.completion.chunk", "created": 0, "model": "m"}
-LLAMA_CPP_OVERFLOW = {
+LLAMA_CPP_OVERFLOW = {  # as llama-cpp-python 0.3.36 answers a prompt longer than its context, without streaming
     "error": {
-        "message": "Requested tokens (700) exceed context window of 512",
+        "message": "This model's maximum context length is 512 tokens. However, you requested 1595 tokens (1531 in "
+        "the messages, 64 in the completion). Please reduce the length of the messages or completion.",
         "type": "invalid_request_error",
         "param": "messages",
         "code": "context_length_exceeded",
     }
 }
-LLAMA_CPP_INVALID = {
+LLAMA_CPP_INVALID = {  # as llama-cpp-python 0.3.36 answers `"top_p": -1` (its traceback's file line shortened)
     "error": {
-        "message": "[{'type': 'greater_than_equal', 'loc': ('body', 'top_p'), 'msg': 'Input should be greater than "
-        "or equal to 0', 'input': -1}]",
+        "message": "1 validation error:\n  {'type': 'greater_than_equal', 'loc': ('body', 'top_p'), 'msg': 'Input "
+        "should be greater than or equal to 0', 'input': -1, 'ctx': {'ge': 0.0}}\n\n  File \"/venv/lib/python3.11/"
+        'site-packages/llama_cpp/server/app.py", line 376, in create_chat_completion\n    POST /v1/chat/completions',
         "type": "internal_server_error",
+        "param": None,
+        "code": None,
     }
 }
 
