@@ -7,7 +7,7 @@ export GRADIO_ANALYTICS_ENABLED := False
 export HF_HUB_DISABLE_TELEMETRY := 1
 export GRADIO_RUN_HISTORY := False
 
-.PHONY: run test bench loop lint typecheck unit install install-dev system-deps clean
+.PHONY: run test bench loop lint typecheck unit install install-dev system-deps clean llama-cpp test-peers
 
 # Debian packages the tests use, installed when missing and root: docker-compose validates docker-compose.yml,
 # postgresql runs the storage suite a second time, chromium drives the browser tests.
@@ -51,8 +51,9 @@ system-deps:
 # The storage, leaderboard and export tests run on SQLite and on PostgreSQL: pytest starts a throwaway PostgreSQL
 # server on 127.0.0.1 (benchmarks/postgres.py; as the postgres user under root) and stops it at the end. Give
 # CORRAL_TEST_POSTGRES_URL=postgresql+psycopg://USER@HOST/DB to use a server of your own instead. Without
-# PostgreSQL those cases are skipped, except under CI=true where they fail.
-unit: install-dev system-deps
+# PostgreSQL those cases are skipped, except under CI=true where they fail. The peer tests (tests/peers) need
+# llama.cpp's server: `make llama-cpp` builds it once (about 7-10 minutes the first time).
+unit: install-dev system-deps llama-cpp
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 test: lint typecheck unit
@@ -67,6 +68,27 @@ bench: install-dev
 # app, a DPO export, a LoRA trained on them, and the new variant's win rate against the base.
 loop: install-dev
 	$(PY) -m benchmarks.bench_loop $(LOOP_ARGS)
+
+# llama.cpp's server (llama-cpp-python, pinned) in a virtual environment of its own: a test peer, never a runtime
+# dependency. It has no binary wheel, so the first build compiles llama.cpp. GGML_NATIVE=OFF builds for any x86-64
+# with AVX2: a native build on a CPU that reports AMX multiplies with AMX tiles, which crashed (SIGSEGV in
+# ggml_backend_amx_mul_mat) on the project's 2-core machines. --clear and --no-cache-dir: an unfinished environment,
+# or a wheel built with other flags, is never reused.
+LLAMA_VENV ?= .venv-llama-cpp
+LLAMA_CPP_VERSION := 0.3.36
+$(LLAMA_VENV)/.installed:
+	@echo "corral: building llama-cpp-python $(LLAMA_CPP_VERSION) into $(LLAMA_VENV) (the first build compiles llama.cpp: about 10 minutes)"
+	$(PYTHON) -m venv --clear $(LLAMA_VENV)
+	CMAKE_ARGS="-DGGML_NATIVE=OFF" $(LLAMA_VENV)/bin/python -m pip install --quiet --no-cache-dir \
+	  "llama-cpp-python[server]==$(LLAMA_CPP_VERSION)"
+	touch $@
+
+llama-cpp: $(LLAMA_VENV)/.installed
+
+# The backend kinds against real servers Corral did not write (transformers serve, llama.cpp) and its own
+# backends.serve, all serving the default model on 127.0.0.1: part of `make test`, or alone (about 2 minutes).
+test-peers: install-dev llama-cpp
+	$(PY) -m pytest tests/peers $(PYTEST_ARGS)
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

@@ -16,6 +16,7 @@ from backends.context_guard import ContextGuard, ContextGuardError
 from backends.entries import EntryError, RemoteEntry
 from backends.remote import RemoteBackend, RemoteOptions, json_or_none
 from backends.server_profiles import GENERIC, ExtraParameter, ServerProfile
+from backends.streaming import StopMatcher
 
 log = logging.getLogger(__name__)
 
@@ -91,9 +92,18 @@ class OpenAIBackend(RemoteBackend):
     async def _open(
         self, client: InferenceClient, request: Any, params: GenerationParams
     ) -> AsyncGenerator[Chunk, None]:
+        """The server's chunks, cut at a stop string: most servers cut it themselves, transformers serve keeps it."""
         extra = server_profiles.extra_body(self.profile, params)
+        matcher = StopMatcher(params.stop)
         async for chunk in client.chat(request, model=self.model, params=params, stop=params.stop, extra=extra):
-            yield chunk
+            text = matcher.feed(chunk.text)
+            if text or chunk.tokens:
+                yield Chunk(text, chunk.tokens)  # a piece held back (it may begin a stop string) still counts
+            if matcher.stopped:
+                return
+        tail = matcher.flush()
+        if tail:
+            yield Chunk(tail, tokens=0)
 
     def _probe(self, http: httpx.Client, url: str, headers: dict[str, str]) -> bool:
         models = http.get(f"{url}/v1/models", headers=headers)

@@ -5,13 +5,17 @@ A chat completion request names `temperature`, `top_p`, `seed`, `stop` and `max_
 which field carries each, and which of the server's own sampling defaults to switch off when the config leaves a
 parameter unset, so that a model's `generation:` means the same on every server (Corral's unset = not applied).
 
-Facts (../shared/reference/peers.md, and the servers' docs): vLLM, SGLang and `transformers serve` read `top_k` and
-`repetition_penalty` at the top level; llama.cpp's server reads `repeat_penalty` (default 1.1) and `top_k` (default
-40, 0 = off) and also applies `min_p` 0.05 unless told otherwise; OpenAI's own API refuses unknown fields.
+Facts (../shared/reference/peers.md, the servers' docs, and probes of each on 127.0.0.1): vLLM and SGLang read
+`top_k` and `repetition_penalty` at the top level; llama.cpp's server reads `repeat_penalty` (default 1.1) and
+`top_k` (default 40, 0 = off) and also applies `min_p` 0.05 unless told otherwise; OpenAI's own API refuses unknown
+fields. `transformers serve` refuses both extra fields (422 "Unexpected fields") and samples only when asked through
+its `generation_config` field (a JSON string of a transformers GenerationConfig): otherwise a model folder whose
+generation_config.json does not turn sampling on is decoded greedily whatever the temperature.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -29,6 +33,8 @@ class ServerProfile:
 
     fields: Mapping[ExtraParameter, str | None]
     neutral: Mapping[str, Any] = field(default_factory=dict)
+    # True: sampling (`do_sample`) and the extra fields go inside a `generation_config` JSON string (transformers)
+    in_generation_config: bool = False
     # True: GET /v1/models lists every name the server answers to. False (transformers serve lists its download
     # cache, not the model it was started with): a name missing there is checked with a one-token request instead
     names_listed: bool = True
@@ -42,14 +48,14 @@ PROFILES: dict[str, ServerProfile] = {
         neutral={"top_k": 0, "repeat_penalty": 1.0, "min_p": 0.0},
     ),
     "openai": ServerProfile({"top_k": None, "repetition_penalty": None}),  # api.openai.com: no extra fields
-    "transformers": ServerProfile(GENERIC.fields, names_listed=False),  # `transformers serve`
+    "transformers": ServerProfile(GENERIC.fields, in_generation_config=True, names_listed=False),
 }
 
 
 def resolve(name: str, overrides: Mapping[ExtraParameter, str | None]) -> ServerProfile:
     """The named profile with the config's own field names laid over it (KeyError for an unknown name)."""
     base = PROFILES[name]
-    return ServerProfile({**base.fields, **overrides}, base.neutral, base.names_listed)
+    return ServerProfile({**base.fields, **overrides}, base.neutral, base.in_generation_config, base.names_listed)
 
 
 def unsendable(profile: ServerProfile, params: GenerationParams) -> list[ExtraParameter]:
@@ -71,4 +77,7 @@ def extra_body(profile: ServerProfile, params: GenerationParams) -> dict[str, An
         name = profile.fields.get(parameter)
         if name is not None and value is not None:
             body[name] = value
+    if profile.in_generation_config:
+        # greedy needs nothing (temperature 0 says it); top-level temperature, top_p and seed still apply on top
+        return {"generation_config": json.dumps({"do_sample": True, **body})} if params.do_sample else {}
     return body

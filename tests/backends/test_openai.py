@@ -81,6 +81,7 @@ def test_a_server_whose_listing_fails_is_asked_its_health(fault: FaultServer) ->
     [
         ("generic", {"top_k": 7, "repetition_penalty": 1.3}),
         ("llama.cpp", {"top_k": 7, "repeat_penalty": 1.3, "min_p": 0.0}),
+        ("transformers", {"generation_config": '{"do_sample": true, "top_k": 7, "repetition_penalty": 1.3}'}),
     ],
 )
 def test_extra_sampling_fields_go_under_the_servers_names(
@@ -91,6 +92,21 @@ def test_extra_sampling_fields_go_under_the_servers_names(
     body = fault.seen_bodies[-1]
     assert {k: body.get(k) for k in expected} == expected
     assert ("repetition_penalty" in body) == (server == "generic")
+    assert body["temperature"] == 0.7 and body["top_p"] == 0.95  # OpenAI's own fields stay at the top level
+
+
+def test_transformers_serve_gets_no_generation_config_when_greedy(fault: FaultServer) -> None:
+    model = entry(fault.url, server="transformers", generation={"do_sample": False, "repetition_penalty": 1.2})
+    collect(backend_of(model), model.generation)
+    body = fault.seen_bodies[-1]
+    assert "generation_config" not in body and body["temperature"] == 0  # 0 is its greedy switch
+
+
+def test_a_stop_string_the_server_keeps_is_cut(fault: FaultServer) -> None:
+    fault.text = "Un deux trois quatre"  # transformers serve keeps the stop string in the text it streams
+    chunks = collect(backend_of(entry(fault.url)), GenerationParams(max_new_tokens=8, stop=("ois",)))
+    assert "".join(c.text for c in chunks) == "Un deux tr"
+    assert sum(c.tokens for c in chunks) == 3  # the pieces read until the stop string, held-back ones included
 
 
 def test_unset_parameters_switch_off_llama_cpps_own_sampling_defaults(fault: FaultServer) -> None:
