@@ -19,6 +19,7 @@ from typing import Any
 
 import httpx
 import pytest
+import yaml
 from gradio_client import Client
 
 from arena.ui.common import ERROR_MARK
@@ -29,7 +30,8 @@ from backends.base import GenerationParams, Message
 from backends.health import HealthMonitor
 from backends.kinds import KINDS
 from backends.remote import RemoteBackend, RemoteOptions
-from tests.peers.servers import Peer
+from tests.peers.conftest import PeerFactory
+from tests.peers.servers import ROOT, Peer
 from tests.support.helpers import RunningApp, run_app, start_app
 from tests.test_app import NOTICE, PANE_A, PANE_B, REVEAL, text_of
 
@@ -214,3 +216,20 @@ def test_a_stop_string_ends_the_answer_and_is_not_shown(peer: Peer) -> None:
     text, tokens = asyncio.run(drain(backend, params, ask))
     assert "4" in text and "5" not in text, text
     assert 0 < tokens < 60
+
+
+def test_the_shipped_llama_cpp_config_battles(peer_factory: PeerFactory, tmp_path: Path) -> None:
+    """configs/llama-cpp.yaml as written, pointed at a llama.cpp server started the way its comment says."""
+    server = peer_factory("llama-cpp")
+    config = yaml.safe_load((ROOT / "configs" / "llama-cpp.yaml").read_text(encoding="utf-8"))
+    for entry in config["models"]:
+        entry["endpoints"] = [server.url]
+        entry["generation"]["max_new_tokens"] = 12
+    app = start_app(config, tmp_path / "app")
+    try:
+        client = Client(app.url, verbose=False)
+        final = client.predict("Bonjour !", api_name="/battle_send")
+        assert text_of(final[PANE_A][-1]) and text_of(final[PANE_B][-1])
+        assert client.predict(api_name="/battle_vote_tie")[NOTICE] == "Thanks, your vote is recorded."
+    finally:
+        app.stop()
