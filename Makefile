@@ -76,14 +76,14 @@ loop: install-dev
 # or a wheel built with other flags, is never reused.
 LLAMA_VENV ?= .venv-llama-cpp
 LLAMA_CPP_VERSION := 0.3.36
-$(LLAMA_VENV)/.installed:
-	@echo "corral: building llama-cpp-python $(LLAMA_CPP_VERSION) into $(LLAMA_VENV) (the first build compiles llama.cpp: about 10 minutes)"
+$(LLAMA_VENV)/.installed-$(LLAMA_CPP_VERSION):
+	@echo "corral: building llama-cpp-python $(LLAMA_CPP_VERSION) into $(LLAMA_VENV) (the first build compiles llama.cpp: about 7-10 minutes)"
 	$(PYTHON) -m venv --clear $(LLAMA_VENV)
 	CMAKE_ARGS="-DGGML_NATIVE=OFF" $(LLAMA_VENV)/bin/python -m pip install --quiet --no-cache-dir \
 	  "llama-cpp-python[server]==$(LLAMA_CPP_VERSION)"
 	touch $@
 
-llama-cpp: $(LLAMA_VENV)/.installed
+llama-cpp: $(LLAMA_VENV)/.installed-$(LLAMA_CPP_VERSION)
 
 # The backend kinds against real servers Corral did not write (transformers serve, llama.cpp) and its own
 # backends.serve, all serving the default model on 127.0.0.1: part of `make test`, or alone (about 2 minutes).

@@ -98,7 +98,8 @@ class Matchmaker:
         hotter = min(base.temperature + SELF_PLAY_TEMPERATURE_STEP, 2.0)
         params = {
             Side.A: base.model_copy(update={"seed": seed_a}),
-            Side.B: base.model_copy(update={"seed": seed_b, "temperature": hotter}),
+            # a greedy model (temperature 0) samples on the hotter side, or both answers would be the same
+            Side.B: base.model_copy(update={"seed": seed_b, "temperature": hotter, "do_sample": True}),
         }
         if self._rng.random() < 0.5:  # the hotter sample may be on either side
             params = {Side.A: params[Side.B], Side.B: params[Side.A]}

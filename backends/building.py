@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, TypeVar
 
 from backends.base import Backend
 from backends.clients import RemoteTimeouts
 from backends.entries import RemoteEntry
-from backends.remote import RemoteBackend, RemoteOptions
+from backends.remote import ActivityBoard, RemoteBackend, RemoteOptions
 
 if TYPE_CHECKING:  # both import torch: only the local kind's builder loads them, when it runs
     from backends.local import LocalModelPool
@@ -27,6 +27,7 @@ class BuildContext:
     env: Mapping[str, str]
     pool: LocalModelPool
     variants: VariantBuilder | None = None  # style variants still to build (set by the local kind)
+    activity: ActivityBoard = field(default_factory=ActivityBoard)  # one per app: remote models share servers
 
 
 def remote_options(entry: RemoteEntry, ctx: BuildContext) -> RemoteOptions:
@@ -36,6 +37,7 @@ def remote_options(entry: RemoteEntry, ctx: BuildContext) -> RemoteOptions:
         api_key=entry.api_key(ctx.env),
         timeouts=RemoteTimeouts(t.connect, t.first_token, t.between_tokens),
         max_concurrent=entry.max_concurrent_per_endpoint,
+        activity=ctx.activity,
     )
 
 

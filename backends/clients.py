@@ -49,18 +49,22 @@ class Rejected(GenerationFailed):
 
 def error_message(body: Any) -> str | None:
     """The message of an error body: OpenAI's {"error": {"message": ...}}, TGI's {"error": "..."}, FastAPI's
-    {"detail": "..."}; None for anything else."""
+    {"detail": "..."} or {"detail": [{"loc": [...], "msg": ...}]} (its first item); None for anything else."""
     if not isinstance(body, dict):
         return None
     error = body.get("error", body.get("detail"))
+    if isinstance(error, list) and error and isinstance(error[0], dict):
+        loc, msg = error[0].get("loc"), error[0].get("msg")
+        field = loc[-1] if isinstance(loc, list) and loc else None
+        error = f"{field}: {msg}" if field is not None and isinstance(msg, str) else msg
     if isinstance(error, dict):
         error = error.get("message")
     return error if isinstance(error, str) and error else None
 
 
 # one item of a pydantic validation error as FastAPI-based servers print it (llama.cpp's: "1 validation error:\n
-# {'type': ..., 'loc': ('body', 'top_p'), 'msg': 'Input should be ...', ...}\n  File ...")
-PYDANTIC_ITEM = re.compile(r"'loc': \(([^)]*)\), 'msg': '([^']*)'")
+# {'type': ..., 'loc': ('body', 'top_p'), 'msg': 'Input should be ...', ...}\n  File ..."), either quote style
+PYDANTIC_ITEM = re.compile(r"""['"]loc['"]: [(\[]([^)\]]*)[)\]], ['"]msg['"]: (['"])(.*?)\2""")
 
 
 def shown_reason(reason: str | None, limit: int = 200) -> str:
@@ -71,7 +75,7 @@ def shown_reason(reason: str | None, limit: int = 200) -> str:
     item = PYDANTIC_ITEM.search(reason)
     if item:
         field = item.group(1).split(",")[-1].strip(" '\"") or item.group(1)
-        reason = f"{field}: {item.group(2)}"
+        reason = f"{field}: {item.group(3)}"
     line = " ".join(reason.strip().splitlines()[0].split())
     if len(line) > limit:
         line = line[:limit].rsplit(" ", 1)[0] + " ..."

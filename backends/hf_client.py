@@ -32,8 +32,8 @@ def map_error(exc: BaseException) -> BackendError:
     text = f"{type(exc).__name__}: {exc}"
     if isinstance(exc, hf_errors.OverloadedError):
         return BackendOverloaded(text)
-    if isinstance(exc, hf_errors.ValidationError):
-        return _validation(_reason(exc), text)
+    if isinstance(exc, hf_errors.ValidationError):  # a TGI stream's error event: its text is the server's message
+        return _validation(str(exc), str(exc), text)
     if isinstance(exc, hf_errors.TextGenerationError):  # generation, incomplete_generation, unknown
         return GenerationFailed(text)
     if isinstance(exc, (hf_errors.InferenceTimeoutError, httpx2.TimeoutException)):
@@ -41,42 +41,49 @@ def map_error(exc: BaseException) -> BackendError:
     if isinstance(exc, httpx2.ConnectError):
         return BackendUnavailable(text)
     if isinstance(exc, hf_errors.HfHubHTTPError):
-        return _by_status(exc.response.status_code if exc.response is not None else 0, _reason(exc), text)
+        reason, body = _server_error(exc.response)
+        return _by_status(exc.response.status_code if exc.response is not None else 0, reason, body, text)
     return map_common_error(exc)
 
 
-def _by_status(status: int, reason: str, text: str) -> BackendError:
+def _by_status(status: int, reason: str | None, body: str, text: str) -> BackendError:
     if status == 429:
         return BackendOverloaded(text)
     if status in (400, 413, 422):
-        return _validation(reason, text)
-    # llama.cpp's server (and others built on FastAPI with their own error handler) answers invalid requests
-    # with 500: a refusal when the server's reason reads like one, a failed answer otherwise
-    if status == 500 and VALIDATION_WORDS.search(reason):
-        return _validation(reason, text)
+        return _validation(reason, f"{reason} {body}", text)
+    # llama.cpp's server answers a request that fails its pydantic validation with 500: a refusal, shown with
+    # the server's reason; any other 500 is a failed answer
+    if status == 500 and reason is not None and PYDANTIC_FAILURE.search(reason):
+        return _validation(reason, reason, text)
     if status in (502, 503, 504):
         return BackendUnavailable(text)
     return GenerationFailed(text)
 
 
-VALIDATION_WORDS = re.compile(
-    r"validat|invalid|must be|should be|not supported|unsupported|expected|out of range|context|too long|tokens",
+PYDANTIC_FAILURE = re.compile(r"\d+ validation errors?\b")
+# How servers say a prompt does not fit: OpenAI and llama.cpp (code context_length_exceeded, "maximum context
+# length"), TGI and backends.serve ("must have less than N tokens", "`inputs` tokens + `max_new_tokens`"), vLLM
+# ("longer than the maximum model length"), llama.cpp's log wording ("exceed context window")
+TOO_LONG = re.compile(
+    r"context_length_exceeded|maximum context length|exceeds? (the )?context window|must have less than \d+ tokens"
+    r"|`inputs` tokens \+ `max_new_tokens`|longer than the maximum model length|prompt is too long",
     re.IGNORECASE,
 )
 
 
-def _reason(exc: BaseException) -> str:
-    """The server's own error message, from its JSON error body when there is one, else the exception's."""
-    response = getattr(exc, "response", None)
+def _server_error(response: Any) -> tuple[str | None, str]:
+    """The server's own error message (None when its body has none: never the client's exception text), and the
+    body as text (it may hold a code such as context_length_exceeded)."""
+    if response is None:
+        return None, ""
     try:
-        body = response.json() if response is not None else None
+        return error_message(response.json()), response.text
     except (ValueError, httpx2.ResponseNotRead, UnicodeDecodeError):
-        body = None
-    return error_message(body) or getattr(exc, "server_message", None) or str(exc)
+        return None, ""
 
 
-def _validation(reason: str, text: str) -> BackendError:
-    if re.search(r"tokens|too long|context length|maximum context|context_length", reason, re.IGNORECASE):
+def _validation(reason: str | None, evidence: str, text: str) -> BackendError:
+    if TOO_LONG.search(evidence):
         return InputTooLong(text)
     return Rejected(text, reason=reason)
 

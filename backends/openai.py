@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncGenerator, Sequence
+from pathlib import Path
 from typing import Any, Literal, Unpack
 
 import httpx
@@ -13,7 +14,7 @@ from backends import server_profiles
 from backends.base import Chunk, GenerationParams, Message
 from backends.clients import InferenceClient, error_message, shown_reason
 from backends.context_guard import ContextGuard, ContextGuardError
-from backends.entries import EntryError, RemoteEntry
+from backends.entries import EntryError, RemoteEntry, is_local_path
 from backends.remote import RemoteBackend, RemoteOptions, json_or_none
 from backends.server_profiles import GENERIC, ExtraParameter, ServerProfile
 from backends.streaming import StopMatcher
@@ -56,6 +57,15 @@ class OpenAIModel(RemoteEntry):
                 "or name the server's field under `sampling_fields`"
             )
         return self
+
+    def with_paths_resolved(self, folder: Path, where: str) -> tuple[OpenAIModel, list[str]]:
+        """`tokenizer`, when it is a folder, resolved against the config's folder; a missing one is a problem."""
+        if self.tokenizer is None or not is_local_path(self.tokenizer):
+            return self, []
+        path = (folder / Path(self.tokenizer).expanduser()).resolve()
+        missing = f"{where}.tokenizer: '{self.tokenizer}' does not exist (resolved to {path})"
+        problems = [] if path.exists() else [missing]
+        return self.model_copy(update={"tokenizer": str(path)}), problems
 
     @property
     def profile(self) -> ServerProfile:
@@ -106,26 +116,40 @@ class OpenAIBackend(RemoteBackend):
             yield Chunk(tail, tokens=0)
 
     def _probe(self, http: httpx.Client, url: str, headers: dict[str, str]) -> bool:
+        """Up, and serving the configured model name (checked as the server's profile says)."""
+        check = self.profile.name_check
+        if check == "request":
+            return http.get(f"{url}/health", headers=headers).status_code == 200 and self._ask(http, url, headers)
         models = http.get(f"{url}/v1/models", headers=headers)
-        if models.status_code != 200:
-            # some servers fail their listing yet serve (transformers serve without a hub cache): ask /health
-            return http.get(f"{url}/health", headers=headers).status_code == 200
+        if models.status_code in (401, 403):
+            return self._refused_key(url, models.status_code)
+        if models.status_code != 200:  # no listing, or a failing one: /health says whether it is up
+            if http.get(f"{url}/health", headers=headers).status_code != 200:
+                return False
+            return check == "listing" or self._ask(http, url, headers)
         listed = served_names(json_or_none(models))
         if listed is None or self.model in listed or url in self._name_answered:
             return True
-        if not self.profile.names_listed:
-            return self._ask_by_name(http, url, headers)
-        # many servers answer to any model name (llama.cpp echoes it back), so only the listing catches a typo
-        return self._wrong_name(url, f"its /v1/models lists: {', '.join(listed) or 'nothing'}")
+        evidence = f"its /v1/models lists: {', '.join(listed) or 'nothing'}"
+        if check == "either":
+            return self._ask(http, url, headers, evidence)
+        return self._wrong_name(url, evidence)  # llama.cpp answers to any name: only its listing tells
 
-    def _ask_by_name(self, http: httpx.Client, url: str, headers: dict[str, str]) -> bool:
-        """A one-token request naming the model, for servers whose listing is not complete (asked once per URL):
-        a 4xx means the name is wrong; anything else (busy, a 5xx) is no verdict."""
+    def _ask(self, http: httpx.Client, url: str, headers: dict[str, str], evidence: str = "") -> bool:
+        """A one-token request naming the model, once per replica until it is answered: a 4xx refusal means the
+        name is wrong; a timeout, an overload or a 5xx is no verdict (asked again at the next probe)."""
+        if url in self._name_answered:
+            return True
         body = {"model": self.model, "messages": [{"role": "user", "content": "Hi"}], "max_tokens": 1}
-        reply = http.post(f"{url}/v1/chat/completions", json=body, headers=headers)
+        try:
+            reply = http.post(f"{url}/v1/chat/completions", json=body, headers=headers)
+        except httpx.TimeoutException:
+            return True
+        if reply.status_code in (401, 403):
+            return self._refused_key(url, reply.status_code)
         if 400 <= reply.status_code < 500 and reply.status_code not in (408, 429):
-            reason = shown_reason(error_message(json_or_none(reply)) or reply.text)
-            return self._wrong_name(url, f"it answered {reply.status_code}: {reason}")
+            reason = shown_reason(error_message(json_or_none(reply))) or f"HTTP {reply.status_code}."
+            return self._wrong_name(url, "; ".join(filter(None, [f"asked for it, it answered: {reason}", evidence])))
         if reply.status_code == 200:
             self._name_answered.add(url)
         return True
@@ -133,6 +157,14 @@ class OpenAIBackend(RemoteBackend):
     def _wrong_name(self, url: str, evidence: str) -> bool:
         served = f"the server at {url} does not serve a model named '{self.model}'"
         self.problem = f"model '{self.name}': {served} ({evidence})"
+        log.error("%s", self.problem)
+        return False
+
+    def _refused_key(self, url: str, status: int) -> bool:
+        self.problem = (
+            f"model '{self.name}': the server at {url} refused Corral's requests (HTTP {status}): check its API key "
+            "(`api_key_env`)"
+        )
         log.error("%s", self.problem)
         return False
 

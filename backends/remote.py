@@ -45,30 +45,50 @@ class RemoteOptions(TypedDict, total=False):
     timeouts: RemoteTimeouts
     max_concurrent: int
     client: ClientFactory
+    activity: ActivityBoard
 
 
 @dataclass
 class ServerActivity:
     """This process's streams to one server, whichever backends share it (several models on one server)."""
 
+    clock: Callable[[], float] = time.monotonic
     inflight: int = 0
-    last_success: float = -math.inf  # time.monotonic() when a stream from it last ended well
+    last_start: float = -math.inf  # when a stream to it last began
+    last_success: float = -math.inf  # when a stream from it last ended well
 
-    def served_within(self, seconds: float) -> bool:
-        """Whether a stream from this server ended well in the last `seconds`."""
-        return time.monotonic() - self.last_success < seconds
+    def began(self) -> None:
+        """A stream to this server begins."""
+        self.inflight += 1
+        self.last_start = self.clock()
+
+    def ended(self, *, ok: bool) -> None:
+        """A stream to this server ended (ok: with its last token)."""
+        self.inflight -= 1
+        if ok:
+            self.last_success = self.clock()
+
+    def busy(self, grace: float) -> bool:
+        """Whether a probe that times out may just be waiting behind an answer: a stream of ours is running, or
+        one began or ended well in the last `grace` seconds (a cancelled one may still run on the server)."""
+        return self.inflight > 0 or self.clock() - max(self.last_start, self.last_success) < grace
 
 
-_ACTIVITY: dict[str, ServerActivity] = {}  # by base URL, for the whole process
+class ActivityBoard:
+    """The activity of every server this process streams from, by base URL (one board per app, shared by all its
+    backends, so models served by one server see each other's streams)."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._servers: dict[str, ServerActivity] = {}
+        self._clock = clock
+
+    def of(self, url: str) -> ServerActivity:
+        """The record of the server at this base URL."""
+        return self._servers.setdefault(url, ServerActivity(self._clock))
 
 
-def activity_of(url: str) -> ServerActivity:
-    """The shared activity record of the server at this base URL."""
-    return _ACTIVITY.setdefault(url, ServerActivity())
-
-
-# A probe that times out within this many seconds of a good stream is not taken as the server being down: a
-# single-slot server (llama.cpp) queues the probe behind a generation another client or process asked for.
+# A probe that times out within this many seconds of a stream's start or good end is not taken as the server
+# being down: a single-slot server (llama.cpp) queues the probe behind a generation.
 BUSY_GRACE = 60.0
 
 
@@ -92,9 +112,9 @@ class ReplicaSet:
     _turn: int = field(default=0, repr=False)
 
     @classmethod
-    def of(cls, urls: list[str], max_concurrent: int) -> ReplicaSet:
-        """Replicas for these base URLs."""
-        return cls([Endpoint(u.rstrip("/"), server=activity_of(u.rstrip("/"))) for u in urls], max_concurrent)
+    def of(cls, urls: list[str], max_concurrent: int, board: ActivityBoard) -> ReplicaSet:
+        """Replicas for these base URLs, their servers' activity kept on `board`."""
+        return cls([Endpoint(u.rstrip("/"), server=board.of(u.rstrip("/"))) for u in urls], max_concurrent)
 
     @property
     def available(self) -> bool:
@@ -131,7 +151,8 @@ async def failover_stream(
     for endpoint in candidates[:2]:
         endpoint.inflight += 1
         endpoint.served += 1
-        endpoint.server.inflight += 1
+        endpoint.server.began()
+        ok = False
         stream = aiter(open_stream(endpoint))
         try:
             try:
@@ -152,14 +173,14 @@ async def failover_stream(
                 try:
                     chunk = await asyncio.wait_for(anext(stream), timeouts.between_tokens)
                 except StopAsyncIteration:
-                    endpoint.server.last_success = time.monotonic()
+                    ok = True
                     return
                 except BaseException as exc:
                     raise _as_backend_error(exc, "next token") from exc
                 yield chunk
         finally:
             endpoint.inflight -= 1
-            endpoint.server.inflight -= 1
+            endpoint.server.ended(ok=ok)
             aclose = getattr(stream, "aclose", None)
             if aclose is not None:
                 await aclose()
@@ -197,9 +218,10 @@ class RemoteBackend:
         timeouts: RemoteTimeouts = DEFAULT_TIMEOUTS,
         max_concurrent: int = 32,
         client: ClientFactory = HfClient,
+        activity: ActivityBoard | None = None,
     ) -> None:
         self.name = name
-        self.replicas = ReplicaSet.of(urls, max_concurrent)
+        self.replicas = ReplicaSet.of(urls, max_concurrent, activity or ActivityBoard())
         self.timeouts = timeouts
         self._api_key = api_key
         self._clients = {e.url: client(e.url, api_key, timeouts) for e in self.replicas.endpoints}
@@ -231,8 +253,8 @@ class RemoteBackend:
             try:
                 ok = self._probe(http, endpoint.url, auth_headers(self._api_key))
             except httpx.TimeoutException:
-                if endpoint.server.served_within(BUSY_GRACE):
-                    log.info("%s: replica %s is busy (probe timed out after a good stream)", self.name, endpoint.url)
+                if endpoint.server.busy(BUSY_GRACE):
+                    log.info("%s: replica %s is busy (its probe timed out near a stream)", self.name, endpoint.url)
                     continue
                 log.info("%s: replica %s did not answer its probe in time", self.name, endpoint.url)
                 ok = False

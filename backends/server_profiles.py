@@ -35,9 +35,11 @@ class ServerProfile:
     neutral: Mapping[str, Any] = field(default_factory=dict)
     # True: sampling (`do_sample`) and the extra fields go inside a `generation_config` JSON string (transformers)
     in_generation_config: bool = False
-    # True: GET /v1/models lists every name the server answers to. False (transformers serve lists its download
-    # cache, not the model it was started with): a name missing there is checked with a one-token request instead
-    names_listed: bool = True
+    # How a mistyped `model:` is found at start. "listing": GET /v1/models is the only evidence (llama.cpp answers
+    # to any name). "request": only a one-token request naming the model tells (transformers serve lists its
+    # download cache, not the model it serves). "either": a name missing from the listing is asked for once before
+    # it is called wrong (Ollama lists "llama3.2:latest" and answers to "llama3.2").
+    name_check: Literal["listing", "request", "either"] = "either"
 
 
 GENERIC = ServerProfile({"top_k": "top_k", "repetition_penalty": "repetition_penalty"})
@@ -46,16 +48,19 @@ PROFILES: dict[str, ServerProfile] = {
     "llama.cpp": ServerProfile(
         {"top_k": "top_k", "repetition_penalty": "repeat_penalty"},
         neutral={"top_k": 0, "repeat_penalty": 1.0, "min_p": 0.0},
+        name_check="listing",
     ),
     "openai": ServerProfile({"top_k": None, "repetition_penalty": None}),  # api.openai.com: no extra fields
-    "transformers": ServerProfile(GENERIC.fields, in_generation_config=True, names_listed=False),
+    # TGI's Messages API and backends.serve: any model name is the base model, so only the listing tells
+    "tgi": ServerProfile(GENERIC.fields, name_check="listing"),
+    "transformers": ServerProfile(GENERIC.fields, in_generation_config=True, name_check="request"),
 }
 
 
 def resolve(name: str, overrides: Mapping[ExtraParameter, str | None]) -> ServerProfile:
     """The named profile with the config's own field names laid over it (KeyError for an unknown name)."""
     base = PROFILES[name]
-    return ServerProfile({**base.fields, **overrides}, base.neutral, base.in_generation_config, base.names_listed)
+    return ServerProfile({**base.fields, **overrides}, base.neutral, base.in_generation_config, base.name_check)
 
 
 def unsendable(profile: ServerProfile, params: GenerationParams) -> list[ExtraParameter]:
@@ -78,6 +83,8 @@ def extra_body(profile: ServerProfile, params: GenerationParams) -> dict[str, An
         if name is not None and value is not None:
             body[name] = value
     if profile.in_generation_config:
-        # greedy needs nothing (temperature 0 says it); top-level temperature, top_p and seed still apply on top
-        return {"generation_config": json.dumps({"do_sample": True, **body})} if params.do_sample else {}
+        # greedy alone needs nothing (temperature 0 says it); top-level temperature, top_p and seed apply on top
+        if not params.do_sample and not body:
+            return {}
+        return {"generation_config": json.dumps({"do_sample": params.do_sample, **body})}
     return body

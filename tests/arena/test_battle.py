@@ -20,6 +20,7 @@ from arena.matchmaking import Matchmaker
 from arena.store.facade import AsyncStore
 from arena.store.repository import Repository
 from arena.turns import Guards
+from backends.base import GenerationParams
 from backends.local import LocalBackend
 from backends.tgi import TgiBackend
 from tests.support.faults import FaultServer
@@ -258,6 +259,18 @@ def test_named_battle_votes_are_not_anonymous(service: BattleService, repo: Repo
 def test_one_model_twice_gives_two_different_samples(service: BattleService) -> None:
     state = service.new_named_battle(VOTER, "demo-base", "demo-base")
     assert state.params[Side.A].seed != state.params[Side.B].seed
+    asyncio.run(ask_all(service, state, "Hello"))
+    assert state.replies[Side.A].text != state.replies[Side.B].text
+
+
+def test_a_greedy_model_twice_samples_on_one_side(
+    demo_config: AppConfig, local_backends: dict[str, LocalBackend], repo: Repository
+) -> None:
+    greedy = GenerationParams(max_new_tokens=12, temperature=0)  # temperature 0 = greedy
+    models = [m.model_copy(update={"generation": greedy}) for m in demo_config.models]
+    service = make_service(demo_config.model_copy(update={"models": models}), local_backends, repo)
+    state = service.new_named_battle(VOTER, "demo-base", "demo-base")
+    assert sorted(p.do_sample for p in state.params.values()) == [False, True]
     asyncio.run(ask_all(service, state, "Hello"))
     assert state.replies[Side.A].text != state.replies[Side.B].text
 

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from backends import base
+from backends import base, server_profiles
 from backends.base import Chunk, GenerationParams, Message
 from backends.entries import EntryError
 from backends.health import HealthMonitor
@@ -54,26 +54,71 @@ def collect(backend: OpenAIBackend, params: GenerationParams) -> list[Chunk]:
 
 
 def test_a_model_name_the_server_does_not_list_is_found_at_start(serve: Process) -> None:
-    wrong = OpenAIBackend(name="o", urls=[serve.url], model="lora-c")
+    tgi = server_profiles.PROFILES["tgi"]  # as TGI, backends.serve answers any name: only its listing tells
+    wrong = OpenAIBackend(name="o", urls=[serve.url], model="lora-c", profile=tgi)
     HealthMonitor([wrong], interval=60).check_now()
     assert not wrong.available
     assert wrong.problem is not None
     assert f"the server at {serve.url} does not serve a model named 'lora-c'" in wrong.problem
     assert "lists: " in wrong.problem and "lora-a" in wrong.problem
-    right = OpenAIBackend(name="o", urls=[serve.url], model="lora-b")
+    right = OpenAIBackend(name="o", urls=[serve.url], model="lora-b", profile=tgi)
     HealthMonitor([right], interval=60).check_now()
     assert right.available and right.problem is None
 
 
-def test_a_server_whose_listing_fails_is_asked_its_health(fault: FaultServer) -> None:
-    backend = backend_of(entry(fault.url))
-    fault.models = ("another",)
+def probed(fault: FaultServer, **keys: Any) -> OpenAIBackend:
+    backend = backend_of(entry(fault.url, **keys))
     HealthMonitor([backend], interval=60).check_now()
-    assert backend.problem is not None and "lists: another" in backend.problem
-    fault.health_status = 500  # /v1/models and /health both fail: down, whatever the listing said before
-    backend.problem = None
+    return backend
+
+
+def test_a_name_missing_from_the_listing_is_asked_for_before_it_is_called_wrong(fault: FaultServer) -> None:
+    fault.models = ("m:latest",)  # Ollama lists "llama3.2:latest" and answers to "llama3.2"
+    backend = probed(fault)
+    assert backend.available and backend.problem is None
+    assert fault.seen_bodies[-1] == {"model": "m", "messages": [{"role": "user", "content": "Hi"}], "max_tokens": 1}
+    asked = len(fault.seen_bodies)
     HealthMonitor([backend], interval=60).check_now()
-    assert not backend.available and backend.problem is None
+    assert len(fault.seen_bodies) == asked  # answered once: not asked again at every probe
+    fault.mode = "unknown_model"
+    refused = probed(fault)
+    assert not refused.available and refused.problem == (
+        f"model 'o': the server at {fault.url} does not serve a model named 'm' (asked for it, it answered: "
+        "model 'm' not found.; its /v1/models lists: m:latest)"
+    )
+
+
+def test_llama_cpps_listing_is_the_only_evidence(fault: FaultServer) -> None:
+    fault.models = ("smollm2",)  # it answers to any name: a request would prove nothing
+    backend = probed(fault, server="llama.cpp")
+    assert not backend.available and backend.problem is not None and "lists: smollm2)" in backend.problem
+    assert fault.seen_bodies == []
+
+
+def test_transformers_serve_is_asked_by_name_whatever_it_lists(fault: FaultServer) -> None:
+    fault.models_status = 500  # its listing fails without a hub cache folder, and never names the served model
+    assert probed(fault, server="transformers").available
+    fault.models_status, fault.models = 200, ("m",)  # listed (in its download cache) but not what it serves
+    fault.mode = "unknown_model"
+    backend = probed(fault, server="transformers")
+    assert not backend.available and backend.problem is not None and "asked for it" in backend.problem
+
+
+def test_a_failing_listing_falls_back_to_health(fault: FaultServer) -> None:
+    fault.models_status = 500
+    assert probed(fault, server="llama.cpp").available  # up by /health; no listing to check the name with
+    fault.health_status = 503
+    down = probed(fault, server="llama.cpp")
+    assert not down.available and down.problem is None
+
+
+def test_a_refused_api_key_is_found_at_start(fault: FaultServer) -> None:
+    fault.models_status = 401
+    backend = probed(fault)
+    assert not backend.available
+    assert backend.problem == (
+        f"model 'o': the server at {fault.url} refused Corral's requests (HTTP 401): check its API key (`api_key_env`)"
+    )
 
 
 @pytest.mark.parametrize(
@@ -95,11 +140,14 @@ def test_extra_sampling_fields_go_under_the_servers_names(
     assert body["temperature"] == 0.7 and body["top_p"] == 0.95  # OpenAI's own fields stay at the top level
 
 
-def test_transformers_serve_gets_no_generation_config_when_greedy(fault: FaultServer) -> None:
+def test_transformers_serve_greedy_sends_a_generation_config_only_for_its_fields(fault: FaultServer) -> None:
+    model = entry(fault.url, server="transformers", generation={"do_sample": False})
+    collect(backend_of(model), model.generation)
+    assert "generation_config" not in fault.seen_bodies[-1] and fault.seen_bodies[-1]["temperature"] == 0
     model = entry(fault.url, server="transformers", generation={"do_sample": False, "repetition_penalty": 1.2})
     collect(backend_of(model), model.generation)
     body = fault.seen_bodies[-1]
-    assert "generation_config" not in body and body["temperature"] == 0  # 0 is its greedy switch
+    assert body["generation_config"] == '{"do_sample": false, "repetition_penalty": 1.2}' and body["temperature"] == 0
 
 
 def test_a_stop_string_the_server_keeps_is_cut(fault: FaultServer) -> None:
@@ -183,7 +231,8 @@ def test_a_busy_single_slot_server_is_not_marked_down(fault: FaultServer) -> Non
     probes = len(fault.seen_headers)
     streaming = threading.Thread(target=_swallow, args=(backend,), daemon=True)
     streaming.start()
-    while not fault.seen_bodies:
+    deadline = time.monotonic() + 10
+    while not fault.seen_bodies and time.monotonic() < deadline:
         time.sleep(0.01)
     fault.health_status = 503
     monitor.check_now()

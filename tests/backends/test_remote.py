@@ -12,7 +12,7 @@ from backends import base
 from backends.base import Chunk, GenerationParams, Message
 from backends.health import HealthMonitor
 from backends.openai import OpenAIBackend
-from backends.remote import RemoteBackend, RemoteTimeouts
+from backends.remote import ActivityBoard, RemoteBackend, RemoteTimeouts
 from backends.tgi import TgiBackend
 from tests.support.faults import FaultServer
 from tests.support.helpers import Process, free_port
@@ -188,3 +188,27 @@ def test_the_machines_hf_token_is_never_sent(fault: FaultServer, monkeypatch: py
     fault.seen_headers.clear()
     asyncio.run(collect(tgi(fault.url, key="sk-configured")))
     assert fault.seen_headers[-1]["authorization"] == "Bearer sk-configured"
+
+
+def test_a_server_counts_as_busy_near_a_stream_of_ours() -> None:
+    now = [100.0]
+    board = ActivityBoard(clock=lambda: now[0])
+    server = board.of("http://127.0.0.1:9")
+    assert board.of("http://127.0.0.1:9") is server and board.of("http://127.0.0.1:10") is not server
+    assert not server.busy(60)
+    server.began()
+    assert server.busy(60)
+    now[0] += 300
+    assert server.busy(60)  # still streaming
+    server.ended(ok=False)
+    assert not server.busy(60)  # it began long ago and failed
+    server.began()
+    now[0] += 61
+    server.ended(ok=False)  # cancelled by the user: the server may still be generating it
+    assert not server.busy(60)  # ... but it began more than a minute ago
+    server.began()
+    now[0] += 120
+    server.ended(ok=True)
+    assert server.busy(60)  # a good answer just ended
+    now[0] += 61
+    assert not server.busy(60)

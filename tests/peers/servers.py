@@ -171,7 +171,7 @@ def llama_cpp_python() -> Path:
     if not python.is_file() or not installed:
         raise PeerUnavailable(
             f"llama-cpp-python {LLAMA_CPP_VERSION} is not installed in {LLAMA_VENV.name}/; build it with "
-            "`make llama-cpp` (the first build compiles llama.cpp, about 10 minutes)"
+            "`make llama-cpp` (the first build compiles llama.cpp, about 7-10 minutes)"
         )
     return python
 
@@ -184,15 +184,17 @@ def start_peer(
     context: int | None = None,
     threads: int = 1,
     timeout: float = START_TIMEOUT,
+    port: int | None = None,
 ) -> Peer:
     """Start peer `peer_id` on a free loopback port serving `model` and wait until it answers.
 
     `model` is the converted model folder or the GGUF file, as `PEERS[peer_id].serves` says; `context` is the
-    context length in tokens (default `DEFAULT_CONTEXT`; transformers serve takes none).
+    context length in tokens (default `DEFAULT_CONTEXT`; transformers serve takes none); `port` starts it on that
+    port (to restart one where it was) instead of a free one.
     """
     kind = PEERS[peer_id]
     workdir.mkdir(parents=True, exist_ok=True)
-    port = free_port()
+    port = port or free_port()
     launch = kind.launch(model, port, workdir, context, threads)
     log = workdir / f"{peer_id}-{port}.log"
     env = {**os.environ, "PYTHONUNBUFFERED": "1", **launch.env}

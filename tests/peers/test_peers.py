@@ -16,6 +16,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlparse
 
 import httpx
 import pytest
@@ -123,6 +124,19 @@ def test_health_and_the_served_model_name(peer: Peer) -> None:
     HealthMonitor([wrong], interval=60).check_now()
     assert not wrong.available
     assert wrong.problem is not None and "smollm2-typo" in wrong.problem and peer.url in wrong.problem
+
+
+def test_a_dead_server_is_found_and_its_return_noticed(private_peer: Peer, peer_factory: PeerFactory) -> None:
+    backend = backend_of(private_peer)
+    monitor = HealthMonitor([backend], interval=60)
+    monitor.check_now()
+    assert backend.available
+    private_peer.kill()
+    monitor.check_now()
+    assert not backend.available and backend.problem is None  # down, not misconfigured
+    peer_factory(private_peer.name, port=urlparse(private_peer.url).port)  # back on the same address
+    monitor.check_now()
+    assert backend.available
 
 
 def test_a_typo_in_the_model_name_stops_the_app_with_one_line(peer: Peer, tmp_path: Path) -> None:

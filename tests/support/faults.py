@@ -42,6 +42,7 @@ class FaultServer:
     text: str = "Hi"  # what mode "ok" streams, one word per token
     health_status: int = 200
     models: tuple[str, ...] = ("m",)  # what GET /v1/models lists
+    models_status: int | None = None  # what GET /v1/models answers (None: as /health)
     models_delay: float = 0.0  # seconds GET /v1/models waits first (a single-slot server busy answering)
     usage_tokens: int | None = None  # mode "ok" on the chat route: the completion_tokens its usage chunk reports
     port: int = 0
@@ -110,7 +111,8 @@ class FaultServer:
         elif path.startswith("/v1/models"):
             await asyncio.sleep(self.models_delay)
             listing = {"object": "list", "data": [{"id": m} for m in self.models]}
-            await _respond(writer, self.health_status, json.dumps(listing).encode())
+            status = self.health_status if self.models_status is None else self.models_status
+            await _respond(writer, status, json.dumps(listing).encode() if status == 200 else b"Internal Server Error")
         else:
             await _respond(writer, 404, b"{}")
 
@@ -125,6 +127,8 @@ class FaultServer:
             choice = {"index": 0, "message": {"role": "assistant", "content": "Hi"}, "finish_reason": "length"}
             whole = {**CHAT_CHUNK, "object": "chat.completion", "choices": [choice]}
             await _respond(writer, 200, json.dumps(whole).encode())
+        elif self.mode == "unknown_model":  # a server that checks names (vLLM, Ollama, OpenAI)
+            await _respond(writer, 404, json.dumps({"error": {"message": "model 'm' not found"}}).encode())
         elif self.mode == "validation_500":  # llama.cpp's server: an invalid request gets 500 and the reason
             await _respond(writer, 500, json.dumps(LLAMA_CPP_INVALID).encode())
         elif path.startswith("/v1/chat/completions") and self.mode == "ok":
