@@ -78,7 +78,7 @@ def published(demo_models: DemoModels, tmp_path_factory: pytest.TempPathFactory)
     original.parent.mkdir()
     original.write_bytes(hashlib.sha256(b"stand-in for the original LLaMA checkpoint").digest() * 4096)
     encrypted = root / "belle-llama-7b-2m-enc"
-    encrypt_files(fine_tuned, original, encrypted, encrypted / "md5sum.txt")
+    encrypt_files(fine_tuned, original, encrypted)  # NAME.<sha256>.enc, as BelleGroup published them
     return Published(models_dir=root, fine_tuned=fine_tuned)
 
 

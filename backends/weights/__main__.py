@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import re
 import signal
 import sys
 from collections.abc import Sequence
@@ -48,12 +49,17 @@ def build_parser() -> argparse.ArgumentParser:
         help="keep every delta in the target's dtype, even where apply-delta will then be off by a rounding step",
     )
 
-    decrypt = commands.add_parser("xor-decrypt", parents=[common], help="XOR encrypted files with the base file")
-    decrypt.add_argument("--encrypted", type=Path, required=True, help="folder of encrypted files")
+    decrypt = commands.add_parser(
+        "xor-decrypt", parents=[common], help="decrypt NAME.<sha256>.enc files (the point-alpaca container)"
+    )
+    decrypt.add_argument("--encrypted", type=Path, required=True, help="folder of NAME.<sha256>.enc files")
     decrypt.add_argument("--base", type=Path, required=True, help="the original base file, e.g. consolidated.00.pth")
     decrypt.add_argument("--checksums", type=Path, help="md5 list of the decrypted files (md5sum format)")
+    decrypt.add_argument(
+        "--md5", action="append", default=[], type=_name_md5, metavar="NAME=MD5", help="a model card's md5 of a file"
+    )
 
-    encrypt = commands.add_parser("xor-encrypt", parents=[common], help="XOR plain files with the base file")
+    encrypt = commands.add_parser("xor-encrypt", parents=[common], help="write plain files as NAME.<sha256>.enc")
     encrypt.add_argument("--plain", type=Path, required=True, help="folder of files to encrypt")
     encrypt.add_argument("--base", type=Path, required=True, help="the base file to XOR with")
     encrypt.add_argument("--checksums-out", type=Path, help="where to write the md5 list of the plain files")
@@ -78,11 +84,21 @@ def run(args: argparse.Namespace) -> str:
             notes += f"; {report.inexact_elements} elements will differ from the target by rounding"
         return f"wrote the delta of {report.tensors} tensors to {args.out}{notes}"
     if args.command == "xor-decrypt":
-        xor_report = xor_files(args.encrypted, args.base, args.out, args.checksums, force=args.force, progress=progress)
-        checked = " (md5 verified)" if args.checksums else " (no checksum list given: not verified)"
-        return f"decrypted {len(xor_report.files)} files to {args.out}{checked}"
+        md5s = dict(args.md5)
+        xor_report = xor_files(
+            args.encrypted, args.base, args.out, args.checksums, md5s=md5s, force=args.force, progress=progress
+        )
+        checked = " and the model card's md5s" if args.checksums or md5s else ""
+        return f"decrypted {len(xor_report.files)} files to {args.out} (checked: each file's sha256{checked})"
     xor_report = encrypt_files(args.plain, args.base, args.out, args.checksums_out, force=args.force, progress=progress)
     return f"encrypted {len(xor_report.files)} files to {args.out}"
+
+
+def _name_md5(value: str) -> tuple[str, str]:
+    name, _, md5 = value.partition("=")
+    if not name or not re.fullmatch(r"[0-9a-fA-F]{32}", md5):
+        raise argparse.ArgumentTypeError(f"'{value}' is not NAME=MD5 (32 hex digits)")
+    return name, md5.lower()
 
 
 def _terminate(signum: int, frame: FrameType | None) -> None:

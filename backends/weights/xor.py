@@ -1,20 +1,24 @@
-"""XOR patches (the BELLE-LLaMA form): every released file is a model file XORed byte by byte with one base file.
+"""XOR patches in the point-alpaca container (the BELLE-LLaMA-*-enc releases).
 
-Length rule: byte i of every file is XORed with byte (i mod len(base)) of the base file. Each file starts at the
-base's first byte; the base starts over when a file is longer than it, and its extra bytes go unused when a file
-is shorter. Outputs are exactly as long as inputs (an empty file stays empty), so the operation is its own inverse
-and encrypting and decrypting are the same pass. An empty base file is an error.
+A released file is named `NAME.<sha256 hex of the plain file>.enc`. Its first 32 bytes are that sha256 (binary);
+the rest is the plain file XORed with a key file, the original LLaMA `consolidated.00.pth`. The key stream is
+piecewise, as point-alpaca's decrypt.py (and BELLE's copy of it) reads it: the data goes in 10 MiB pieces, each
+XORed with the next 10 MiB read of the key file; a read shorter than its data piece (the key's last piece) repeats
+within that piece, and a read at the key's end starts the key over. So a file shorter than the key sees the key
+from its first byte, and one longer than the key (BELLE-LLaMA-7B-0.6M: 27 GB against a 13.5 GB key) sees the
+key's short last piece repeated before the key restarts.
 
-For files no longer than the base this is the key stream of BELLE's decrypt.py (which XORs against the original
-LLaMA consolidated.00.pth); past the end of the base that script starts over piece-wise in 10 MiB reads, which
-agrees with the rule above only when the base size is a multiple of 10 MiB. Its sha256-prefixed `.enc` container
-is not read here: integrity is checked with an md5 list instead (lines `md5  name`, as md5sum prints them).
+Decrypting writes `NAME` and checks its sha256 against the header (and the name); the md5 list of a model card is
+an extra check (a file, or the values in a seed config). Encrypting writes the container from plain files. Both
+stream in constant memory (one 10 MiB piece of data and one of key at a time), and are their own check: the
+round trip is byte-identical.
 """
 
 from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from io import BufferedReader
 from pathlib import Path
@@ -26,9 +30,11 @@ from backends.weights.errors import WeightsError
 from backends.weights.progress import progress_bar
 from backends.weights.staging import staged_output
 
-CHUNK_SIZE = 8 * 1024 * 1024
-ENCRYPTED_SUFFIX = ".enc"
+PIECE = 10 * 1024 * 1024  # point-alpaca's read size: the unit of its key stream
+HEADER = 32  # the plain file's sha256, binary
+CONTAINER = re.compile(r"^(?P<plain>.+)\.(?P<sha>[0-9a-f]{64})\.enc$")
 _CHECKSUM_LINE = re.compile(r"^([0-9a-fA-F]{32}) [ *](.+)$")
+Bytes = np.ndarray[Any, np.dtype[np.uint8]]
 
 
 @dataclass(frozen=True)
@@ -58,9 +64,68 @@ def read_checksums(path: Path) -> dict[str, str]:
     return result
 
 
-def format_checksums(md5s: dict[str, str]) -> str:
+def format_checksums(md5s: Mapping[str, str]) -> str:
     """An md5 list in md5sum's format, sorted by name."""
     return "".join(f"{md5}  {name}\n" for name, md5 in sorted(md5s.items()))
+
+
+class KeyStream:
+    """The key file read as point-alpaca reads it: `piece` bytes at a time, starting over at its end."""
+
+    def __init__(self, path: Path, piece: int = PIECE) -> None:
+        if not path.is_file():
+            raise WeightsError(f"the base file {path} does not exist")
+        if path.stat().st_size == 0:
+            raise WeightsError(f"the base file {path} is empty; there is nothing to XOR with")
+        self._path = path
+        self._piece = piece
+        self._file: BufferedReader = path.open("rb")
+
+    def next_for(self, count: int) -> Bytes:
+        """The key bytes for the next data piece of `count` bytes (at most one piece)."""
+        read = self._file.read(self._piece)
+        if not read:  # the key's end: start over
+            self._file.seek(0)
+            read = self._file.read(self._piece)
+        key = np.frombuffer(read, dtype=np.uint8)
+        return key[:count] if len(key) >= count else np.resize(key, count)  # np.resize repeats a short piece
+
+    def close(self) -> None:
+        """Release the file."""
+        self._file.close()
+
+
+def xor_container(
+    src: Path, base_file: Path, dst: Path, *, decrypt: bool, piece: int = PIECE, bar: Any = None
+) -> tuple[str, str]:
+    """One file through the container, either way; returns the plain file's sha256 and md5 (hex).
+
+    Decrypting reads the header first and XORs the rest; encrypting writes the plain file's sha256 as the header
+    (known only at the end: the header is written last, in place).
+    """
+    sha, md5 = hashlib.sha256(), hashlib.md5(usedforsecurity=False)
+    keys = KeyStream(base_file, piece)
+    try:
+        with src.open("rb") as source, dst.open("wb") as sink:
+            if decrypt:
+                source.seek(HEADER)
+            else:
+                sink.write(bytes(HEADER))
+            while data := source.read(piece):
+                plain_in = np.frombuffer(data, dtype=np.uint8)
+                out = np.bitwise_xor(plain_in, keys.next_for(len(plain_in)))
+                plain = out if decrypt else plain_in
+                sha.update(plain.data)
+                md5.update(plain.data)
+                sink.write(out.data)
+                if bar is not None:
+                    bar.update(len(data))
+            if not decrypt:
+                sink.seek(0)
+                sink.write(sha.digest())
+    finally:
+        keys.close()
+    return sha.hexdigest(), md5.hexdigest()
 
 
 def xor_files(
@@ -69,38 +134,34 @@ def xor_files(
     out_dir: Path,
     checksums: Path | None = None,
     *,
-    encrypt: bool = False,
+    md5s: Mapping[str, str] | None = None,
     force: bool = False,
     progress: bool = False,
-    chunk_size: int = CHUNK_SIZE,
+    piece: int = PIECE,
 ) -> XorReport:
-    """XOR each file of `src_dir` with `base_file` into `out_dir`, streaming, checking plain files' md5s.
-
-    Decrypting (the default) strips a trailing `.enc` from names and checks the outputs against `checksums`;
-    encrypting adds `.enc` and checks the inputs. With a checksum list only the files it names are processed,
-    otherwise every visible regular file of `src_dir`.
-    """
-    if not src_dir.is_dir():
-        raise WeightsError(f"the input folder {src_dir} does not exist")
-    if not base_file.is_file():
-        raise WeightsError(f"the base file {base_file} does not exist")
-    if base_file.stat().st_size == 0:
-        raise WeightsError(f"the base file {base_file} is empty; there is nothing to XOR with")
-    expected = read_checksums(checksums) if checksums is not None else None
-    skip = {p.resolve() for p in (base_file, checksums) if p is not None}
-    jobs = _jobs(src_dir, expected, encrypt, skip)
+    """Decrypt every `NAME.<sha256>.enc` of `src_dir` into `out_dir/NAME`, checking each against its sha256
+    header and, when given, against an md5 list (`checksums` file, or `md5s` from a seed config)."""
+    jobs = _containers(src_dir)
+    expected = {**(read_checksums(checksums) if checksums is not None else {}), **(md5s or {})}
+    missing = sorted(set(expected) - {plain for _, plain, _ in jobs})
+    if missing:
+        raise WeightsError(f"{', '.join(missing)}: listed with an md5 but not in {src_dir} as NAME.<sha256>.enc")
     plain_md5: dict[str, str] = {}
     with staged_output(out_dir, force=force) as staging:
-        total = sum(src.stat().st_size for src, _ in jobs)
-        with progress_bar(total, "xor", enabled=progress) as bar:
-            for src, plain in jobs:
-                out_name = plain + ENCRYPTED_SUFFIX if encrypt else plain
-                md5_in, md5_out = xor_stream(src, base_file, staging / out_name, chunk_size=chunk_size, bar=bar)
-                plain_md5[plain] = md5_in if encrypt else md5_out
-                if expected is not None and expected[plain] != plain_md5[plain]:
-                    raise WeightsError(_mismatch(plain, plain_md5[plain], expected[plain], checksums, encrypt))
-    names = [plain + ENCRYPTED_SUFFIX if encrypt else plain for _, plain in jobs]
-    return XorReport(out_dir, names, plain_md5)
+        total = sum(src.stat().st_size for src, _, _ in jobs)
+        with progress_bar(total, "decrypt", enabled=progress) as bar:
+            for src, plain, named_sha in jobs:
+                header = _header(src)
+                sha, md5 = xor_container(src, base_file, staging / plain, decrypt=True, piece=piece, bar=bar)
+                if sha != header or sha != named_sha:
+                    raise WeightsError(_diagnosis(src, staging / plain, base_file, header != named_sha))
+                if plain in expected and expected[plain] != md5:
+                    raise WeightsError(
+                        f"{plain} decrypts to the file its header names, but its md5 {md5} is not the model card's "
+                        f"{expected[plain]}: the md5 list is for another release"
+                    )
+                plain_md5[plain] = md5
+    return XorReport(out_dir, [plain for _, plain, _ in jobs], plain_md5)
 
 
 def encrypt_files(
@@ -111,106 +172,82 @@ def encrypt_files(
     *,
     force: bool = False,
     progress: bool = False,
-    chunk_size: int = CHUNK_SIZE,
+    piece: int = PIECE,
 ) -> XorReport:
-    """XOR each file of `plain_dir` with `base_file` into `out_dir` as `name.enc`; write the plain md5 list."""
-    report = xor_files(
-        plain_dir, base_file, out_dir, encrypt=True, force=force, progress=progress, chunk_size=chunk_size
-    )
-    if checksums_out is not None:
-        partial = checksums_out.with_name(f".{checksums_out.name}.partial")
-        partial.write_text(format_checksums(report.plain_md5), encoding="utf-8")
-        partial.replace(checksums_out)
-    return report
-
-
-def xor_stream(
-    src: Path, base_file: Path, dst: Path, *, chunk_size: int = CHUNK_SIZE, bar: Any = None
-) -> tuple[str, str]:
-    """XOR `src` with the base-file key stream into `dst` chunk by chunk; returns the md5s of input and output."""
-    md5_in, md5_out = hashlib.md5(usedforsecurity=False), hashlib.md5(usedforsecurity=False)
-    data = np.empty(chunk_size, dtype=np.uint8)
-    key = np.empty(chunk_size, dtype=np.uint8)
-    with src.open("rb") as source, dst.open("wb") as sink, _KeyStream(base_file, chunk_size) as keys:
-        while count := source.readinto(data.data):
-            chunk = data[:count]
-            md5_in.update(chunk.data)
-            keys.fill(key[:count])
-            np.bitwise_xor(chunk, key[:count], out=chunk)
-            md5_out.update(chunk.data)
-            sink.write(chunk.data)
-            if bar is not None:
-                bar.update(count)
-    return md5_in.hexdigest(), md5_out.hexdigest()
-
-
-class _KeyStream:
-    """The base file as an endless byte stream that starts over at its end."""
-
-    def __init__(self, path: Path, chunk_size: int) -> None:
-        self._path = path
-        self._size = path.stat().st_size
-        self._pos = 0
-        self._file: BufferedReader | None = None
-        self._tiled: np.ndarray[Any, np.dtype[np.uint8]] | None = None
-        if self._size <= chunk_size:
-            # A short base repeats many times per chunk: lay it out once rather than reading it over and over.
-            repeats = -(-(chunk_size + self._size) // self._size)
-            self._tiled = np.tile(np.frombuffer(path.read_bytes(), dtype=np.uint8), repeats)
-        else:
-            self._file = path.open("rb")
-
-    def fill(self, out: np.ndarray[Any, np.dtype[np.uint8]]) -> None:
-        """Fill `out` with the next len(out) key bytes."""
-        count = len(out)
-        if self._tiled is not None:
-            out[:] = self._tiled[self._pos : self._pos + count]
-            self._pos = (self._pos + count) % self._size
-            return
-        assert self._file is not None
-        done = 0
-        while done < count:
-            take = min(count - done, self._size - self._pos)
-            got = self._file.readinto(out[done : done + take].data)
-            if not got:
-                raise WeightsError(f"the base file {self._path} changed while it was being read")
-            done += got
-            self._pos += got
-            if self._pos == self._size:
-                self._file.seek(0)
-                self._pos = 0
-
-    def __enter__(self) -> _KeyStream:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self._file is not None:
-            self._file.close()
-
-
-def _jobs(src_dir: Path, expected: dict[str, str] | None, encrypt: bool, skip: set[Path]) -> list[tuple[Path, str]]:
-    # (file to read, plain name) pairs, in a stable order.
-    if expected is not None:
-        jobs = []
-        for plain in sorted(expected):
-            candidates = [src_dir / plain] if encrypt else [src_dir / (plain + ENCRYPTED_SUFFIX), src_dir / plain]
-            found = next((c for c in candidates if c.is_file()), None)
-            if found is None:
-                raise WeightsError(f"{plain}, listed in the checksum list, is not in {src_dir}")
-            jobs.append((found, plain))
-        return jobs
-    files = [
-        p for p in sorted(src_dir.iterdir()) if p.is_file() and not p.name.startswith(".") and p.resolve() not in skip
-    ]
+    """Write every visible file of `plain_dir` as `NAME.<sha256>.enc` into `out_dir`; optionally the md5 list."""
+    if not plain_dir.is_dir():
+        raise WeightsError(f"the input folder {plain_dir} does not exist")
+    files = [p for p in sorted(plain_dir.iterdir()) if p.is_file() and not p.name.startswith(".")]
+    files = [p for p in files if p.resolve() != base_file.resolve()]
     if not files:
-        raise WeightsError(f"the input folder {src_dir} has no files to XOR")
-    return [(p, p.name if encrypt else p.name.removesuffix(ENCRYPTED_SUFFIX)) for p in files]
+        raise WeightsError(f"the input folder {plain_dir} has no files to encrypt")
+    plain_md5: dict[str, str] = {}
+    names: list[str] = []
+    with staged_output(out_dir, force=force) as staging:
+        with progress_bar(sum(p.stat().st_size for p in files), "encrypt", enabled=progress) as bar:
+            for path in files:
+                partial = staging / f".{path.name}.partial"
+                sha, md5 = xor_container(path, base_file, partial, decrypt=False, piece=piece, bar=bar)
+                names.append(f"{path.name}.{sha}.enc")
+                partial.rename(staging / names[-1])
+                plain_md5[path.name] = md5
+        if checksums_out is not None and checksums_out.parent.resolve() == out_dir.resolve():
+            (staging / checksums_out.name).write_text(format_checksums(plain_md5), encoding="utf-8")
+    if checksums_out is not None and checksums_out.parent.resolve() != out_dir.resolve():
+        partial_list = checksums_out.with_name(f".{checksums_out.name}.partial")
+        partial_list.write_text(format_checksums(plain_md5), encoding="utf-8")
+        partial_list.replace(checksums_out)
+    return XorReport(out_dir, names, plain_md5)
 
 
-def _mismatch(name: str, got: str, want: str, checksums: Path | None, encrypt: bool) -> str:
-    if encrypt:
-        return f"{name} has md5 {got} but {checksums} lists {want}: it is not the file the list describes"
+def _containers(src_dir: Path) -> list[tuple[Path, str, str]]:
+    """(file, plain name, sha256 in its name) of every container in the folder; other files are an error."""
+    if not src_dir.is_dir():
+        raise WeightsError(f"the input folder {src_dir} does not exist")
+    jobs: list[tuple[Path, str, str]] = []
+    strays: list[str] = []
+    for path in sorted(p for p in src_dir.iterdir() if p.is_file() and not p.name.startswith(".")):
+        match = CONTAINER.match(path.name)
+        if match:
+            jobs.append((path, match["plain"], match["sha"]))
+        elif path.suffix == ".enc":
+            strays.append(path.name)
+    if strays:
+        raise WeightsError(
+            f"{strays[0]} is not named NAME.<sha256>.enc as the encrypted releases are (renamed after download?)"
+        )
+    if not jobs:
+        raise WeightsError(f"{src_dir} has no encrypted files (NAME.<sha256>.enc)")
+    return jobs
+
+
+def _header(src: Path) -> str:
+    with src.open("rb") as f:
+        header = f.read(HEADER)
+    if len(header) < HEADER:
+        raise WeightsError(f"{src.name} is {len(header)} bytes, shorter than its 32-byte header: the download is cut")
+    return header.hex()
+
+
+ZIP_START, ZIP_END = b"PK\x03\x04", b"PK\x05\x06"  # PyTorch .bin / .pth files are zip archives
+
+
+def _diagnosis(src: Path, plain: Path, base_file: Path, renamed: bool) -> str:
+    """One sentence on why a file did not decrypt to its header's sha256: which input is wrong, where it shows."""
+    if renamed:
+        return f"{src.name}: the sha256 in its name is not the one in its header: the file was renamed or altered"
+    with plain.open("rb") as f:
+        start = f.read(4)
+        f.seek(max(0, plain.stat().st_size - 65536))
+        tail = f.read()
+    if start == ZIP_START and ZIP_END not in tail:
+        return f"{src.name} is incomplete ({src.stat().st_size:,} bytes): its download was cut; download it again"
+    if plain.suffix in (".bin", ".pth") and start != ZIP_START:
+        return (
+            f"wrong base file: {src.name} does not decrypt with {base_file} ({base_file.stat().st_size:,} bytes); "
+            "use the exact original file the model card names (LLaMA-7B's consolidated.00.pth, about 13.5 GB)"
+        )
     return (
-        f"wrong base file: {name} decrypts to md5 {got} but {checksums} lists {want};"
-        " XOR with the exact original file the model card names (e.g. LLaMA-7B consolidated.00.pth)"
+        f"{src.name} does not decrypt to the sha256 in its header: the base file {base_file} is not the original "
+        "the model card names, or the download is damaged"
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 import signal
@@ -30,6 +31,7 @@ from backends.weights import (
     xor_files,
 )
 from backends.weights.__main__ import main
+from backends.weights.xor import PIECE
 
 REPO = Path(__file__).resolve().parents[2]
 PROMPT_IDS = [[5, 17, 42, 99, 230, 7, 300, 12]]
@@ -264,47 +266,109 @@ def test_shape_mismatch_and_missing_tensor_are_named(tmp_path: Path) -> None:
 # --- XOR patches -----------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("chunk_size", [64, 4096], ids=["base-longer-than-chunk", "base-shorter-than-chunk"])
-def test_xor_round_trip_is_byte_identical(tmp_path: Path, chunk_size: int) -> None:
+def point_alpaca_xor(data: bytes, key: bytes, piece: int) -> bytes:
+    """The reference key stream, read literally off point-alpaca's decrypt loop: a `piece` of data, a `piece` read
+    of the key; a short key read is repeated (numpy 'wrap' padding); an empty one means seek to the key's start."""
+    out, pos = bytearray(), 0
+    for start in range(0, len(data), piece):
+        chunk = np.frombuffer(data[start : start + piece], dtype=np.uint8)
+        read = key[pos : pos + piece]
+        if not read:
+            pos, read = 0, key[:piece]
+        pos += len(read)
+        k = np.frombuffer(read, dtype=np.uint8)
+        k = np.pad(k, (0, len(chunk) - len(k)), mode="wrap") if len(k) < len(chunk) else k[: len(chunk)]
+        out += (chunk ^ k).tobytes()
+    return bytes(out)
+
+
+@pytest.mark.parametrize(
+    ("piece", "key_size", "sizes"),
+    [
+        (PIECE, 2 * PIECE + 12345, {"pytorch_model.bin": 6 * PIECE + 777, "config.json": 1000, "exact.bin": PIECE}),
+        (64, 150, {"long.bin": 1000, "short.bin": 17, "empty.txt": 0}),
+    ],
+    ids=["10MiB-pieces-file-longer-than-key", "small-pieces-many-restarts"],
+)
+def test_the_container_is_byte_identical_to_the_reference(
+    tmp_path: Path, piece: int, key_size: int, sizes: dict[str, int]
+) -> None:
     rng = np.random.default_rng(7)
+    key = rng.bytes(key_size)  # not a multiple of the piece: its last read is short and repeats
     base = tmp_path / "consolidated.00.pth"
-    base.write_bytes(rng.bytes(1000))
+    base.write_bytes(key)
     plain = tmp_path / "plain"
     plain.mkdir()
-    files = {"long.bin": rng.bytes(5301), "short.bin": rng.bytes(17), "exact.bin": rng.bytes(1000), "empty.txt": b""}
+    files = {name: rng.bytes(size) for name, size in sizes.items()}
     for name, data in files.items():
         (plain / name).write_bytes(data)
 
-    report = encrypt_files(plain, base, tmp_path / "enc", tmp_path / "checksums.md5", chunk_size=chunk_size)
-    assert report.files == sorted(f"{name}.enc" for name in files)
-    encrypted = (tmp_path / "enc" / "long.bin.enc").read_bytes()
-    key = np.frombuffer(base.read_bytes(), dtype=np.uint8)
-    expected = np.frombuffer(files["long.bin"], dtype=np.uint8) ^ np.resize(key, 5301)  # the key repeats
-    assert encrypted == expected.tobytes()
-    assert (tmp_path / "enc" / "empty.txt.enc").read_bytes() == b""
+    report = encrypt_files(plain, base, tmp_path / "enc", tmp_path / "checksums.md5", piece=piece)
+    for name, data in files.items():
+        sha = hashlib.sha256(data).hexdigest()
+        released = (tmp_path / "enc" / f"{name}.{sha}.enc").read_bytes()
+        assert released == hashlib.sha256(data).digest() + point_alpaca_xor(data, key, piece)
+    assert sorted(report.files) == sorted(f"{n}.{hashlib.sha256(d).hexdigest()}.enc" for n, d in files.items())
 
-    xor_files(tmp_path / "enc", base, tmp_path / "dec", tmp_path / "checksums.md5", chunk_size=chunk_size)
+    decrypted = xor_files(tmp_path / "enc", base, tmp_path / "dec", tmp_path / "checksums.md5", piece=piece)
     for name, data in files.items():
         assert (tmp_path / "dec" / name).read_bytes() == data
-    assert read_checksums(tmp_path / "checksums.md5") == report.plain_md5
+    assert read_checksums(tmp_path / "checksums.md5") == decrypted.plain_md5 == report.plain_md5
 
 
-def test_wrong_base_file_is_caught_by_the_checksums(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    rng = np.random.default_rng(8)
-    (tmp_path / "plain").mkdir()
-    (tmp_path / "plain" / "pytorch_model.bin").write_bytes(rng.bytes(3000))
-    (tmp_path / "right.pth").write_bytes(rng.bytes(2048))
-    (tmp_path / "wrong.pth").write_bytes(rng.bytes(2048))
-    encrypt_files(tmp_path / "plain", tmp_path / "right.pth", tmp_path / "enc", tmp_path / "sums.md5")
+@pytest.fixture
+def released(tmp_path: Path) -> tuple[Path, Path, str]:
+    """An encrypted release of a real PyTorch .bin (a zip archive) and its key; returns (folder, key, name)."""
+    plain = tmp_path / "plain"
+    plain.mkdir()
+    torch.save({"w": torch.arange(40000, dtype=torch.float32)}, plain / "pytorch_model.bin")
+    key = tmp_path / "consolidated.00.pth"
+    key.write_bytes(np.random.default_rng(8).bytes(50_000))
+    report = encrypt_files(plain, key, tmp_path / "enc")
+    return tmp_path / "enc", key, report.files[0]
 
-    with pytest.raises(WeightsError, match="wrong base file"):
-        xor_files(tmp_path / "enc", tmp_path / "wrong.pth", tmp_path / "dec", tmp_path / "sums.md5")
-    assert not (tmp_path / "dec").exists()
-    args = ["xor-decrypt", "--encrypted", str(tmp_path / "enc"), "--base", str(tmp_path / "wrong.pth")]
-    assert main([*args, "--out", str(tmp_path / "dec"), "--checksums", str(tmp_path / "sums.md5"), "--quiet"]) == 2
+
+def test_a_wrong_key_file_is_named_as_such(
+    released: tuple[Path, Path, str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    folder, _, _ = released
+    wrong = tmp_path / "other.pth"
+    wrong.write_bytes(np.random.default_rng(9).bytes(50_000))
+    args = ["xor-decrypt", "--encrypted", str(folder), "--base", str(wrong), "--out", str(tmp_path / "dec"), "--quiet"]
+    assert main(args) == 2
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "wrong base file" in err
-    assert leftovers(tmp_path) == []
+    assert err.count("\n") == 1 and err.startswith("error: wrong base file: pytorch_model.bin.")
+    assert not (tmp_path / "dec").exists() and leftovers(tmp_path) == []
+
+
+def test_a_cut_download_and_a_renamed_file_are_named_as_such(released: tuple[Path, Path, str], tmp_path: Path) -> None:
+    folder, key, name = released
+    whole = (folder / name).read_bytes()
+    (folder / name).write_bytes(whole[: len(whole) // 2])
+    with pytest.raises(WeightsError, match=r"is incomplete \([\d,]+ bytes\): its download was cut"):
+        xor_files(folder, key, tmp_path / "dec")
+    (folder / name).write_bytes(whole[:20])
+    with pytest.raises(WeightsError, match="shorter than its 32-byte header"):
+        xor_files(folder, key, tmp_path / "dec")
+    (folder / name).write_bytes(whole)
+    (folder / name).rename(folder / f"pytorch_model.bin.{'0' * 64}.enc")
+    with pytest.raises(WeightsError, match="the sha256 in its name is not the one in its header"):
+        xor_files(folder, key, tmp_path / "dec")
+    (folder / f"pytorch_model.bin.{'0' * 64}.enc").rename(folder / "pytorch_model.bin.enc")
+    with pytest.raises(WeightsError, match=r"not named NAME\.<sha256>\.enc"):
+        xor_files(folder, key, tmp_path / "dec")
+    assert not (tmp_path / "dec").exists()
+
+
+def test_the_model_cards_md5s_are_checked_too(released: tuple[Path, Path, str], tmp_path: Path) -> None:
+    folder, key, _ = released
+    good = xor_files(folder, key, tmp_path / "dec").plain_md5["pytorch_model.bin"]
+    args = ["xor-decrypt", "--encrypted", str(folder), "--base", str(key), "--quiet", "--force"]
+    assert main([*args, "--out", str(tmp_path / "dec"), "--md5", f"pytorch_model.bin={good}"]) == 0
+    with pytest.raises(WeightsError, match=r"its md5 .* is not the model card's"):
+        xor_files(folder, key, tmp_path / "dec2", md5s={"pytorch_model.bin": "0" * 32})
+    with pytest.raises(WeightsError, match=r"tokenizer\.model: listed with an md5 but not in"):
+        xor_files(folder, key, tmp_path / "dec2", md5s={"tokenizer.model": good})
 
 
 # --- command line ----------------------------------------------------------------------------------------------
