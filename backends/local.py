@@ -165,6 +165,15 @@ class LocalBackend:
         """Nothing per entry: the pool owns models and threads."""
 
 
+def _check_template(spec: LocalSpec, tokenizer: Any) -> None:
+    """A model without a chat template of its own (LLaMA-1 bases, merged LoRAs) needs a named one."""
+    if spec.template == prompts.TOKENIZER and not getattr(tokenizer, "chat_template", None):
+        raise ModelLoadError(
+            f"Model '{spec.name}': '{spec.model}' has no chat template of its own; name its prompt format with "
+            "`template:` (python -m prompts list)."
+        )
+
+
 class LocalModelPool:
     """Loads each base model once, attaches every adapter to it, and runs one Decoder per base."""
 
@@ -181,6 +190,7 @@ class LocalModelPool:
         wiring: list[tuple[LocalSpec, _Base, str | None, bool]] = []
         for spec in specs:
             base = self._base(spec)
+            _check_template(spec, base.tokenizer)
             wiring.append((spec, base, self._attach(base, spec) if spec.adapter else None, True))
         for spec in later:
             wiring.append((spec, self._base(spec), None, False))

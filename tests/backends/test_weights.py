@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import shutil
@@ -20,6 +21,8 @@ from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 from transformers import AutoModelForCausalLM, AutoTokenizer, LlamaForCausalLM
 
+import prompts
+from backends.base import GenerationParams, Message
 from backends.demo import DemoModels, tiny_llama_config
 from backends.weights import (
     WeightsError,
@@ -409,3 +412,61 @@ def test_cli_reports_a_bad_path_in_one_line_with_exit_code_2(tmp_path: Path) -> 
     assert result.returncode == 2
     assert result.stderr.strip().count("\n") == 0 and "Traceback" not in result.stderr
     assert "base checkpoint" in result.stderr and "missing" in result.stderr
+
+
+# --- tokenizer.model-only folders (LLaMA-1 bases, Chinese-Alpaca, decrypted BELLE-LLaMA) ------------------------
+
+
+def sentencepiece_only_base(root: Path) -> Path:
+    """A LLaMA-1-style folder: weights, config and a SentencePiece `tokenizer.model`, no tokenizer.json."""
+    import io
+
+    import sentencepiece as spm
+
+    text = ["Bonjour, comment allez-vous ?", "Hello there, how are you?", "你好，今天天气很好。", "Le renard brun."]
+    model = io.BytesIO()
+    spm.SentencePieceTrainer.train(
+        sentence_iterator=iter(text * 50), model_writer=model, vocab_size=400, model_type="bpe", byte_fallback=True,
+        character_coverage=1.0, unk_id=0, bos_id=1, eos_id=2, pad_id=-1, minloglevel=2,
+    )  # fmt: skip
+    folder = root / "llama-7b-hf"
+    folder.mkdir(parents=True)
+    (folder / "tokenizer.model").write_bytes(model.getvalue())
+    config = {"tokenizer_class": "LlamaTokenizer", "bos_token": "<s>", "eos_token": "</s>", "unk_token": "<unk>"}
+    (folder / "tokenizer_config.json").write_text(json.dumps(config), encoding="utf-8")
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    torch.manual_seed(4)
+    LlamaForCausalLM(tiny_llama_config(tokenizer)).save_pretrained(folder)
+    return folder
+
+
+def test_a_tokenizer_model_only_folder_merges_and_serves(tmp_path: Path) -> None:
+    from backends.local import LocalModelPool, LocalSpec, ModelLoadError
+
+    base = sentencepiece_only_base(tmp_path)
+    assert not (base / "tokenizer.json").exists()
+    lora = LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"], init_lora_weights=False)
+    get_peft_model(LlamaForCausalLM.from_pretrained(base), lora).save_pretrained(str(tmp_path / "adapter"))
+    merged = merge_lora(base, tmp_path / "adapter", tmp_path / "merged")
+    sample = "Bonjour, 你好 ! The quick fox."  # the base's tokenizer goes along (saved as tokenizer.json)
+    assert (
+        AutoTokenizer.from_pretrained(merged)(sample)["input_ids"]
+        == AutoTokenizer.from_pretrained(base)(sample)["input_ids"]
+    )
+
+    pool = LocalModelPool()
+    try:
+        with pytest.raises(ModelLoadError, match="has no chat template of its own; name its prompt format"):
+            pool.load([LocalSpec("merged", str(merged))])
+        folders = {"base": base, "merged": merged}
+        backends = pool.load([LocalSpec(name, str(path), template="vicuna_v1.1") for name, path in folders.items()])
+        ask = [Message(role="user", content="Bonjour, 你好 !")]
+        assert backends["base"].render(ask) == prompts.render("vicuna_v1.1", ask)
+
+        async def answer(name: str) -> str:
+            params = GenerationParams(max_new_tokens=6, seed=1)
+            return "".join([c.text async for c in backends[name].stream(ask, params)])
+
+        assert asyncio.run(answer("base")) and asyncio.run(answer("merged"))
+    finally:
+        pool.close()
