@@ -17,9 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import torch
 import yaml
-from safetensors.torch import load_file
 
 import prompts
 from arena.config import LocalModel, TgiModel, load_config, parse_config
@@ -28,7 +26,7 @@ from backends.base import GenerationParams, Message
 from backends.demo import DemoModels
 from backends.local import LocalModelPool
 from backends.tgi import TgiBackend
-from backends.weights import encrypt_files, make_delta, merge_lora
+from backends.weights import encrypt_files, merge_lora
 from tests.support.helpers import ROOT, Process
 
 SEEDS = sorted((ROOT / "configs" / "seeds").glob("*.yaml"))
@@ -39,12 +37,11 @@ EXPECTED = {
     "vigogne-2-7b-instruct": ("full", "vigogne_instruct_en_v3"),
     "vigogne-7b-chat": ("full", "vigogne_chat_v1"),
     "vigogne-instruct-7b": ("lora", "vigogne_instruct_fr_v2"),
-    "vigogne-lora-7b": ("lora", "vigogne_instruct_fr_v1"),
     "chinese-alpaca-7b": ("lora", "chinese_alpaca"),
     "belle-7b-2m": ("full", "belle"),
     "belle-llama-7b-2m": ("xor", "belle"),
     "ko-vicuna-7b": ("full", "vicuna_v1.1"),
-    "wizard-vicuna-13b": ("delta", "vicuna_v1.1"),
+    "wizard-vicuna-13b": ("full", "vicuna_v1.1"),
 }
 ASK = [Message(role="user", content="Bonjour ! 你好 ! 안녕하세요 !")]
 PARAMS = GenerationParams(max_new_tokens=6, seed=1)
@@ -67,13 +64,10 @@ def published(demo_models: DemoModels, tmp_path_factory: pytest.TempPathFactory)
     """What a team has before rebuilding: its own bases, and the files each seed project published."""
     root = tmp_path_factory.mktemp("seed-models")
     work = tmp_path_factory.mktemp("seed-work")
-    for name in ("llama-7b-hf", "llama-13b-hf"):
-        (root / name).symlink_to(demo_models.base)
+    (root / "llama-7b-hf").symlink_to(demo_models.base)
     (root / "vigogne-instruct-7b").symlink_to(demo_models.adapters["lora-a"])
-    (root / "vigogne-lora-7b").symlink_to(demo_models.adapters["lora-b"])
     (root / "chinese-alpaca-lora-7b").symlink_to(demo_models.adapters["lora-a"])
     fine_tuned = merge_lora(demo_models.base, demo_models.adapters["lora-b"], work / "fine-tuned")
-    make_delta(demo_models.base, fine_tuned, root / "wizard-vicuna-13b-delta")
     original = root / "llama-7b" / "consolidated.00.pth"
     original.parent.mkdir()
     original.write_bytes(hashlib.sha256(b"stand-in for the original LLaMA checkpoint").digest() * 4096)
@@ -116,9 +110,6 @@ def test_rebuild_commands_then_every_config_loads_and_runs(published: Published)
     decrypted = models_dir / "belle-llama-7b-2m"
     for original in fine_tuned.iterdir():
         assert (decrypted / original.name).read_bytes() == original.read_bytes(), original.name
-    rebuilt = load_file(models_dir / "wizard-vicuna-13b" / "model.safetensors")
-    for name, tensor in load_file(fine_tuned / "model.safetensors").items():
-        assert torch.equal(rebuilt[name], tensor), name
 
 
 async def _first_text(backend: Any) -> str:
@@ -129,7 +120,7 @@ def test_full_weight_seeds_stream_over_tgi_with_their_templates(serve: Process) 
     tgi_entries = [m for m in raw_models() if m["backend"] == "tgi"]
     config = parse_config({"models": tgi_entries}, source=Path("seeds.yaml"))
     remote = [m for m in config.models if isinstance(m, TgiModel)]
-    assert {m.name for m in remote} >= {"vigogne-2-7b-chat", "belle-7b-2m", "ko-vicuna-7b"}
+    assert {m.name for m in remote} >= {"vigogne-2-7b-chat", "belle-7b-2m", "ko-vicuna-7b", "wizard-vicuna-13b"}
     for m in remote:
         # the served model is the demo base; what is under test is the config's path: tgi + its template
         backend = TgiBackend(name=m.name, urls=[serve.url], template=m.template)

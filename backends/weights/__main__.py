@@ -39,6 +39,11 @@ def build_parser() -> argparse.ArgumentParser:
     apply = commands.add_parser("apply-delta", parents=[common], help="write base + delta")
     apply.add_argument("--base", type=Path, required=True, help="base checkpoint folder or file")
     apply.add_argument("--delta", type=Path, required=True, help="delta checkpoint folder or file")
+    apply.add_argument(
+        "--pad-vocab",
+        action="store_true",
+        help="a delta with more vocabulary rows than the base (Vicuna v0's [PAD]): append zero rows to the base",
+    )
 
     make = commands.add_parser("make-delta", parents=[common], help="write target - base")
     make.add_argument("--base", type=Path, required=True, help="base checkpoint folder or file")
@@ -73,7 +78,9 @@ def run(args: argparse.Namespace) -> str:
         merge_lora(args.base, args.adapter, args.out, dtype=args.dtype, force=args.force)
         return f"merged {args.adapter} into {args.base}: {args.out}"
     if args.command == "apply-delta":
-        report = apply_delta(args.base, args.delta, args.out, force=args.force, progress=progress)
+        report = apply_delta(
+            args.base, args.delta, args.out, pad_vocab=args.pad_vocab, force=args.force, progress=progress
+        )
         return f"wrote {report.tensors} tensors ({report.bytes_written / 2**20:.1f} MiB) to {args.out}"
     if args.command == "make-delta":
         report = make_delta(

@@ -84,20 +84,29 @@ def differing_elements(a: torch.Tensor, b: torch.Tensor) -> int:
     return int((a.contiguous().view(as_int) != b.contiguous().view(as_int)).sum())
 
 
-def apply_delta(base: Path, delta: Path, out: Path, *, force: bool = False, progress: bool = False) -> DeltaReport:
-    """Write base + delta to `out`, one delta shard at a time, with the delta's layout, config and tokenizer."""
+def apply_delta(
+    base: Path, delta: Path, out: Path, *, pad_vocab: bool = False, force: bool = False, progress: bool = False
+) -> DeltaReport:
+    """Write base + delta to `out`, one delta shard at a time, with the delta's layout, config and tokenizer.
+
+    `pad_vocab`: a delta with more vocabulary rows than the base (Vicuna v0's added [PAD] token) gets zero rows
+    appended to the base's tensors first, as FastChat's v0 tool did; without it, any shape mismatch is refused.
+    """
     base_ckpt, delta_ckpt = open_checkpoint(base, "base"), open_checkpoint(delta, "delta")
     target_dtypes = _read_sidecar(delta_ckpt.root)
     report = DeltaReport(out)
+    padded: dict[str, int] = {}  # tensor name -> rows the delta has
 
     def plan(info: TensorInfo) -> tuple[torch.dtype, ...]:
         return (target_dtypes.get(info.name, info.dtype),)
 
     def compute(name: str, base_t: torch.Tensor, delta_t: torch.Tensor, owned: bool) -> torch.Tensor:
+        if name in padded:
+            base_t = torch.cat([base_t, base_t.new_zeros((padded[name] - base_t.shape[0], *base_t.shape[1:]))])
         return combine(base_t, delta_t, target_dtypes.get(name, delta_t.dtype), in_place=owned)
 
     with staged_output(out, force=force) as staging, TensorSource(base_ckpt) as base_src:
-        total = _check_compatible(base_src, delta_ckpt, "delta")
+        total = _check_compatible(base_src, delta_ckpt, "delta", padded if pad_vocab else None)
         with progress_bar(total, "apply-delta", enabled=progress) as bar:
             _transform(base_src, delta_ckpt, staging, plan, compute, report, bar)
         # The base's config and tokenizer fill in for any the delta does not ship.
@@ -160,17 +169,28 @@ def _read_sidecar(root: Path) -> dict[str, torch.dtype]:
         raise WeightsError(f"{path} is not a valid delta description: {exc}") from exc
 
 
-def _check_compatible(base_src: TensorSource, other: Checkpoint, role: str) -> int:
+def _check_compatible(
+    base_src: TensorSource, other: Checkpoint, role: str, padded: dict[str, int] | None = None
+) -> int:
     # Headers only, so a mismatch fails in seconds rather than after hours of work. Returns the bytes to process.
+    # `padded` (apply-delta --pad-vocab) collects the tensors with more rows in the delta than in the base.
     total = 0
     for file in other.files:
         with open_shard(file) as shard:
             for info in shard.infos():
                 found = base_src.info(info.name, "base")
-                if found.shape != info.shape:
+                more_rows = (
+                    len(found.shape) == len(info.shape) > 0
+                    and found.shape[1:] == info.shape[1:]
+                    and info.shape[0] > found.shape[0]
+                )
+                if found.shape != info.shape and padded is not None and more_rows:
+                    padded[info.name] = info.shape[0]
+                elif found.shape != info.shape:
+                    hint = " (a v0-style delta with added tokens: pass --pad-vocab)" if more_rows else ""
                     raise WeightsError(
                         f"tensor {info.name!r} has shape {list(info.shape)} in the {role} but {list(found.shape)}"
-                        " in the base"
+                        f" in the base{hint}"
                     )
                 total += info.nbytes
     return total

@@ -245,6 +245,30 @@ def test_compact_delta_keeps_the_targets_dtype_and_counts_rounded_elements(tmp_p
     assert 0 < int((rounded != target).sum()) == report.inexact_elements
 
 
+def test_a_v0_delta_with_an_added_pad_row_needs_pad_vocab(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    gen = torch.Generator().manual_seed(2)
+    vocab = ("model.embed_tokens.weight", "lm_head.weight")
+    base = {name: torch.randn(10, 4, generator=gen).half() for name in vocab} | {"w": torch.randn(3, 3).half()}
+    delta = {name: torch.randn(11, 4, generator=gen).half() for name in vocab} | {"w": torch.randn(3, 3).half()}
+    write_checkpoint(tmp_path / "llama-7b", base)
+    write_checkpoint(tmp_path / "vicuna-7b-delta-v0", delta)
+    args = ["apply-delta", "--base", str(tmp_path / "llama-7b"), "--delta", str(tmp_path / "vicuna-7b-delta-v0")]
+    assert main([*args, "--out", str(tmp_path / "out"), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "has shape [11, 4] in the delta but [10, 4] in the base" in err
+    assert "pass --pad-vocab" in err and not (tmp_path / "out").exists()
+
+    assert main([*args, "--out", str(tmp_path / "out"), "--quiet", "--pad-vocab"]) == 0
+    rebuilt = tensors_of(tmp_path / "out")
+    for name in vocab:  # FastChat's v0 tool: the base zero-padded to the delta's rows, then the delta added
+        padded = torch.cat([base[name], torch.zeros(1, 4, dtype=torch.float16)])
+        assert torch.equal(rebuilt[name], (padded.float() + delta[name].float()).half())
+    assert torch.equal(rebuilt["w"], (base["w"].float() + delta["w"].float()).half())
+    write_checkpoint(tmp_path / "wider", {**delta, "w": torch.randn(3, 4).half()})
+    with pytest.raises(WeightsError, match=r"'w' has shape \[3, 4\] in the delta but \[3, 3\] in the base$"):
+        apply_delta(tmp_path / "llama-7b", tmp_path / "wider", tmp_path / "out2", pad_vocab=True)
+
+
 def write_checkpoint(folder: Path, tensors: dict[str, torch.Tensor]) -> Path:
     folder.mkdir()
     save_file(tensors, folder / "model.safetensors")
