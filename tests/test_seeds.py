@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 import shlex
 import subprocess
 import sys
@@ -17,7 +18,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import torch
 import yaml
+from safetensors.torch import load_file
+from transformers import LlamaForCausalLM
 
 import prompts
 from arena.config import LocalModel, TgiModel, load_config, parse_config
@@ -27,6 +31,7 @@ from backends.demo import DemoModels
 from backends.local import LocalModelPool
 from backends.tgi import TgiBackend
 from backends.weights import encrypt_files, merge_lora
+from tests.support.gptq import old_gptq_state
 from tests.support.helpers import ROOT, Process
 
 SEEDS = sorted((ROOT / "configs" / "seeds").glob("*.yaml"))
@@ -40,6 +45,8 @@ EXPECTED = {
     "chinese-alpaca-7b": ("lora", "chinese_alpaca"),
     "belle-7b-2m": ("full", "belle"),
     "belle-llama-7b-2m": ("xor", "belle"),
+    "belle-llama-7b-2m-gptq-4bit": ("xor", "belle"),
+    "belle-llama-7b-2m-gptq-8bit": ("xor", "belle"),
     "ko-vicuna-7b": ("full", "vicuna_v1.1"),
     "wizard-vicuna-13b": ("full", "vicuna_v1.1"),
 }
@@ -73,6 +80,12 @@ def published(demo_models: DemoModels, tmp_path_factory: pytest.TempPathFactory)
     original.write_bytes(hashlib.sha256(b"stand-in for the original LLaMA checkpoint").digest() * 4096)
     encrypted = root / "belle-llama-7b-2m-enc"
     encrypt_files(fine_tuned, original, encrypted)  # NAME.<sha256>.enc, as BelleGroup published them
+    gptq = work / "gptq"
+    gptq.mkdir()
+    weights = LlamaForCausalLM.from_pretrained(fine_tuned).state_dict()
+    for bits in (4, 8):
+        torch.save(old_gptq_state(weights, bits, 128), gptq / f"llama7b-2m-{bits}bit-128g.pt")
+    encrypt_files(gptq, original, root / "belle-llama-7b-2m-gptq-enc")
     return Published(models_dir=root, fine_tuned=fine_tuned)
 
 
@@ -88,12 +101,14 @@ def test_rebuild_commands_then_every_config_loads_and_runs(published: Published)
         rebuild = (model.get("source") or {}).get("rebuild")
         if not rebuild or not rebuild.startswith("python -m backends.weights"):
             continue  # downloads are not possible here; their stand-ins are already in place
-        args = shlex.split(rebuild.replace("${models_dir}", str(models_dir)))
-        result = subprocess.run([sys.executable, *args[1:], "--quiet"], cwd=ROOT, capture_output=True, text=True)
-        assert result.returncode == 0, f"{model['name']}: {result.stderr}"
+        for command in rebuild.replace("${models_dir}", str(models_dir)).split(" && "):
+            args = shlex.split(command)
+            result = subprocess.run([sys.executable, *args[1:], "--quiet"], cwd=ROOT, capture_output=True, text=True)
+            assert result.returncode == 0, f"{model['name']}: {result.stderr}"
     configs = [load_config(path, variables={"models_dir": str(models_dir)}) for path in SEEDS]
     local = [m for c in configs for m in c.models if isinstance(m, LocalModel)]
-    assert {m.name for m in local} == {n for n, (form, _) in EXPECTED.items() if form != "full"}
+    served_elsewhere = {n for n in EXPECTED if n.startswith("belle-llama-7b-2m-gptq")}  # TGI --quantize gptq
+    assert {m.name for m in local} == {n for n, (form, _) in EXPECTED.items() if form != "full"} - served_elsewhere
     pool = LocalModelPool()
     try:
         backends = pool.load(
@@ -110,6 +125,13 @@ def test_rebuild_commands_then_every_config_loads_and_runs(published: Published)
     decrypted = models_dir / "belle-llama-7b-2m"
     for original in fine_tuned.iterdir():
         assert (decrypted / original.name).read_bytes() == original.read_bytes(), original.name
+    for bits in (4, 8):  # decrypted, then converted: g_idx added, settings written, config and tokenizer along
+        served = models_dir / f"belle-llama-7b-2m-gptq-{bits}bit"
+        settings = json.loads((served / "quantize_config.json").read_text())
+        assert (settings["bits"], settings["group_size"]) == (bits, 128)
+        assert json.loads((served / "config.json").read_text())["quantization_config"] == settings
+        converted = load_file(served / "model.safetensors")
+        assert torch.equal(converted["model.layers.0.mlp.down_proj.g_idx"], torch.zeros(128, dtype=torch.int32))
 
 
 async def _first_text(backend: Any) -> str:
@@ -118,7 +140,7 @@ async def _first_text(backend: Any) -> str:
 
 def test_full_weight_seeds_stream_over_tgi_with_their_templates(serve: Process) -> None:
     tgi_entries = [m for m in raw_models() if m["backend"] == "tgi"]
-    config = parse_config({"models": tgi_entries}, source=Path("seeds.yaml"))
+    config = parse_config({"models": tgi_entries}, source=Path("seeds.yaml"), variables={"models_dir": "/models"})
     remote = [m for m in config.models if isinstance(m, TgiModel)]
     assert {m.name for m in remote} >= {"vigogne-2-7b-chat", "belle-7b-2m", "ko-vicuna-7b", "wizard-vicuna-13b"}
     for m in remote:

@@ -1,4 +1,4 @@
-"""`python -m backends.weights`: merge-lora, apply-delta, make-delta, xor-decrypt and xor-encrypt."""
+"""`python -m backends.weights`: merge-lora, apply-delta, make-delta, xor-decrypt, xor-encrypt, gptq-convert."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from types import FrameType
 
 from backends.weights.delta import apply_delta, make_delta
 from backends.weights.errors import WeightsError
+from backends.weights.gptq import gptq_convert
 from backends.weights.lora import DTYPES, merge_lora
 from backends.weights.xor import encrypt_files, xor_files
 
@@ -68,6 +69,13 @@ def build_parser() -> argparse.ArgumentParser:
     encrypt.add_argument("--plain", type=Path, required=True, help="folder of files to encrypt")
     encrypt.add_argument("--base", type=Path, required=True, help="the base file to XOR with")
     encrypt.add_argument("--checksums-out", type=Path, help="where to write the md5 list of the plain files")
+    gptq = commands.add_parser(
+        "gptq-convert", parents=[common], help="make an old GPTQ .pt (no g_idx) servable by TGI / vLLM"
+    )
+    gptq.add_argument("--checkpoint", type=Path, required=True, help="the .pt file, e.g. llama7b-2m-4bit-128g.pt")
+    gptq.add_argument("--bits", type=int, help="quantization bits (default: from the file name, e.g. 4bit)")
+    gptq.add_argument("--group-size", type=int, help="group size (default: from the file name, e.g. 128g)")
+    gptq.add_argument("--side-files", type=Path, help="folder whose config.json and tokenizer go along")
     return parser
 
 
@@ -90,6 +98,17 @@ def run(args: argparse.Namespace) -> str:
         if args.compact:
             notes += f"; {report.inexact_elements} elements will differ from the target by rounding"
         return f"wrote the delta of {report.tensors} tensors to {args.out}{notes}"
+    if args.command == "gptq-convert":
+        gptq_report = gptq_convert(
+            args.checkpoint,
+            args.out,
+            bits=args.bits,
+            group_size=args.group_size,
+            side_files=args.side_files,
+            force=args.force,
+        )
+        settings = f"{gptq_report.bits}-bit, group size {gptq_report.group_size}"
+        return f"converted {gptq_report.layers} quantized layers ({settings}) to {args.out}"
     if args.command == "xor-decrypt":
         md5s = dict(args.md5)
         xor_report = xor_files(
