@@ -8,7 +8,6 @@ model behind the delta and XOR releases is the demo base merged with a demo LoRA
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import json
 import shlex
 import subprocess
@@ -27,12 +26,12 @@ import prompts
 from arena.config import LocalModel, TgiModel, load_config, parse_config
 from arena.wiring import local_spec
 from backends.base import GenerationParams, Message
-from backends.demo import DemoModels
 from backends.local import LocalModelPool
 from backends.tgi import TgiBackend
-from backends.weights import encrypt_files, merge_lora
+from backends.weights import encrypt_files
 from tests.support.gptq import old_gptq_state
 from tests.support.helpers import ROOT, Process
+from tests.support.standins import CHINESE, TEXT, extended_tokenizer, llama1_folder, lora_adapter, sentencepiece_model
 
 SEEDS = sorted((ROOT / "configs" / "seeds").glob("*.yaml"))
 # From ../shared/reference/seed-models.md: each seed model, its distribution form and prompt format.
@@ -60,33 +59,38 @@ def raw_models() -> list[dict[str, Any]]:
 
 @dataclass(frozen=True)
 class Published:
-    """The models folder a team starts from, and the fine-tune the delta and XOR releases were made from."""
+    """The models folder a team starts from, and what the encrypted and LoRA releases were made from."""
 
     models_dir: Path
-    fine_tuned: Path
+    belle_plain: Path  # BELLE-LLaMA-7B-2M before encryption
 
 
 @pytest.fixture(scope="module")
-def published(demo_models: DemoModels, tmp_path_factory: pytest.TempPathFactory) -> Published:
-    """What a team has before rebuilding: its own bases, and the files each seed project published."""
+def published(tmp_path_factory: pytest.TempPathFactory) -> Published:
+    """Scaled-down stand-ins with the published files' names, containers and layouts: a LLaMA-1 base as the
+    Hugging Face conversion wrote it (tokenizer.model, two .bin shards), the Vigogne LoRA as adapter_model.bin,
+    Chinese-Alpaca's LoRA with an extended tokenizer and whole embeddings, BELLE-LLaMA's NAME.<sha256>.enc files
+    (the model and the two GPTQ .pt files) against a stand-in consolidated.00.pth."""
     root = tmp_path_factory.mktemp("seed-models")
     work = tmp_path_factory.mktemp("seed-work")
-    (root / "llama-7b-hf").symlink_to(demo_models.base)
-    (root / "vigogne-instruct-7b").symlink_to(demo_models.adapters["lora-a"])
-    (root / "chinese-alpaca-lora-7b").symlink_to(demo_models.adapters["lora-a"])
-    fine_tuned = merge_lora(demo_models.base, demo_models.adapters["lora-b"], work / "fine-tuned")
+    vocab = sentencepiece_model(TEXT, 300)
+    base = llama1_folder(root / "llama-7b-hf", vocab, seed=1)
+    lora_adapter(base, root / "vigogne-instruct-7b", seed=2)
+    chinese = extended_tokenizer(vocab, CHINESE, 360)
+    lora_adapter(base, root / "chinese-alpaca-lora-7b", seed=3, tokenizer_model=chinese, modules_to_save=True)
+    belle = llama1_folder(work / "belle-llama-7b-2m", vocab, seed=4, dtype=torch.float32)
     original = root / "llama-7b" / "consolidated.00.pth"
     original.parent.mkdir()
-    original.write_bytes(hashlib.sha256(b"stand-in for the original LLaMA checkpoint").digest() * 4096)
-    encrypted = root / "belle-llama-7b-2m-enc"
-    encrypt_files(fine_tuned, original, encrypted)  # NAME.<sha256>.enc, as BelleGroup published them
+    torch.manual_seed(5)  # Meta's checkpoint is a torch file too; its size is no multiple of the 10 MiB pieces
+    torch.save({"tok_embeddings.weight": torch.randn(300, 100).half()}, original)
+    encrypt_files(belle, original, root / "belle-llama-7b-2m-enc")  # NAME.<sha256>.enc, as BelleGroup published
     gptq = work / "gptq"
     gptq.mkdir()
-    weights = LlamaForCausalLM.from_pretrained(fine_tuned).state_dict()
+    weights = LlamaForCausalLM.from_pretrained(belle).state_dict()
     for bits in (4, 8):
         torch.save(old_gptq_state(weights, bits, 128), gptq / f"llama7b-2m-{bits}bit-128g.pt")
     encrypt_files(gptq, original, root / "belle-llama-7b-2m-gptq-enc")
-    return Published(models_dir=root, fine_tuned=fine_tuned)
+    return Published(models_dir=root, belle_plain=belle)
 
 
 def test_every_seed_model_has_a_config_with_the_right_form_and_template() -> None:
@@ -121,10 +125,10 @@ def test_rebuild_commands_then_every_config_loads_and_runs(published: Published)
             assert asyncio.run(_first_text(backends[m.name])), m.name
     finally:
         pool.close()
-    fine_tuned = published.fine_tuned
-    decrypted = models_dir / "belle-llama-7b-2m"
-    for original in fine_tuned.iterdir():
+    decrypted = models_dir / "belle-llama-7b-2m"  # byte equality with the files BelleGroup encrypted
+    for original in published.belle_plain.iterdir():
         assert (decrypted / original.name).read_bytes() == original.read_bytes(), original.name
+    _assert_chinese_alpaca_as_its_reference_merges(models_dir)
     for bits in (4, 8):  # decrypted, then converted: g_idx added, settings written, config and tokenizer along
         served = models_dir / f"belle-llama-7b-2m-gptq-{bits}bit"
         settings = json.loads((served / "quantize_config.json").read_text())
@@ -132,6 +136,23 @@ def test_rebuild_commands_then_every_config_loads_and_runs(published: Published)
         assert json.loads((served / "config.json").read_text())["quantization_config"] == settings
         converted = load_file(served / "model.safetensors")
         assert torch.equal(converted["model.layers.0.mlp.down_proj.g_idx"], torch.zeros(128, dtype=torch.int32))
+
+
+def _assert_chinese_alpaca_as_its_reference_merges(models_dir: Path) -> None:
+    """merge_llama_with_chinese_lora.py's way: the fp16 base resized to the extended tokenizer, the LoRA merged by
+    peft, embed_tokens/lm_head taken whole from the adapter; the rebuilt folder must hold exactly those tensors."""
+    from peft import PeftModel
+    from transformers import AutoTokenizer
+
+    adapter = models_dir / "chinese-alpaca-lora-7b"
+    base = LlamaForCausalLM.from_pretrained(models_dir / "llama-7b-hf", dtype=torch.float16)
+    base.resize_token_embeddings(len(AutoTokenizer.from_pretrained(adapter)), mean_resizing=False)
+    reference = PeftModel.from_pretrained(base, adapter).merge_and_unload().state_dict()
+    rebuilt = load_file(models_dir / "chinese-alpaca-7b-merged" / "model.safetensors")
+    assert set(rebuilt) == set(reference) - {"lm_head.weight"} or set(rebuilt) == set(reference)
+    for name, tensor in rebuilt.items():
+        assert tensor.dtype == torch.float16 and torch.equal(tensor, reference[name]), name
+    assert rebuilt["model.embed_tokens.weight"].shape[0] == len(AutoTokenizer.from_pretrained(adapter)) > 300
 
 
 async def _first_text(backend: Any) -> str:
