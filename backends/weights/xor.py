@@ -95,20 +95,29 @@ class KeyStream:
         self._file.close()
 
 
+@dataclass(frozen=True)
+class Digests:
+    """What one pass through the container learnt: the plain file's sha256 and md5, and the encrypted file's md5."""
+
+    plain_sha256: str
+    plain_md5: str
+    encrypted_md5: str
+
+
 def xor_container(
     src: Path, base_file: Path, dst: Path, *, decrypt: bool, piece: int = PIECE, bar: Any = None
-) -> tuple[str, str]:
-    """One file through the container, either way; returns the plain file's sha256 and md5 (hex).
+) -> Digests:
+    """One file through the container, either way.
 
     Decrypting reads the header first and XORs the rest; encrypting writes the plain file's sha256 as the header
     (known only at the end: the header is written last, in place).
     """
-    sha, md5 = hashlib.sha256(), hashlib.md5(usedforsecurity=False)
+    sha, md5, raw = hashlib.sha256(), hashlib.md5(usedforsecurity=False), hashlib.md5(usedforsecurity=False)
     keys = KeyStream(base_file, piece)
     try:
         with src.open("rb") as source, dst.open("wb") as sink:
             if decrypt:
-                source.seek(HEADER)
+                raw.update(source.read(HEADER))
             else:
                 sink.write(bytes(HEADER))
             while data := source.read(piece):
@@ -117,6 +126,7 @@ def xor_container(
                 plain = out if decrypt else plain_in
                 sha.update(plain.data)
                 md5.update(plain.data)
+                raw.update(data if decrypt else out.data)
                 sink.write(out.data)
                 if bar is not None:
                     bar.update(len(data))
@@ -125,7 +135,16 @@ def xor_container(
                 sink.write(sha.digest())
     finally:
         keys.close()
-    return sha.hexdigest(), md5.hexdigest()
+    encrypted_md5 = raw.hexdigest() if decrypt else _md5_of(dst)
+    return Digests(sha.hexdigest(), md5.hexdigest(), encrypted_md5)
+
+
+def _md5_of(path: Path) -> str:
+    digest = hashlib.md5(usedforsecurity=False)
+    with path.open("rb") as f:
+        while block := f.read(PIECE):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def xor_files(
@@ -140,10 +159,11 @@ def xor_files(
     piece: int = PIECE,
 ) -> XorReport:
     """Decrypt every `NAME.<sha256>.enc` of `src_dir` into `out_dir/NAME`, checking each against its sha256
-    header and, when given, against an md5 list (`checksums` file, or `md5s` from a seed config)."""
+    header and, when given, against the model card's md5s (`checksums`, as `md5sum` prints them, or `md5s`):
+    an md5 of an `.enc` file checks the download, one of a plain name checks the decrypted file."""
     jobs = _containers(src_dir)
     expected = {**(read_checksums(checksums) if checksums is not None else {}), **(md5s or {})}
-    missing = sorted(set(expected) - {plain for _, plain, _ in jobs})
+    missing = sorted(set(expected) - {plain for _, plain, _ in jobs} - {src.name for src, _, _ in jobs})
     if missing:
         raise WeightsError(f"{', '.join(missing)}: listed with an md5 but not in {src_dir} as NAME.<sha256>.enc")
     plain_md5: dict[str, str] = {}
@@ -152,15 +172,20 @@ def xor_files(
         with progress_bar(total, "decrypt", enabled=progress) as bar:
             for src, plain, named_sha in jobs:
                 header = _header(src)
-                sha, md5 = xor_container(src, base_file, staging / plain, decrypt=True, piece=piece, bar=bar)
-                if sha != header or sha != named_sha:
-                    raise WeightsError(_diagnosis(src, staging / plain, base_file, header != named_sha))
-                if plain in expected and expected[plain] != md5:
+                digests = xor_container(src, base_file, staging / plain, decrypt=True, piece=piece, bar=bar)
+                if src.name in expected and expected[src.name] != digests.encrypted_md5:
                     raise WeightsError(
-                        f"{plain} decrypts to the file its header names, but its md5 {md5} is not the model card's "
-                        f"{expected[plain]}: the md5 list is for another release"
+                        f"{src.name} has md5 {digests.encrypted_md5}, not the model card's {expected[src.name]}: "
+                        f"the download is damaged or cut ({src.stat().st_size:,} bytes); download it again"
                     )
-                plain_md5[plain] = md5
+                if digests.plain_sha256 != header or header != named_sha:
+                    raise WeightsError(_diagnosis(src, staging / plain, base_file, header != named_sha))
+                if plain in expected and expected[plain] != digests.plain_md5:
+                    raise WeightsError(
+                        f"{plain} decrypts to the file its header names, but its md5 {digests.plain_md5} is not the "
+                        f"model card's {expected[plain]}: the md5 list is for another release"
+                    )
+                plain_md5[plain] = digests.plain_md5
     return XorReport(out_dir, [plain for _, plain, _ in jobs], plain_md5)
 
 
@@ -187,10 +212,10 @@ def encrypt_files(
         with progress_bar(sum(p.stat().st_size for p in files), "encrypt", enabled=progress) as bar:
             for path in files:
                 partial = staging / f".{path.name}.partial"
-                sha, md5 = xor_container(path, base_file, partial, decrypt=False, piece=piece, bar=bar)
-                names.append(f"{path.name}.{sha}.enc")
+                digests = xor_container(path, base_file, partial, decrypt=False, piece=piece, bar=bar)
+                names.append(f"{path.name}.{digests.plain_sha256}.enc")
                 partial.rename(staging / names[-1])
-                plain_md5[path.name] = md5
+                plain_md5[path.name] = digests.plain_md5
         if checksums_out is not None and checksums_out.parent.resolve() == out_dir.resolve():
             (staging / checksums_out.name).write_text(format_checksums(plain_md5), encoding="utf-8")
     if checksums_out is not None and checksums_out.parent.resolve() != out_dir.resolve():

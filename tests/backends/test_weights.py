@@ -388,8 +388,15 @@ def test_a_cut_download_and_a_renamed_file_are_named_as_such(released: tuple[Pat
 
 
 def test_the_model_cards_md5s_are_checked_too(released: tuple[Path, Path, str], tmp_path: Path) -> None:
-    folder, key, _ = released
-    good = xor_files(folder, key, tmp_path / "dec").plain_md5["pytorch_model.bin"]
+    folder, key, name = released
+    card = tmp_path / "card-md5.txt"  # the card's `md5sum ./*` lines, pasted: the downloads' md5s
+    card.write_text(f"{hashlib.md5((folder / name).read_bytes()).hexdigest()}  ./{name}\n", encoding="utf-8")
+    good = xor_files(folder, key, tmp_path / "dec", card).plain_md5["pytorch_model.bin"]
+    whole = (folder / name).read_bytes()
+    (folder / name).write_bytes(whole[:-1000])
+    with pytest.raises(WeightsError, match=r"not the model card's .*: the download is damaged or cut"):
+        xor_files(folder, key, tmp_path / "dec3", card)
+    (folder / name).write_bytes(whole)
     args = ["xor-decrypt", "--encrypted", str(folder), "--base", str(key), "--quiet", "--force"]
     assert main([*args, "--out", str(tmp_path / "dec"), "--md5", f"pytorch_model.bin={good}"]) == 0
     with pytest.raises(WeightsError, match=r"its md5 .* is not the model card's"):
