@@ -107,6 +107,7 @@ def apply_delta(
 
     with staged_output(out, force=force) as staging, TensorSource(base_ckpt) as base_src:
         total = _check_compatible(base_src, delta_ckpt, "delta", padded if pad_vocab else None)
+        _refuse_full_weights(base_src, delta_ckpt, delta)
         with progress_bar(total, "apply-delta", enabled=progress) as bar:
             _transform(base_src, delta_ckpt, staging, plan, compute, report, bar)
         # The base's config and tokenizer fill in for any the delta does not ship.
@@ -149,6 +150,33 @@ def make_delta(
         (staging / SIDECAR).write_text(json.dumps({"format": 1, "target_dtypes": widened}, indent=2) + "\n")
     report.widened = sorted(widened)
     return report
+
+
+FULL_WEIGHTS_COSINE = 0.5  # a fine-tune points the way its base does (~0.99); a delta does not (~0.0)
+
+
+def _refuse_full_weights(base_src: TensorSource, delta_ckpt: Checkpoint, delta: Path) -> None:
+    """Stop when the "delta" is a fine-tune's full weights (WizardVicunaLM was long taken for a delta): adding it
+    to the base would silently double the model. One large matrix tells: a fine-tune's weights point the same way
+    as its base's, a delta's do not."""
+    with open_shard(delta_ckpt.files[0]) as shard:
+        matrices = [
+            i
+            for i in shard.infos()
+            if len(i.shape) == 2 and i.shape[0] * i.shape[1] >= 4096 and i.dtype.is_floating_point
+            and base_src.info(i.name, "base").shape == i.shape  # not a row-padded vocabulary matrix
+        ]  # fmt: skip
+        if not matrices:
+            return
+        name = matrices[0].name
+        ours = shard.read(name).float().flatten()
+    theirs = base_src.read(name, "base").float().flatten()
+    cosine = float(torch.nn.functional.cosine_similarity(ours, theirs, dim=0))
+    if cosine > FULL_WEIGHTS_COSINE:
+        raise WeightsError(
+            f"{delta} holds full weights, not a delta: its {name!r} points the same way as the base's (cosine "
+            f"{cosine:.2f}); serve it as it is (form: full) instead of adding it to the base"
+        )
 
 
 def _ladder(dtype: torch.dtype) -> tuple[torch.dtype, ...]:

@@ -245,6 +245,14 @@ def test_compact_delta_keeps_the_targets_dtype_and_counts_rounded_elements(tmp_p
     assert 0 < int((rounded != target).sum()) == report.inexact_elements
 
 
+def test_full_weights_given_as_a_delta_are_refused(sharded: dict[str, Path], tmp_path: Path) -> None:
+    """WizardVicunaLM was long taken for a delta: adding full weights to the base must not happen silently."""
+    args = ["apply-delta", "--base", str(sharded["base"]), "--delta", str(sharded["target"])]
+    with pytest.raises(WeightsError, match=r"holds full weights, not a delta: .*serve it as it is \(form: full\)"):
+        apply_delta(sharded["base"], sharded["target"], tmp_path / "out")
+    assert main([*args, "--out", str(tmp_path / "out"), "--quiet"]) == 2 and not (tmp_path / "out").exists()
+
+
 def test_a_v0_delta_with_an_added_pad_row_needs_pad_vocab(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     gen = torch.Generator().manual_seed(2)
     vocab = ("model.embed_tokens.weight", "lm_head.weight")
