@@ -193,7 +193,9 @@ class LocalModelPool:
             _check_template(spec, base.tokenizer)
             wiring.append((spec, base, self._attach(base, spec) if spec.adapter else None, True))
         for spec in later:
-            wiring.append((spec, self._base(spec), None, False))
+            base = self._base(spec)
+            _check_template(spec, base.tokenizer)
+            wiring.append((spec, base, None, False))
         for (model_ref, _), base in self._bases.items():
             if base.decoder is None:
                 base.model.eval()

@@ -64,6 +64,8 @@ def build_parser() -> argparse.ArgumentParser:
     decrypt.add_argument(
         "--md5", action="append", default=[], type=_name_md5, metavar="NAME=MD5", help="a model card's md5 of a file"
     )
+    decrypt.add_argument("--base-md5", type=_md5, help="the original base file's md5 (checked before decrypting)")
+    decrypt.add_argument("--only", action="append", default=[], metavar="NAME", help="decrypt just this file")
 
     encrypt = commands.add_parser("xor-encrypt", parents=[common], help="write plain files as NAME.<sha256>.enc")
     encrypt.add_argument("--plain", type=Path, required=True, help="folder of files to encrypt")
@@ -112,10 +114,19 @@ def run(args: argparse.Namespace) -> str:
     if args.command == "xor-decrypt":
         md5s = dict(args.md5)
         xor_report = xor_files(
-            args.encrypted, args.base, args.out, args.checksums, md5s=md5s, force=args.force, progress=progress
+            args.encrypted,
+            args.base,
+            args.out,
+            args.checksums,
+            md5s=md5s,
+            base_md5=args.base_md5,
+            only=args.only,
+            force=args.force,
+            progress=progress,
         )
-        checked = " and the model card's md5s" if args.checksums or md5s else ""
-        return f"decrypted {len(xor_report.files)} files to {args.out} (checked: each file's sha256{checked})"
+        checked = "the base file's md5, " if args.base_md5 else ""
+        checked += "each file's sha256" + (" and the model card's md5s" if args.checksums or md5s else "")
+        return f"decrypted {len(xor_report.files)} files to {args.out} (checked: {checked})"
     xor_report = encrypt_files(args.plain, args.base, args.out, args.checksums_out, force=args.force, progress=progress)
     return f"encrypted {len(xor_report.files)} files to {args.out}"
 
@@ -125,6 +136,12 @@ def _name_md5(value: str) -> tuple[str, str]:
     if not name or not re.fullmatch(r"[0-9a-fA-F]{32}", md5):
         raise argparse.ArgumentTypeError(f"'{value}' is not NAME=MD5 (32 hex digits)")
     return name, md5.lower()
+
+
+def _md5(value: str) -> str:
+    if not re.fullmatch(r"[0-9a-fA-F]{32}", value):
+        raise argparse.ArgumentTypeError(f"'{value}' is not an md5 (32 hex digits)")
+    return value.lower()
 
 
 def _terminate(signum: int, frame: FrameType | None) -> None:

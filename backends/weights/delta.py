@@ -107,6 +107,8 @@ def apply_delta(
 
     with staged_output(out, force=force) as staging, TensorSource(base_ckpt) as base_src:
         total = _check_compatible(base_src, delta_ckpt, "delta", padded if pad_vocab else None)
+        if len(set(padded.values())) > 1:
+            raise WeightsError(f"--pad-vocab: the delta's vocabulary tensors disagree on their rows ({padded})")
         _refuse_full_weights(base_src, delta_ckpt, delta)
         with progress_bar(total, "apply-delta", enabled=progress) as bar:
             _transform(base_src, delta_ckpt, staging, plan, compute, report, bar)

@@ -1,8 +1,8 @@
 """Old-format GPTQ checkpoints (BELLE's `llama7b-2m-{4bit,8bit}-128g.pt`) made servable by TGI and vLLM.
 
 GPTQ-for-LLaMa's early state dicts hold, per quantized linear layer, `qweight` (int32, `in * bits / 32` rows of
-packed values), `qzeros` (int32, one row per group of input features, packed), `scales` (float16, one row per
-group) and `bias`, with no `g_idx` and no `quantize_config.json`; BELLE loads them with that project's own code
+packed values), `qzeros` (int32, one row per group of input features, packed), `scales` (one row per group)
+and `bias`, with no `g_idx` and no `quantize_config.json`; BELLE loads them with that project's own code
 and `--wbits/--groupsize` flags. TGI's `--quantize gptq` (and vLLM, and transformers' GPTQ integration) expect a
 `g_idx` per layer (the group of each input feature: without act-order, feature i is in group i // group_size)
 and read bits and group size from `quantize_config.json` (TGI assumes 4 bits and no groups without it).
@@ -73,8 +73,11 @@ def gptq_convert(
     bits, group_size = bits or named_bits, group_size or named_group
     if bits is None or group_size is None:
         raise WeightsError(f"{checkpoint.name} does not say its bits and group size: pass --bits and --group-size")
-    if bits not in (2, 3, 4, 8) or group_size < 1:
-        raise WeightsError(f"--bits {bits} --group-size {group_size} is not a GPTQ setting (bits 2, 3, 4 or 8)")
+    if bits not in (2, 4, 8) or (group_size < 1 and group_size != -1):
+        raise WeightsError(
+            f"--bits {bits} --group-size {group_size} is not a setting TGI's GPTQ kernels take (bits 2, 4 or 8; a "
+            "group size, or -1 for none); 3-bit packing crosses 32-bit words and is served by vLLM only"
+        )
     state = _load(checkpoint)
     layers = sorted(name.removesuffix(".qweight") for name in state if name.endswith(".qweight"))
     if not layers:
@@ -113,7 +116,8 @@ def _g_idx(file: str, layer: str, state: dict[str, torch.Tensor], bits: int, gro
         raise WeightsError(f"{file}: layer {layer} has a qweight but no {missing.args[0].rsplit('.', 1)[-1]}") from None
     in_features = qweight.shape[0] * 32 // bits
     out_features = qweight.shape[1]
-    groups = -(-in_features // group_size)
+    size = in_features if group_size == -1 else group_size  # -1: one group over every input feature
+    groups = -(-in_features // size)
     expected = {"scales": (groups, out_features), "qzeros": (groups, out_features * bits // 32)}
     found = {"scales": tuple(scales.shape), "qzeros": tuple(qzeros.shape)}
     if qweight.dtype != torch.int32 or (qweight.shape[0] * 32) % bits or found != expected:
@@ -121,7 +125,7 @@ def _g_idx(file: str, layer: str, state: dict[str, torch.Tensor], bits: int, gro
             f"{file}: layer {layer} does not fit --bits {bits} --group-size {group_size} (qweight "
             f"{list(qweight.shape)}, scales {list(scales.shape)}, qzeros {list(qzeros.shape)}): check the file's name"
         )
-    return torch.arange(in_features, dtype=torch.int32) // group_size
+    return torch.arange(in_features, dtype=torch.int32) // size
 
 
 def _add_to_model_config(path: Path, config: dict[str, Any]) -> None:

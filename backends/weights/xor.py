@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from io import BufferedReader
 from pathlib import Path
@@ -101,7 +101,7 @@ class Digests:
 
     plain_sha256: str
     plain_md5: str
-    encrypted_md5: str
+    encrypted_md5: str | None  # only when decrypting (an encrypted file's header is written last)
 
 
 def xor_container(
@@ -126,7 +126,8 @@ def xor_container(
                 plain = out if decrypt else plain_in
                 sha.update(plain.data)
                 md5.update(plain.data)
-                raw.update(data if decrypt else out.data)
+                if decrypt:
+                    raw.update(data)
                 sink.write(out.data)
                 if bar is not None:
                     bar.update(len(data))
@@ -135,16 +136,7 @@ def xor_container(
                 sink.write(sha.digest())
     finally:
         keys.close()
-    encrypted_md5 = raw.hexdigest() if decrypt else _md5_of(dst)
-    return Digests(sha.hexdigest(), md5.hexdigest(), encrypted_md5)
-
-
-def _md5_of(path: Path) -> str:
-    digest = hashlib.md5(usedforsecurity=False)
-    with path.open("rb") as f:
-        while block := f.read(PIECE):
-            digest.update(block)
-    return digest.hexdigest()
+    return Digests(sha.hexdigest(), md5.hexdigest(), raw.hexdigest() if decrypt else None)
 
 
 def xor_files(
@@ -154,16 +146,31 @@ def xor_files(
     checksums: Path | None = None,
     *,
     md5s: Mapping[str, str] | None = None,
+    base_md5: str | None = None,
+    only: Sequence[str] = (),
     force: bool = False,
     progress: bool = False,
     piece: int = PIECE,
 ) -> XorReport:
     """Decrypt every `NAME.<sha256>.enc` of `src_dir` into `out_dir/NAME`, checking each against its sha256
     header and, when given, against the model card's md5s (`checksums`, as `md5sum` prints them, or `md5s`):
-    an md5 of an `.enc` file checks the download, one of a plain name checks the decrypted file."""
+    an md5 of an `.enc` file checks the download, one of a plain name checks the decrypted file.
+
+    `base_md5` (the original key file's md5, e.g. LLaMA-7B's consolidated.00.pth) is checked first; then a file
+    that does not decrypt to its sha256 can only be a damaged download. Without it, a wrong key that is itself a
+    similar torch file cannot always be told from a cut download (their zip headers cancel out).
+    """
     jobs = _containers(src_dir)
+    if only:
+        unknown = sorted(set(only) - {plain for _, plain, _ in jobs})
+        if unknown:
+            raise WeightsError(f"{unknown[0]} is not among the encrypted files of {src_dir}")
+        jobs = [job for job in jobs if job[1] in only]
+    if base_md5 is not None:
+        _check_key(base_file, base_md5.lower(), progress)
     expected = {**(read_checksums(checksums) if checksums is not None else {}), **(md5s or {})}
     missing = sorted(set(expected) - {plain for _, plain, _ in jobs} - {src.name for src, _, _ in jobs})
+    missing = [name for name in missing if not only]  # a partial decrypt may be given the whole card's list
     if missing:
         raise WeightsError(f"{', '.join(missing)}: listed with an md5 but not in {src_dir} as NAME.<sha256>.enc")
     plain_md5: dict[str, str] = {}
@@ -172,14 +179,19 @@ def xor_files(
         with progress_bar(total, "decrypt", enabled=progress) as bar:
             for src, plain, named_sha in jobs:
                 header = _header(src)
+                if header != named_sha:
+                    raise WeightsError(
+                        f"{src.name}: the sha256 in its name is not the one in its header: the file was renamed or "
+                        "altered"
+                    )
                 digests = xor_container(src, base_file, staging / plain, decrypt=True, piece=piece, bar=bar)
                 if src.name in expected and expected[src.name] != digests.encrypted_md5:
                     raise WeightsError(
                         f"{src.name} has md5 {digests.encrypted_md5}, not the model card's {expected[src.name]}: "
                         f"the download is damaged or cut ({src.stat().st_size:,} bytes); download it again"
                     )
-                if digests.plain_sha256 != header or header != named_sha:
-                    raise WeightsError(_diagnosis(src, staging / plain, base_file, header != named_sha))
+                if digests.plain_sha256 != header:
+                    raise WeightsError(_diagnosis(src, staging / plain, base_file, key_checked=base_md5 is not None))
                 if plain in expected and expected[plain] != digests.plain_md5:
                     raise WeightsError(
                         f"{plain} decrypts to the file its header names, but its md5 {digests.plain_md5} is not the "
@@ -243,6 +255,10 @@ def _containers(src_dir: Path) -> list[tuple[Path, str, str]]:
         )
     if not jobs:
         raise WeightsError(f"{src_dir} has no encrypted files (NAME.<sha256>.enc)")
+    plains = [plain for _, plain, _ in jobs]
+    twice = sorted({plain for plain in plains if plains.count(plain) > 1})
+    if twice:
+        raise WeightsError(f"{src_dir} holds two encrypted versions of {twice[0]}: keep the one the model card lists")
     return jobs
 
 
@@ -254,25 +270,56 @@ def _header(src: Path) -> str:
     return header.hex()
 
 
-ZIP_START, ZIP_END = b"PK\x03\x04", b"PK\x05\x06"  # PyTorch .bin / .pth files are zip archives
+ZIP_START = b"PK\x03\x04"  # PyTorch .bin / .pth files are zip archives
+TEXT_SUFFIXES = (".json", ".txt", ".md", ".py")
 
 
-def _diagnosis(src: Path, plain: Path, base_file: Path, renamed: bool) -> str:
-    """One sentence on why a file did not decrypt to its header's sha256: which input is wrong, where it shows."""
-    if renamed:
-        return f"{src.name}: the sha256 in its name is not the one in its header: the file was renamed or altered"
+def _check_key(base_file: Path, expected: str, progress: bool) -> None:
+    """The key file's md5 against the one the model card gives for the original."""
+    if not base_file.is_file():
+        raise WeightsError(f"the base file {base_file} does not exist")
+    digest = hashlib.md5(usedforsecurity=False)
+    with base_file.open("rb") as f, progress_bar(base_file.stat().st_size, "check base", enabled=progress) as bar:
+        while block := f.read(PIECE):
+            digest.update(block)
+            bar.update(len(block))
+    if digest.hexdigest() != expected:
+        raise WeightsError(
+            f"wrong base file: {base_file} has md5 {digest.hexdigest()}, not {expected}, the md5 of the original the "
+            "model card names (e.g. LLaMA-7B's consolidated.00.pth)"
+        )
+
+
+def _diagnosis(src: Path, plain: Path, base_file: Path, *, key_checked: bool) -> str:
+    """One sentence on why a file did not decrypt to its header's sha256: the base file, or the download.
+
+    With the right key the start of a file decrypts right even when its end is missing: a torch file starts as a
+    zip (PK 03 04), a JSON file is UTF-8 text. A start that is neither means the key is wrong. The converse does
+    not hold: a wrong key that is itself a similar torch file cancels out over their common zip header.
+    """
+    size = f"{src.stat().st_size:,} bytes"
+    if key_checked:
+        return f"{src.name} is incomplete or damaged ({size}): the base file is the original; download it again"
     with plain.open("rb") as f:
-        start = f.read(4)
-        f.seek(max(0, plain.stat().st_size - 65536))
-        tail = f.read()
-    if start == ZIP_START and ZIP_END not in tail:
-        return f"{src.name} is incomplete ({src.stat().st_size:,} bytes): its download was cut; download it again"
-    if plain.suffix in (".bin", ".pth") and start != ZIP_START:
+        start = f.read(4096)
+    garbled = (plain.suffix in (".bin", ".pth", ".pt") and not start.startswith(ZIP_START)) or (
+        plain.suffix in TEXT_SUFFIXES and not _is_text(start)
+    )
+    if garbled:
         return (
             f"wrong base file: {src.name} does not decrypt with {base_file} ({base_file.stat().st_size:,} bytes); "
-            "use the exact original file the model card names (LLaMA-7B's consolidated.00.pth, about 13.5 GB)"
+            "use the exact original file the model card names (LLaMA-7B's consolidated.00.pth)"
         )
     return (
-        f"{src.name} does not decrypt to the sha256 in its header: the base file {base_file} is not the original "
-        "the model card names, or the download is damaged"
+        f"{src.name} does not decrypt to the sha256 in its header: either {base_file} is not the original (pass "
+        f"--base-md5 with the model card's md5 to check it) or the download is cut or damaged ({size}; pass "
+        "--checksums with the card's md5 list)"
     )
+
+
+def _is_text(start: bytes) -> bool:
+    try:
+        start.decode("utf-8")
+    except UnicodeDecodeError as exc:  # a character cut at the end of the sample is still text
+        return exc.start >= len(start) - 3
+    return True

@@ -72,6 +72,18 @@ def test_an_old_gptq_checkpoint_converts_and_dequantizes_back(
         assert error <= step / 2 + 1e-3, (layer, float(error), float(step))
 
 
+def test_no_groups_is_group_size_minus_one(stand_in: tuple[Path, dict[str, torch.Tensor]]) -> None:
+    root, weights = stand_in
+    weight = weights["model.layers.0.self_attn.q_proj.weight"]  # [64 out, 64 in]
+    old = {f"model.layers.0.self_attn.q_proj.{k}": v for k, v in quantize(weight, 4, 64).items()}  # one group
+    torch.save(old, root / "quantized.pt")
+    report = gptq_convert(root / "quantized.pt", root / "out", bits=4, group_size=-1)
+    assert report.group_size == -1
+    converted = load_file(root / "out" / "model.safetensors")
+    assert torch.equal(converted["model.layers.0.self_attn.q_proj.g_idx"], torch.zeros(64, dtype=torch.int32))
+    assert json.loads((root / "out" / "quantize_config.json").read_text())["group_size"] == -1
+
+
 def test_wrong_settings_and_wrong_files_get_one_sentence(stand_in: tuple[Path, dict[str, torch.Tensor]]) -> None:
     root, weights = stand_in
     weight = weights["model.layers.0.self_attn.q_proj.weight"]
@@ -84,6 +96,8 @@ def test_wrong_settings_and_wrong_files_get_one_sentence(stand_in: tuple[Path, d
     torch.save(old, root / "quantized.pt")
     with pytest.raises(WeightsError, match="does not say its bits and group size: pass --bits and --group-size"):
         gptq_convert(root / "quantized.pt", root / "out")
+    with pytest.raises(WeightsError, match="3-bit packing crosses 32-bit words and is served by vLLM only"):
+        gptq_convert(root / "llama7b-2m-4bit-16g.pt", root / "out", bits=3)
     torch.save({"w": weight}, root / "plain-4bit-16g.pt")
     with pytest.raises(WeightsError, match="no quantized layers"):
         gptq_convert(root / "plain-4bit-16g.pt", root / "out")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import re
 import shutil
 import signal
 import subprocess
@@ -253,6 +254,18 @@ def test_full_weights_given_as_a_delta_are_refused(sharded: dict[str, Path], tmp
     assert main([*args, "--out", str(tmp_path / "out"), "--quiet"]) == 2 and not (tmp_path / "out").exists()
 
 
+def test_a_full_fine_tunes_delta_is_not_taken_for_full_weights(tmp_path: Path) -> None:
+    """Every tensor moved a little, as in a full fine-tune (Vicuna's deltas): the delta is nearly orthogonal."""
+    gen = torch.Generator().manual_seed(5)
+    base = {f"layer{i}.w": torch.randn(128, 64, generator=gen) for i in range(3)}
+    target = {name: t + 0.01 * torch.randn(t.shape, generator=gen) for name, t in base.items()}
+    write_checkpoint(tmp_path / "base", base)
+    write_checkpoint(tmp_path / "target", target)
+    make_delta(tmp_path / "base", tmp_path / "target", tmp_path / "delta")
+    apply_delta(tmp_path / "base", tmp_path / "delta", tmp_path / "rebuilt")
+    assert_bit_identical(tensors_of(tmp_path / "rebuilt"), target)
+
+
 def test_a_v0_delta_with_an_added_pad_row_needs_pad_vocab(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     gen = torch.Generator().manual_seed(2)
     vocab = ("model.embed_tokens.weight", "lm_head.weight")
@@ -376,12 +389,33 @@ def test_a_wrong_key_file_is_named_as_such(
     assert not (tmp_path / "dec").exists() and leftovers(tmp_path) == []
 
 
+def test_a_wrong_key_that_is_itself_a_torch_file(tmp_path: Path) -> None:
+    """Two torch files share their zip header, which cancels out: only the key's md5 tells such a key apart."""
+    plain = tmp_path / "plain"
+    plain.mkdir()
+    (plain / "config.json").write_text(json.dumps({"architectures": ["LlamaForCausalLM"], "vocab_size": 32000}))
+    torch.save({"w": torch.arange(40000, dtype=torch.float32)}, plain / "pytorch_model-00001-of-00002.bin")
+    right, wrong = tmp_path / "7B" / "consolidated.00.pth", tmp_path / "13B" / "consolidated.00.pth"
+    for key in (right, wrong):
+        key.parent.mkdir()
+        torch.save({"tok_embeddings.weight": torch.randn(300, 100)}, key)
+    encrypt_files(plain, right, tmp_path / "enc")
+    with pytest.raises(WeightsError, match=r"either .* is not the original \(pass --base-md5 .*\) or the download"):
+        xor_files(tmp_path / "enc", wrong, tmp_path / "dec")
+    original = hashlib.md5(right.read_bytes()).hexdigest()
+    with pytest.raises(WeightsError, match=rf"^wrong base file: {re.escape(str(wrong))} has md5 \w+, not {original}"):
+        xor_files(tmp_path / "enc", wrong, tmp_path / "dec", base_md5=original)
+    report = xor_files(tmp_path / "enc", right, tmp_path / "dec", base_md5=original)
+    assert sorted(report.files) == ["config.json", "pytorch_model-00001-of-00002.bin"]
+
+
 def test_a_cut_download_and_a_renamed_file_are_named_as_such(released: tuple[Path, Path, str], tmp_path: Path) -> None:
     folder, key, name = released
     whole = (folder / name).read_bytes()
     (folder / name).write_bytes(whole[: len(whole) // 2])
-    with pytest.raises(WeightsError, match=r"is incomplete \([\d,]+ bytes\): its download was cut"):
-        xor_files(folder, key, tmp_path / "dec")
+    key_md5 = hashlib.md5(key.read_bytes()).hexdigest()
+    with pytest.raises(WeightsError, match=r"is incomplete or damaged \([\d,]+ bytes\): the base file is the orig"):
+        xor_files(folder, key, tmp_path / "dec", base_md5=key_md5)
     (folder / name).write_bytes(whole[:20])
     with pytest.raises(WeightsError, match="shorter than its 32-byte header"):
         xor_files(folder, key, tmp_path / "dec")
