@@ -45,6 +45,7 @@ EXPECTED = {
     "chinese-alpaca-7b": ("lora", "chinese_alpaca"),
     "belle-7b-2m": ("full", "belle"),
     "belle-llama-7b-2m": ("xor", "belle"),
+    "belle-llama-7b-0.6m": ("xor", "belle"),
     "belle-llama-7b-2m-gptq-4bit": ("xor", "belle"),
     "belle-llama-7b-2m-gptq-8bit": ("xor", "belle"),
     "ko-vicuna-7b": ("full", "vicuna_v1.1"),
@@ -66,6 +67,7 @@ class Published:
 
     models_dir: Path
     belle_plain: Path  # BELLE-LLaMA-7B-2M before encryption
+    belle_single: Path  # BELLE-LLaMA-7B-0.6M before encryption (one file longer than the key)
 
 
 @pytest.fixture(scope="module")
@@ -87,13 +89,22 @@ def published(tmp_path_factory: pytest.TempPathFactory) -> Published:
     torch.manual_seed(5)  # Meta's checkpoint is a torch file too; its size is no multiple of the 10 MiB pieces
     torch.save({"tok_embeddings.weight": torch.randn(300, 100).half()}, original)
     encrypt_files(belle, original, root / "belle-llama-7b-2m-enc")  # NAME.<sha256>.enc, as BelleGroup published
+    # BELLE-LLaMA-7B-0.6M: one fp32 file, longer than the key (its key's short last read repeats, as in the release)
+    single = work / "belle-llama-7b-0.6m"
+    single.mkdir()
+    torch.save(LlamaForCausalLM.from_pretrained(belle).state_dict(), single / "pytorch_model.bin")
+    for side in belle.iterdir():
+        if not side.name.startswith("pytorch_model"):
+            (single / side.name).write_bytes(side.read_bytes())
+    assert (single / "pytorch_model.bin").stat().st_size > original.stat().st_size
+    encrypt_files(single, original, root / "belle-llama-7b-0.6m-enc")
     gptq = work / "gptq"
     gptq.mkdir()
     weights = LlamaForCausalLM.from_pretrained(belle).state_dict()
     for bits in (4, 8):
         torch.save(old_gptq_state(weights, bits, 128), gptq / f"llama7b-2m-{bits}bit-128g.pt")
     encrypt_files(gptq, original, root / "belle-llama-7b-2m-gptq-enc")
-    return Published(models_dir=root, belle_plain=belle)
+    return Published(models_dir=root, belle_plain=belle, belle_single=single)
 
 
 def test_every_seed_model_has_a_config_with_the_right_form_and_template() -> None:
@@ -130,9 +141,9 @@ def test_rebuild_commands_then_every_config_loads_and_runs(published: Published)
             assert asyncio.run(_first_text(backends[m.name])), m.name
     finally:
         pool.close()
-    decrypted = models_dir / "belle-llama-7b-2m"  # byte equality with the files BelleGroup encrypted
-    for original in published.belle_plain.iterdir():
-        assert (decrypted / original.name).read_bytes() == original.read_bytes(), original.name
+    for name, plain in (("belle-llama-7b-2m", published.belle_plain), ("belle-llama-7b-0.6m", published.belle_single)):
+        for original in plain.iterdir():  # byte equality with the files BelleGroup encrypted
+            assert (models_dir / name / original.name).read_bytes() == original.read_bytes(), original.name
     _assert_chinese_alpaca_as_its_reference_merges(models_dir)
     for bits in (4, 8):  # decrypted, then converted: g_idx added, settings written, config and tokenizer along
         served = models_dir / f"belle-llama-7b-2m-gptq-{bits}bit"
