@@ -57,6 +57,23 @@ class ModelEntry(Strict):
         """This entry with relative paths resolved against the config's folder, and the problems found."""
         return self, []
 
+    def _paths_resolved(
+        self, folder: Path, where: str, keys: tuple[str, ...], *, may_be_missing: tuple[str, ...] = ()
+    ) -> tuple[Self, list[str]]:
+        """`keys` that name local folders resolved against the config's folder (hub ids stay as they are); a
+        missing folder is a problem unless its key is in `may_be_missing` (built at start)."""
+        updates: dict[str, str] = {}
+        problems: list[str] = []
+        for key in keys:
+            ref = getattr(self, key)
+            if ref is None or not is_local_path(ref):
+                continue
+            path = (folder / Path(ref).expanduser()).resolve()
+            if not path.exists() and key not in may_be_missing:
+                problems.append(f"{where}.{key}: '{ref}' does not exist (resolved to {path})")
+            updates[key] = str(path)
+        return self.model_copy(update=updates), problems
+
     @field_validator("template")
     @classmethod
     def _known_template(cls, value: str) -> str:

@@ -14,7 +14,7 @@ from pydantic import Field, model_validator
 
 from backends.base import Backend
 from backends.building import BuildContext
-from backends.entries import ModelEntry, is_local_path
+from backends.entries import ModelEntry
 
 if TYPE_CHECKING:
     from backends.local import LocalSpec
@@ -45,18 +45,8 @@ class LocalModel(ModelEntry):
 
     def with_paths_resolved(self, folder: Path, where: str) -> tuple[LocalModel, list[str]]:
         """`model` and `adapter` folders resolved against the config's folder; missing ones are problems."""
-        updates: dict[str, str] = {}
-        problems: list[str] = []
-        for key in ("model", "adapter"):
-            ref = getattr(self, key)
-            if ref is None or not is_local_path(ref):
-                continue
-            path = (folder / Path(ref).expanduser()).resolve()
-            built_later = key == "adapter" and self.recipe is not None  # trained from its recipe at start
-            if not path.exists() and not built_later:
-                problems.append(f"{where}.{key}: '{ref}' does not exist (resolved to {path})")
-            updates[key] = str(path)
-        return self.model_copy(update=updates), problems
+        built_later = ("adapter",) if self.recipe is not None else ()  # trained from its recipe at start
+        return self._paths_resolved(folder, where, ("model", "adapter"), may_be_missing=built_later)
 
 
 def local_spec(model: LocalModel) -> LocalSpec:

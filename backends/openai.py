@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import AsyncGenerator, Sequence
 from pathlib import Path
 from typing import Any, Literal, Unpack
@@ -14,12 +13,10 @@ from backends import server_profiles
 from backends.base import Chunk, GenerationParams, Message
 from backends.clients import InferenceClient, error_message, shown_reason
 from backends.context_guard import ContextGuard, ContextGuardError
-from backends.entries import EntryError, RemoteEntry, is_local_path
+from backends.entries import EntryError, RemoteEntry
 from backends.remote import RemoteBackend, RemoteOptions, json_or_none
 from backends.server_profiles import GENERIC, ExtraParameter, ServerProfile
 from backends.streaming import StopMatcher
-
-log = logging.getLogger(__name__)
 
 
 class OpenAIModel(RemoteEntry):
@@ -60,12 +57,7 @@ class OpenAIModel(RemoteEntry):
 
     def with_paths_resolved(self, folder: Path, where: str) -> tuple[OpenAIModel, list[str]]:
         """`tokenizer`, when it is a folder, resolved against the config's folder; a missing one is a problem."""
-        if self.tokenizer is None or not is_local_path(self.tokenizer):
-            return self, []
-        path = (folder / Path(self.tokenizer).expanduser()).resolve()
-        missing = f"{where}.tokenizer: '{self.tokenizer}' does not exist (resolved to {path})"
-        problems = [] if path.exists() else [missing]
-        return self.model_copy(update={"tokenizer": str(path)}), problems
+        return self._paths_resolved(folder, where, ("tokenizer",))
 
     @property
     def profile(self) -> ServerProfile:
@@ -155,18 +147,12 @@ class OpenAIBackend(RemoteBackend):
         return True
 
     def _wrong_name(self, url: str, evidence: str) -> bool:
-        served = f"the server at {url} does not serve a model named '{self.model}'"
-        self.problem = f"model '{self.name}': {served} ({evidence})"
-        log.error("%s", self.problem)
-        return False
+        return self._misconfigured(f"the server at {url} does not serve a model named '{self.model}' ({evidence})")
 
     def _refused_key(self, url: str, status: int) -> bool:
-        self.problem = (
-            f"model '{self.name}': the server at {url} refused Corral's requests (HTTP {status}): check its API key "
-            "(`api_key_env`)"
+        return self._misconfigured(
+            f"the server at {url} refused Corral's requests (HTTP {status}): check its API key (`api_key_env`)"
         )
-        log.error("%s", self.problem)
-        return False
 
 
 def served_names(listing: Any) -> list[str] | None:

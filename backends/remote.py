@@ -268,6 +268,12 @@ class RemoteBackend:
     async def aclose(self) -> None:
         """Nothing to release: clients open connections per request."""
 
+    def _misconfigured(self, mistake: str) -> bool:
+        """Record a configuration mistake a probe found (the app stops on it at start); the replica is unhealthy."""
+        self.problem = f"model '{self.name}': {mistake}"
+        log.error("%s", self.problem)
+        return False
+
     def _prepare(self, messages: Sequence[Message], params: GenerationParams) -> Any:
         """What `_open` sends (e.g. a rendered prompt); raise a BackendError if the chat cannot be sent."""
         return list(messages)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import AsyncGenerator, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, Unpack
@@ -19,7 +18,6 @@ from backends.openai import served_names
 from backends.remote import RemoteBackend, RemoteOptions, json_or_none
 from backends.streaming import StopMatcher
 
-log = logging.getLogger(__name__)
 ADAPTER_PROBE = "Corral checks that this adapter is loaded."
 
 
@@ -135,9 +133,7 @@ class TgiBackend(RemoteBackend):
             return True
         if applied:
             return True
-        self.problem = f"model '{self.name}': the server at {url} does not serve adapter '{self.adapter_id}'"
-        log.error("%s", self.problem)
-        return False
+        return self._misconfigured(f"the server at {url} does not serve adapter '{self.adapter_id}'")
 
 
 def adapter_listed(http: httpx.Client, url: str, adapter_id: str, headers: dict[str, str]) -> bool:

@@ -8,7 +8,6 @@ answers 200 once the engine is up.
 
 from __future__ import annotations
 
-import logging
 from typing import Literal
 
 import httpx
@@ -18,8 +17,6 @@ from backends.entries import RemoteEntry
 from backends.openai import OpenAIBackend
 from backends.remote import RemoteOptions
 from backends.tgi import adapter_listed
-
-log = logging.getLogger(__name__)
 
 
 class VllmModel(RemoteEntry):
@@ -40,9 +37,7 @@ class VllmBackend(OpenAIBackend):
         if adapter_listed(http, url, self.model, headers):
             return True
         # vLLM answers a request for a name it does not serve with 404: a configuration mistake, found at start
-        self.problem = f"model '{self.name}': the vLLM server at {url} does not serve a model named '{self.model}'"
-        log.error("%s", self.problem)
-        return False
+        return self._misconfigured(f"the vLLM server at {url} does not serve a model named '{self.model}'")
 
 
 def build(entry: VllmModel, options: RemoteOptions) -> VllmBackend:

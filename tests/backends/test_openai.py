@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import threading
 import time
 from collections.abc import Iterator
@@ -268,3 +269,17 @@ def test_a_server_that_runs_any_length_gets_corrals_own_refusal(fault: FaultServ
 async def _drain(backend: OpenAIBackend, messages: list[Message]) -> None:
     async for _ in backend.stream(messages, GenerationParams(max_new_tokens=8)):
         pass
+
+
+def test_a_relative_tokenizer_path_is_resolved_against_the_config(tmp_path: Path, smollm2: Path) -> None:
+    from arena.config import ConfigError, load_config
+
+    (tmp_path / "tok").symlink_to(smollm2)
+    model = {"name": "o", "backend": "openai", "endpoints": ["http://127.0.0.1:9"], "model": "m"}
+    config = tmp_path / "arena.yaml"
+    config.write_text(json.dumps({"models": [{**model, "tokenizer": "./tok", "max_input_tokens": 64}]}))
+    [loaded] = load_config(config).models
+    assert isinstance(loaded, OpenAIModel) and loaded.tokenizer == str((tmp_path / "tok").resolve())
+    config.write_text(json.dumps({"models": [{**model, "tokenizer": "./missing", "max_input_tokens": 64}]}))
+    with pytest.raises(ConfigError, match=r"tokenizer: '\./missing' does not exist"):
+        load_config(config)
