@@ -23,6 +23,7 @@ from backends.base import (
     Message,
 )
 from backends.clients import Rejected, RemoteTimeouts, TokenEvent, error_message, map_common_error
+from backends.server_profiles import GENERIC, extra_body
 
 T = TypeVar("T")
 
@@ -159,6 +160,7 @@ class HfClient:
         (the error only goes to its log); asked without streaming, it says so (400 context_length_exceeded).
         The connection the empty stream came on is closed by then: a request that meets it is sent once more.
         """
+        empty = GenerationFailed("the server sent an empty stream")
         for _ in range(2):
             try:
                 await self._client.chat_completion(messages, stream=False, **{**request, "max_tokens": 1})
@@ -166,10 +168,9 @@ class HfClient:
                 continue
             except Exception as exc:
                 error = map_error(exc)
-                if isinstance(error, InputTooLong | Rejected):
-                    return error
-            break
-        return GenerationFailed("the server sent an empty stream")
+                return error if isinstance(error, InputTooLong | Rejected) else empty
+            return empty  # answered without streaming: the empty stream was not about the request
+        return empty
 
     async def _generate(
         self, prompt: str, *, params: GenerationParams, stop: Sequence[str], adapter_id: str | None
@@ -182,7 +183,7 @@ class HfClient:
             adapter_id=adapter_id,
             max_new_tokens=params.max_new_tokens,
             **_sampling(params, stop, chat=False),
-            **_tgi_only(params),
+            **extra_body(GENERIC, params),  # top_k and repetition_penalty under TGI's own names
         )
         async for event in events:
             # TGI's last event carries the whole text
@@ -201,13 +202,6 @@ def _sampling(params: GenerationParams, stop: Sequence[str], *, chat: bool) -> d
     if not params.do_sample:
         return {"temperature": 0.0 if chat else None, **common}
     return {"temperature": params.temperature, "top_p": params.top_p, **common}
-
-
-def _tgi_only(params: GenerationParams) -> dict[str, Any]:
-    """top_k and repetition_penalty, where set, under TGI's /generate names (top_k only when sampling: it would
-    turn sampling on). Chat routes get theirs from the server's profile (backends/server_profiles.py)."""
-    named = {"top_k": params.top_k if params.do_sample else None, "repetition_penalty": params.repetition_penalty}
-    return {name: value for name, value in named.items() if value is not None}
 
 
 async def _mapped(stream: AsyncIterator[T]) -> AsyncGenerator[T, None]:

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 from backends.base import GenerationParams
@@ -60,7 +60,7 @@ PROFILES: dict[str, ServerProfile] = {
 def resolve(name: str, overrides: Mapping[ExtraParameter, str | None]) -> ServerProfile:
     """The named profile with the config's own field names laid over it (KeyError for an unknown name)."""
     base = PROFILES[name]
-    return ServerProfile({**base.fields, **overrides}, base.neutral, base.in_generation_config, base.name_check)
+    return replace(base, fields={**base.fields, **overrides})
 
 
 def unsendable(profile: ServerProfile, params: GenerationParams) -> list[ExtraParameter]:
