@@ -220,17 +220,15 @@ def encrypt_files(
         raise WeightsError(f"the input folder {plain_dir} has no files to encrypt")
     plain_md5: dict[str, str] = {}
     names: list[str] = []
-    with staged_output(out_dir, force=force) as staging:
-        with progress_bar(sum(p.stat().st_size for p in files), "encrypt", enabled=progress) as bar:
-            for path in files:
-                partial = staging / f".{path.name}.partial"
-                digests = xor_container(path, base_file, partial, decrypt=False, piece=piece, bar=bar)
-                names.append(f"{path.name}.{digests.plain_sha256}.enc")
-                partial.rename(staging / names[-1])
-                plain_md5[path.name] = digests.plain_md5
-        if checksums_out is not None and checksums_out.parent.resolve() == out_dir.resolve():
-            (staging / checksums_out.name).write_text(format_checksums(plain_md5), encoding="utf-8")
-    if checksums_out is not None and checksums_out.parent.resolve() != out_dir.resolve():
+    total = sum(p.stat().st_size for p in files)
+    with staged_output(out_dir, force=force) as staging, progress_bar(total, "encrypt", enabled=progress) as bar:
+        for path in files:
+            partial = staging / f".{path.name}.partial"
+            digests = xor_container(path, base_file, partial, decrypt=False, piece=piece, bar=bar)
+            names.append(f"{path.name}.{digests.plain_sha256}.enc")
+            partial.rename(staging / names[-1])
+            plain_md5[path.name] = digests.plain_md5
+    if checksums_out is not None:  # after the output folder is in place (the list may be written into it)
         partial_list = checksums_out.with_name(f".{checksums_out.name}.partial")
         partial_list.write_text(format_checksums(plain_md5), encoding="utf-8")
         partial_list.replace(checksums_out)
