@@ -36,6 +36,7 @@ from backends.weights import (
 )
 from backends.weights.__main__ import main
 from backends.weights.xor import PIECE
+from tests.support.standins import CHINESE, TEXT, llama1_folder, sentencepiece_model
 
 REPO = Path(__file__).resolve().parents[2]
 PROMPT_IDS = [[5, 17, 42, 99, 230, 7, 300, 12]]
@@ -490,33 +491,10 @@ def test_cli_reports_a_bad_path_in_one_line_with_exit_code_2(tmp_path: Path) -> 
 # --- tokenizer.model-only folders (LLaMA-1 bases, Chinese-Alpaca, decrypted BELLE-LLaMA) ------------------------
 
 
-def sentencepiece_only_base(root: Path) -> Path:
-    """A LLaMA-1-style folder: weights, config and a SentencePiece `tokenizer.model`, no tokenizer.json."""
-    import io
-
-    import sentencepiece as spm
-
-    text = ["Bonjour, comment allez-vous ?", "Hello there, how are you?", "你好，今天天气很好。", "Le renard brun."]
-    model = io.BytesIO()
-    spm.SentencePieceTrainer.train(
-        sentence_iterator=iter(text * 50), model_writer=model, vocab_size=400, model_type="bpe", byte_fallback=True,
-        character_coverage=1.0, unk_id=0, bos_id=1, eos_id=2, pad_id=-1, minloglevel=2,
-    )  # fmt: skip
-    folder = root / "llama-7b-hf"
-    folder.mkdir(parents=True)
-    (folder / "tokenizer.model").write_bytes(model.getvalue())
-    config = {"tokenizer_class": "LlamaTokenizer", "bos_token": "<s>", "eos_token": "</s>", "unk_token": "<unk>"}
-    (folder / "tokenizer_config.json").write_text(json.dumps(config), encoding="utf-8")
-    tokenizer = AutoTokenizer.from_pretrained(folder)
-    torch.manual_seed(4)
-    LlamaForCausalLM(tiny_llama_config(tokenizer)).save_pretrained(folder)
-    return folder
-
-
 def test_a_tokenizer_model_only_folder_merges_and_serves(tmp_path: Path) -> None:
     from backends.local import LocalModelPool, LocalSpec, ModelLoadError
 
-    base = sentencepiece_only_base(tmp_path)
+    base = llama1_folder(tmp_path / "llama-7b-hf", sentencepiece_model([*TEXT, *CHINESE], 400), seed=4)
     assert not (base / "tokenizer.json").exists()
     lora = LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"], init_lora_weights=False)
     get_peft_model(LlamaForCausalLM.from_pretrained(base), lora).save_pretrained(str(tmp_path / "adapter"))
