@@ -373,7 +373,8 @@ def released(tmp_path: Path) -> tuple[Path, Path, str]:
     torch.save({"w": torch.arange(40000, dtype=torch.float32)}, plain / "pytorch_model.bin")
     key = tmp_path / "consolidated.00.pth"
     key.write_bytes(np.random.default_rng(8).bytes(50_000))
-    report = encrypt_files(plain, key, tmp_path / "enc")
+    report = encrypt_files(plain, key, tmp_path / "enc", tmp_path / "enc" / "md5sum.txt")  # a list inside the output
+    assert read_checksums(tmp_path / "enc" / "md5sum.txt") == report.plain_md5
     return tmp_path / "enc", key, report.files[0]
 
 
