@@ -6,8 +6,10 @@ from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import date
 from enum import StrEnum
+from typing import TYPE_CHECKING
 
-from backends.base import GenerationParams, Message
+if TYPE_CHECKING:  # annotations only: the command-line tools use these dataclasses without pydantic's import
+    from backends.base import GenerationParams, Message
 
 
 class Side(StrEnum):
