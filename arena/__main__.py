@@ -8,30 +8,32 @@ import io
 import json
 import os
 import sys
-from collections.abc import Sequence
-from datetime import date
+from collections.abc import Callable, Collection, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from arena.domain import VoteFilter
-from arena.export.cli import add_export_parser
-from arena.maintenance_cli import add_maintenance_parsers
+from arena.export.cli import HELP as EXPORT_HELP
+from arena.export.cli import add_export_arguments
+from arena.maintenance_cli import BACKUP_HELP, PRUNE_HELP, add_backup_arguments, add_prune_arguments
 from arena.settings import Settings
+from arena.vote_filter_cli import add_vote_filter_arguments, vote_filter
 
 if TYPE_CHECKING:
     from arena.leaderboard import Leaderboard, Standing
 
 
-def _language(value: str) -> str:
-    """A language name ("French") or ISO 639-1 code ("fr") → the stored name."""
-    if len(value) == 2:
-        from lingua import IsoCode639_1, Language
+def _leaderboard_arguments(p: argparse.ArgumentParser, settings: Settings) -> None:
+    """Give the leaderboard sub-command its arguments (the rating methods, and numpy with them, are imported here)."""
+    from arena.rating_methods import DEFAULT_METHOD, RATING_METHODS
 
-        try:
-            return Language.from_iso_code_639_1(getattr(IsoCode639_1, value.upper())).name.capitalize()
-        except AttributeError:
-            raise argparse.ArgumentTypeError(f"unknown language code '{value}'") from None
-    return value.capitalize()
+    p.add_argument("--db", default=settings.db_url, help="SQLAlchemy URL")
+    add_vote_filter_arguments(p)
+    p.add_argument("--rounds", type=int, default=1000, help="bootstrap rounds")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--method", choices=list(RATING_METHODS), default=DEFAULT_METHOD, help="rating method")
+    p.add_argument("--format", choices=["table", "json", "csv"], default="table")
+    p.set_defaults(run=_leaderboard)
 
 
 def _leaderboard(args: argparse.Namespace) -> int:
@@ -50,16 +52,7 @@ def _leaderboard(args: argparse.Namespace) -> int:
     engine = make_engine(args.db)
     upgrade(engine)  # a report on an older database needs its newer tables (vote counts)
     service = LeaderboardService(Repository(engine), method=rating_method(args.method))
-    filters = VoteFilter(
-        languages=None if args.language is None else [args.language],
-        since=args.since,
-        until=args.until,
-        models=tuple(args.model) if args.model else None,
-        include_named=args.include_named,
-        include_leaks=args.include_leaks,
-        include_self_play=args.include_self_play,
-    )
-    board = service.compute(filters, rounds=args.rounds, seed=args.seed)
+    board = service.compute(vote_filter(args), rounds=args.rounds, seed=args.seed)
     rows = [_row(s) for s in board.standings]
     if args.format == "json":
         print(json.dumps({**_meta(board, args.method), "standings": rows}, indent=2))
@@ -113,36 +106,45 @@ def _print_table(board: Leaderboard, rows: list[dict[str, Any]]) -> None:
     )
 
 
-def parser(settings: Settings | None = None) -> argparse.ArgumentParser:
-    """The command line; database defaults come from the environment's settings (DATABASE_URL, CORRAL_DATA_DIR)."""
-    from arena.rating_methods import DEFAULT_METHOD, RATING_METHODS
+@dataclass(frozen=True)
+class SubCommand:
+    """One sub-command: its line in the overview and what gives it its arguments (importing what it alone needs)."""
 
+    help: str
+    arguments: Callable[[argparse.ArgumentParser, Settings], None]
+
+
+SUBCOMMANDS: dict[str, SubCommand] = {
+    "leaderboard": SubCommand(
+        "ratings (Bradley–Terry by default) with bootstrap 95%% intervals", _leaderboard_arguments
+    ),
+    "export": SubCommand(EXPORT_HELP, add_export_arguments),
+    "prune": SubCommand(PRUNE_HELP, add_prune_arguments),
+    "backup": SubCommand(BACKUP_HELP, add_backup_arguments),
+}
+
+
+def parser(settings: Settings | None = None, *, commands: Collection[str] | None = None) -> argparse.ArgumentParser:
+    """The command line; database defaults come from the environment's settings (DATABASE_URL, CORRAL_DATA_DIR).
+
+    Only the sub-commands in `commands` (default: all) get their arguments, so that running one does not pay
+    the imports of the others (the export formats, the rating methods).
+    """
     settings = settings or Settings()
-    db = settings.db_url
     p = argparse.ArgumentParser(prog="python -m arena", description="Corral's arena tools.")
     sub = p.add_subparsers(dest="command", required=True)
-    lb = sub.add_parser("leaderboard", help="ratings (Bradley–Terry by default) with bootstrap 95%% intervals")
-    lb.add_argument("--db", default=db, help="SQLAlchemy URL")
-    lb.add_argument("--language", type=_language, help="a language name or ISO 639-1 code, e.g. French or fr")
-    lb.add_argument("--since", type=date.fromisoformat, help="first UTC day (YYYY-MM-DD), inclusive")
-    lb.add_argument("--until", type=date.fromisoformat, help="last UTC day (YYYY-MM-DD), exclusive")
-    lb.add_argument("--model", action="append", help="only battles between these models (repeatable)")
-    lb.add_argument("--rounds", type=int, default=1000, help="bootstrap rounds")
-    lb.add_argument("--seed", type=int, default=0)
-    lb.add_argument("--method", choices=list(RATING_METHODS), default=DEFAULT_METHOD, help="rating method")
-    lb.add_argument("--format", choices=["table", "json", "csv"], default="table")
-    lb.add_argument("--include-named", action="store_true", help="count votes cast with the names visible")
-    lb.add_argument("--include-leaks", action="store_true", help="count votes on battles with an identity leak")
-    lb.add_argument("--include-self-play", action="store_true", help="count self-play battles")
-    lb.set_defaults(run=_leaderboard)
-    add_export_parser(sub, settings=settings, language=_language)
-    add_maintenance_parsers(sub, default_db=db)
+    for name, command in SUBCOMMANDS.items():
+        sp = sub.add_parser(name, help=command.help)
+        if commands is None or name in commands:
+            command.arguments(sp, settings)
     return p
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one sub-command."""
-    args = parser(Settings.from_env(os.environ)).parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    named = next((arg for arg in argv if not arg.startswith("-")), None)  # the top level has no other options
+    args = parser(Settings.from_env(os.environ), commands=[named] if named else []).parse_args(argv)
     code: int = args.run(args)
     return code
 

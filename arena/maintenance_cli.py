@@ -1,4 +1,4 @@
-"""`python -m arena prune` and `python -m arena backup`: the maintenance sub-commands (registered by __main__)."""
+"""`python -m arena prune` and `python -m arena backup`: the maintenance sub-commands (listed in __main__)."""
 
 from __future__ import annotations
 
@@ -6,25 +6,31 @@ import argparse
 import sys
 from datetime import timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from arena.config import RetentionConfig
+    from arena.settings import Settings
+
+PRUNE_HELP = "delete or anonymise voter data older than the retention period"
+BACKUP_HELP = "copy the live SQLite database with SQLite's online backup API"
 
 
-def add_maintenance_parsers(sub: Any, *, default_db: str) -> None:
-    """Register `prune` and `backup` on the sub-command parsers of `python -m arena`."""
-    pr = sub.add_parser("prune", help="delete or anonymise voter data older than the retention period")
-    pr.add_argument("--db", default=default_db, help="SQLAlchemy URL")
-    pr.add_argument("--config", type=Path, help="the app's config file, for arena.retention (days, action)")
-    pr.add_argument("--days", type=int, help="keep this many days (overrides arena.retention.days)")
-    pr.add_argument("--action", choices=["delete", "anonymise"], help="overrides arena.retention.action")
-    pr.add_argument("--dry-run", action="store_true", help="count what would change, change nothing")
-    pr.set_defaults(run=_prune)
-    bk = sub.add_parser("backup", help="copy the live SQLite database with SQLite's online backup API")
-    bk.add_argument("--db", default=default_db, help="SQLAlchemy URL")
-    bk.add_argument("--out", type=Path, required=True, help="the backup file to write")
-    bk.set_defaults(run=_backup)
+def add_prune_arguments(p: argparse.ArgumentParser, settings: Settings) -> None:
+    """Give the prune sub-command its arguments."""
+    p.add_argument("--db", default=settings.db_url, help="SQLAlchemy URL")
+    p.add_argument("--config", type=Path, help="the app's config file, for arena.retention (days, action)")
+    p.add_argument("--days", type=int, help="keep this many days (overrides arena.retention.days)")
+    p.add_argument("--action", choices=["delete", "anonymise"], help="overrides arena.retention.action")
+    p.add_argument("--dry-run", action="store_true", help="count what would change, change nothing")
+    p.set_defaults(run=_prune)
+
+
+def add_backup_arguments(p: argparse.ArgumentParser, settings: Settings) -> None:
+    """Give the backup sub-command its arguments."""
+    p.add_argument("--db", default=settings.db_url, help="SQLAlchemy URL")
+    p.add_argument("--out", type=Path, required=True, help="the backup file to write")
+    p.set_defaults(run=_backup)
 
 
 def _retention(config: Path | None) -> RetentionConfig:

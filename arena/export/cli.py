@@ -8,41 +8,36 @@ import tempfile
 import textwrap
 from collections.abc import Callable
 from dataclasses import replace
-from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from arena.export import formats
-from arena.export.formats import FORMATS
-from arena.export.run import EXPORT_FILTER
 from arena.settings import HUB_TOKEN_ENV, Settings
+from arena.vote_filter_cli import add_vote_filter_arguments, vote_filter
 
 if TYPE_CHECKING:
     from arena.domain import VoteFilter
     from arena.export.run import Summary
 
+HELP = "votes and chat ratings as training data, battle records or raw records"
 
-def add_export_parser(sub: Any, *, settings: Settings, language: Callable[[str], str]) -> None:
-    """Register the export sub-command."""
-    p: argparse.ArgumentParser = sub.add_parser(
-        "export",
-        help=f"votes and chat ratings as training data, battle records or raw records ({', '.join(FORMATS)})",
-        description="Write votes as training data. Only anonymous votes without an identity leak go out unless "
-        "you ask for more. A summary of rows written and skipped goes to stderr.",
-        epilog=_formats_epilog(),
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+
+def add_export_arguments(p: argparse.ArgumentParser, settings: Settings) -> None:
+    """Give the export sub-command its arguments (the format registry is imported here, for this sub-command only)."""
+    from arena.export import formats
+    from arena.export.formats import FORMATS
+
+    p.description = (
+        "Write votes as training data. Only anonymous votes without an identity leak or self-play go out unless "
+        "you ask for more. A summary of rows written and skipped goes to stderr."
     )
+    p.epilog = _formats_epilog()
+    p.formatter_class = argparse.RawDescriptionHelpFormatter
     p.add_argument("--format", required=True, choices=list(FORMATS), help=" | ".join(FORMATS))
     p.add_argument("--out", required=True, type=Path, help="the file to write: .jsonl or .parquet")
     p.add_argument(
         "--db", default=settings.db_url, help="SQLAlchemy URL (default: DATABASE_URL or the app's SQLite file)"
     )
-    p.add_argument("--since", type=date.fromisoformat, help="first UTC day (YYYY-MM-DD), inclusive")
-    p.add_argument("--until", type=date.fromisoformat, help="last UTC day (YYYY-MM-DD), exclusive")
-    p.add_argument("--model", action="append", help="only battles between these models (repeatable)")
-    p.add_argument("--language", action="append", type=language, help="only these languages (repeatable; fr, French)")
-    p.add_argument("--include-named", action="store_true", help="also votes cast with the model names visible")
-    p.add_argument("--include-leaks", action="store_true", help="also votes on rounds that revealed a model's name")
+    add_vote_filter_arguments(p)
     p.add_argument("--min-turns", type=int, default=1, help="only rounds at least this deep in their conversation")
     p.add_argument(
         "--margin", action="store_true", help=f"{formats.with_margin()}: add a margin column from the leaderboard's fit"
@@ -58,6 +53,8 @@ def add_export_parser(sub: Any, *, settings: Settings, language: Callable[[str],
 
 def _formats_epilog() -> str:
     """One wrapped entry per export format, from the registry."""
+    from arena.export.formats import FORMATS
+
     entries = [
         textwrap.fill(fmt.explain, width=100, initial_indent=f"  {name:<14}", subsequent_indent=" " * 16)
         for name, fmt in FORMATS.items()
@@ -79,22 +76,14 @@ def _fail(message: str) -> int:
 
 def run(args: argparse.Namespace) -> int:
     """Run one export; exit 2 with one sentence on bad input."""
+    from arena.export.run import EXPORT_FILTER
     from arena.export.writers import ExportError
     from arena.privacy import SaltError
 
     token = args.settings.hub_token or ""
     try:
         out = _checked_target(args, token)
-        filters = replace(
-            EXPORT_FILTER,
-            since=args.since,
-            until=args.until,
-            models=tuple(args.model) if args.model else None,
-            languages=tuple(args.language) if args.language else None,
-            include_named=args.include_named,
-            include_leaks=args.include_leaks,
-            min_turns=args.min_turns,
-        )
+        filters = vote_filter(args, replace(EXPORT_FILTER, min_turns=args.min_turns))
         summary = _export(args, out, filters)
     except (ExportError, SaltError) as exc:
         return _fail(str(exc))
@@ -109,6 +98,7 @@ def _checked_target(args: argparse.Namespace, token: str) -> Path:
     """The resolved output file, once the arguments make sense together; refuses with an ExportError otherwise."""
     from sqlalchemy.engine import make_url
 
+    from arena.export import formats
     from arena.export.writers import ExportError, check_target
 
     fmt = formats.get(args.format)

@@ -34,12 +34,13 @@ def test_export_writes_the_file_and_summarises_on_stderr(history: History, db_ur
     done = cli("--format", "dpo", "--out", str(out), "--db", db_url)
     assert done.returncode == 0, done.stderr
     rows = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
-    assert len(rows) == 5
-    assert f"Wrote 5 dpo rows to {out}" in done.stderr
+    assert len(rows) == 4, done.stderr
+    assert f"Wrote 4 dpo rows to {out}" in done.stderr
     assert "1 tie skipped (not a preference)." in done.stderr
     assert "1 both-bad vote skipped (not a preference)." in done.stderr
     assert "1 duplicate row skipped." in done.stderr
     assert "1 vote left out: cast with the names visible (add --include-named)." in done.stderr
+    assert "1 vote left out: a model played itself (add --include-self-play)." in done.stderr
     assert done.stdout == ""
 
 
@@ -99,3 +100,15 @@ def test_an_unknown_language_code_is_an_argument_error(tmp_path: Path, capsys: p
     with pytest.raises(SystemExit) as exit_:
         main(["export", "--format", "dpo", "--out", str(tmp_path / "x.jsonl"), "--language", "qq"])
     assert exit_.value.code == 2 and "unknown language code 'qq'" in capsys.readouterr().err
+
+
+def test_self_play_is_left_out_unless_asked_for(history: History, db_url: str, tmp_path: Path) -> None:
+    def battles(*flags: str) -> list[tuple[str, str]]:
+        out = tmp_path / f"lmsys{len(flags)}.jsonl"
+        assert main(["export", "--format", "lmsys", "--out", str(out), "--db", db_url, "--quiet", *flags]) == 0
+        return [
+            (row["model_a"], row["model_b"]) for row in map(json.loads, out.read_text(encoding="utf-8").splitlines())
+        ]
+
+    assert ("vigogne-7b", "vigogne-7b") not in battles()
+    assert ("vigogne-7b", "vigogne-7b") in battles("--include-self-play")
