@@ -22,7 +22,8 @@ log = logging.getLogger(__name__)
 EXPLAIN = (
     "Download the votes as training data. "
     + "; ".join(f"**{name}**: {fmt.explain}" for name, fmt in FORMATS.items())
-    + ". Only anonymous votes with no identity leak go out unless you tick the boxes. Voter ids are anonymised."
+    + ". Only anonymous votes with no identity leak, outside self-play, go out unless you tick the boxes. "
+    "Voter ids are anonymised."
 )
 
 
@@ -45,6 +46,7 @@ class ExportForm:
     named: object = False
     leaks: object = False
     margin: object = False
+    self_play: object = False  # last: scripts calling /export with the earlier fields only keep working
 
 
 class ExportPresenter:
@@ -63,6 +65,7 @@ class ExportPresenter:
                 languages=tuple(x.strip() for x in str(form.languages or "").split(",") if x.strip()) or None,
                 include_named=bool(form.named),
                 include_leaks=bool(form.leaks),
+                include_self_play=bool(form.self_play),
             )
             summary = await asyncio.to_thread(
                 self._service.run, str(token or ""), str(fmt), str(suffix), filters, margin=bool(form.margin)
@@ -90,6 +93,7 @@ def build_export_tab(service: ExportService) -> None:
     with gr.Row():
         named = gr.Checkbox(label="Include votes cast with names visible", elem_id="export-named")
         leaks = gr.Checkbox(label="Include votes where an answer named a model", elem_id="export-leaks")
+        self_play = gr.Checkbox(label="Include self-play battles (a model against itself)", elem_id="export-self-play")
         margin = gr.Checkbox(label=f"{formats.with_margin()}: margin column from the ratings", elem_id="export-margin")
     button = gr.Button("Export", variant="primary", elem_id="export-run")
     status = gr.Markdown(elem_id="export-status")
@@ -102,7 +106,7 @@ def build_export_tab(service: ExportService) -> None:
 
     button.click(
         run,
-        [token, fmt, suffix, since, until, languages, named, leaks, margin],
+        [token, fmt, suffix, since, until, languages, named, leaks, margin, self_play],
         [file, status],
         api_name="export",
         concurrency_limit=1,
