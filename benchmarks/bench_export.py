@@ -29,7 +29,7 @@ def child(db: Path, out: Path, fmt: str) -> None:
 
     engine = make_engine(f"sqlite:///{db}")
     started = time.perf_counter()
-    summary = export(engine, fmt, out, EXPORT_FILTER, judges=Judges(b"benchmark-key-0123456789"), scratch=db.parent)
+    summary = export(engine, fmt, out, EXPORT_FILTER, judges=Judges(b"benchmark-key-0123456789"))
     seconds = time.perf_counter() - started
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
     figures = {"rows": summary.rows, "votes": summary.read, "seconds": seconds, "peak_rss_mb": peak_mb}

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -18,12 +17,19 @@ from arena.export.dedup import SeenSet, digest
 from arena.export.formats import ExportFormat, Judges, Shaped, Shaping, Skip
 from arena.export.formats.base import Row
 from arena.export.writers import Writing, open_writer
-from arena.store.export_source import ExportSource
+from arena.store.export_source import ExportSource, LeftOut
 
 BATCH_ROWS = 2000
-# what every export entry point starts from: the leaderboard's defaults, but self-play votes in (their rows are
-# flagged `self_play`), as exports have always had them
-EXPORT_FILTER = VoteFilter(include_self_play=True)
+# what every export entry point starts from: the leaderboard's defaults (anonymous votes without an identity leak,
+# no self-play); --include-named, --include-leaks and --include-self-play widen it
+EXPORT_FILTER = VoteFilter()
+# the summary's sentence for the votes each vote filter keeps out, in the order a vote out for several reasons is
+# counted (named before leaked before self-play)
+LEFT_OUT: dict[str, str] = {
+    LeftOut.NAMED: "cast with the names visible (add --include-named)",
+    LeftOut.LEAK: "an answer revealed a model's identity (add --include-leaks)",
+    LeftOut.SELF_PLAY: "a model played itself (add --include-self-play)",
+}
 
 
 @dataclass
@@ -75,31 +81,13 @@ def skipped_line(reason: str, n: int) -> str:
 
 
 def excluded_counts(source: ExportSource, filters: VoteFilter) -> dict[str, int]:
-    """How many votes the filters keep out, by reason; a vote out for several reasons counts under the first here.
-
-    The reasons are named, then leaked, then self-play: a vote both named and leaked counts as named.
-    """
-    widen = (  # each step lets one more kind of vote in, from the narrowest to everything
-        (filters.include_self_play, replace(filters, include_self_play=True), "a model played itself (self-play)"),
-        (
-            filters.include_leaks,
-            replace(filters, include_self_play=True, include_leaks=True),
-            "an answer revealed a model's identity (add --include-leaks)",
-        ),
-        (
-            filters.include_named,
-            replace(filters, include_self_play=True, include_leaks=True, include_named=True),
-            "cast with the names visible (add --include-named)",
-        ),
-    )
-    out: dict[str, int] = {}
-    count = source.count_votes(filters)
-    for included, wider, reason in widen:
-        if not included:
-            more = source.count_votes(wider)
-            out[reason] = more - count
-            count = more
-    return dict(reversed(out.items()))
+    """How many votes the filters kept out, by reason (read in the export's own pass over the votes)."""
+    kept_out = {
+        LeftOut.NAMED: not filters.include_named,
+        LeftOut.LEAK: not filters.include_leaks,
+        LeftOut.SELF_PLAY: not filters.include_self_play,
+    }
+    return {sentence: source.left_out[key] for key, sentence in LEFT_OUT.items() if kept_out[key]}
 
 
 def _shaped(fmt: ExportFormat, source: ExportSource, filters: VoteFilter, shaping: Shaping) -> Iterator[Shaped]:
@@ -127,22 +115,20 @@ def export(
     judges: Judges,
     strengths: Mapping[str, float] | None = None,
     progress: Callable[[int], None] | None = None,
-    scratch: Path | None = None,
 ) -> Summary:
     """Write `fmt` rows for the votes passing `filters` to `path` (.jsonl or .parquet); the file appears whole or not.
 
-    Memory stays flat: votes are read, shaped and written a batch at a time, and de-duplication remembers row
-    fingerprints in a scratch SQLite file rather than in memory.
+    Memory stays nearly flat: votes are read, shaped and written a batch at a time; de-duplication keeps 8 bytes
+    per distinct row (dedup.SeenSet).
     """
     spec = formats.get(fmt)
     started = time.perf_counter()
     source = ExportSource(engine)
     summary = Summary(format=fmt, path=path)
-    if spec.counts_left_out:
-        summary.excluded = excluded_counts(source, filters)
     shaping = Shaping(judges, strengths)
     writer = open_writer(path, spec, shaping)
-    with Writing(writer), SeenSet(scratch) if spec.dedup else contextlib.nullcontext() as seen:
+    seen = SeenSet() if spec.dedup else None
+    with Writing(writer):
         for batch in _batches(_shaped(spec, source, filters, shaping), BATCH_ROWS):
             rows: list[Row] = []
             for shaped in batch:
@@ -156,6 +142,8 @@ def export(
             summary.read += len(batch)
             if progress is not None:
                 progress(len(batch))
+    if spec.counts_left_out:
+        summary.excluded = excluded_counts(source, filters)
     summary.seconds = time.perf_counter() - started
     return summary
 

@@ -65,8 +65,8 @@ class JsonlWriter(_PartialFile):
 
     def write(self, rows: list[dict[str, Any]]) -> None:
         """Append rows."""
-        dumps = orjson.dumps
-        self._file.write(b"".join(dumps(row) + b"\n" for row in rows))
+        dumps, newline = orjson.dumps, orjson.OPT_APPEND_NEWLINE
+        self._file.write(b"".join([dumps(row, option=newline) for row in rows]))
 
     def _close(self, *, keep: bool) -> None:
         if keep:  # on disk before the rename: a crash never leaves a renamed but empty file

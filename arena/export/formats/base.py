@@ -19,6 +19,7 @@ from arena.store.export_source import ExportSource, JudgedRound, RatedAnswer, Ra
 
 T = TypeVar("T")
 Row = dict[str, Any]
+Message = dict[str, str]  # TRL's conversational message: {"role": …, "content": …}
 
 
 class Skip:
@@ -30,7 +31,7 @@ class Skip:
     DUPLICATE = "duplicate of an earlier row"
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Shaped:
     """The rows one vote (or rating, or record) becomes, and the reason for any it drops."""
 
@@ -113,49 +114,61 @@ class ExportFormat:
 # --- helpers the shapers share -----------------------------------------------------------------------------
 
 
-def messages(turns: list[Turn]) -> list[dict[str, str]]:
+def messages(turns: list[Turn]) -> list[Message]:
     """TRL's conversational form."""
     return [{"role": t.role, "content": t.content} for t in turns]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Decided:
     """A decisive vote seen from its winner: each side's conversation up to the judged answer, and its model."""
 
-    won: list[Turn]
-    lost: list[Turn]
+    won: list[Message]
+    lost: list[Message]
     winner: str
     loser: str
 
 
-def decided(vote: JudgedRound) -> Decided | str:
-    """The winner and loser of a decisive vote, or the `Skip` reason of a vote that is not a preference."""
-    match vote.outcome:
+def verdict(outcome: Outcome) -> bool | str:
+    """True when A won, False when B won, or the `Skip` reason of an outcome that is not a preference."""
+    match outcome:
         case Outcome.A | Outcome.A_SLIGHTLY:  # a slight preference is still a preference
-            return Decided(vote.history_a, vote.history_b, vote.model_a, vote.model_b)
+            return True
         case Outcome.B | Outcome.B_SLIGHTLY:
-            return Decided(vote.history_b, vote.history_a, vote.model_b, vote.model_a)
+            return False
         case Outcome.TIE:
             return Skip.TIE
         case Outcome.BOTH_BAD:
             return Skip.BOTH_BAD
         case _:
-            assert_never(vote.outcome)
+            assert_never(outcome)
 
 
-def answered(history: list[Turn]) -> bool:
+_VERDICTS = {outcome: verdict(outcome) for outcome in Outcome}  # looked up once per vote of a large export
+_SELF_PLAY = BattleMode.SELF_PLAY.value
+
+
+def decided(vote: JudgedRound) -> Decided | str:
+    """The winner and loser of a decisive vote, or the `Skip` reason of a vote that is not a preference."""
+    a_won = _VERDICTS[vote.outcome]
+    if a_won is True:
+        return Decided(vote.history_a, vote.history_b, vote.model_a, vote.model_b)
+    if a_won is False:
+        return Decided(vote.history_b, vote.history_a, vote.model_b, vote.model_a)
+    return a_won
+
+
+def answered(history: list[Message]) -> bool:
     """Whether a conversation ends on a non-blank answer."""
-    last = history[-1] if history else None
-    return last is not None and last.role == "assistant" and bool(last.content) and not last.content.isspace()
+    if not history:
+        return False
+    last = history[-1]
+    return last["role"] == "assistant" and bool(last["content"]) and not last["content"].isspace()
 
 
 def both_answered(vote: JudgedRound) -> bool:
     """Whether both judged answers are non-blank."""
     return answered(vote.history_a) and answered(vote.history_b)
-
-
-def _stopped(history: list[Turn]) -> bool:
-    return bool(history) and history[-1].status == "stopped"
 
 
 def preference_pair(vote: JudgedRound) -> Decided | str:
@@ -175,9 +188,9 @@ def vote_metadata(vote: JudgedRound, judges: Judges) -> Row:
         "battle_id": vote.battle_id,
         "turn": vote.turn + 1,
         "language": vote.language or "unknown",
-        "self_play": vote.mode == BattleMode.SELF_PLAY,
+        "self_play": vote.mode == _SELF_PLAY,
         "anonymous": vote.anonymous,
-        "stopped": _stopped(vote.history_a) or _stopped(vote.history_b),
+        "stopped": vote.stopped,
         "judge": judges(vote.session_id),
         "voted_at": vote.voted_at.isoformat(),
     }

@@ -14,7 +14,6 @@ from arena.export.formats.base import (
     Reading,
     Shaped,
     Shaping,
-    messages,
     preference_pair,
     row_model,
     vote_metadata,
@@ -28,7 +27,7 @@ def chatml(vote: JudgedRound, shaping: Shaping) -> Shaped:
     pair = preference_pair(vote)
     if isinstance(pair, str):
         return Shaped([], pair)
-    row = {"messages": messages(pair.won), "model": pair.winner, **vote_metadata(vote, shaping.judges)}
+    row = {"messages": pair.won, "model": pair.winner, **vote_metadata(vote, shaping.judges)}
     return Shaped([row])
 
 

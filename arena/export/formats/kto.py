@@ -50,8 +50,8 @@ def kto(vote: JudgedRound, shaping: Shaping) -> Shaped:
     del common["battle_id"]  # the row's `id` says which battle
     rows = [
         {
-            "prompt": messages(history[:-1]),
-            "completion": messages(history[-1:]),
+            "prompt": history[:-1],
+            "completion": history[-1:],
             "label": label,
             "model": model,
             "source": "battle",

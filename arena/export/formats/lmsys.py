@@ -15,7 +15,6 @@ from arena.export.formats.base import (
     Shaped,
     Shaping,
     conversation_type,
-    messages,
 )
 from arena.store.export_source import JudgedRound
 
@@ -48,8 +47,8 @@ def lmsys(vote: JudgedRound, shaping: Shaping) -> Shaped:
         "model_b": vote.model_b,
         "winner": LMSYS_WINNER[vote.outcome],
         "judge": shaping.judges(vote.session_id),
-        "conversation_a": messages(vote.history_a),
-        "conversation_b": messages(vote.history_b),
+        "conversation_a": vote.history_a,
+        "conversation_b": vote.history_b,
         "turn": vote.turn + 1,
         "anony": vote.anonymous,
         "language": vote.language or "unknown",

@@ -17,7 +17,6 @@ from arena.export.formats.base import (
     Shaped,
     Shaping,
     conversation_type,
-    messages,
     metadata_columns,
     pair_models,
     preference_pair,
@@ -35,9 +34,9 @@ def dpo(vote: JudgedRound, shaping: Shaping) -> Shaped:
     if isinstance(pair, str):
         return Shaped([], pair)
     row = {
-        "prompt": messages(pair.won[:-1]),
-        "chosen": messages(pair.won[-1:]),
-        "rejected": messages(pair.lost[-1:]),
+        "prompt": pair.won[:-1],
+        "chosen": pair.won[-1:],
+        "rejected": pair.lost[-1:],
         "model_chosen": pair.winner,
         "model_rejected": pair.loser,
         **vote_metadata(vote, shaping.judges),
@@ -54,7 +53,7 @@ def reward(vote: JudgedRound, shaping: Shaping) -> Shaped:
     pair = preference_pair(vote)
     if isinstance(pair, str):
         return Shaped([], pair)
-    row: Row = {"chosen": messages(pair.won), "rejected": messages(pair.lost)}
+    row: Row = {"chosen": pair.won, "rejected": pair.lost}
     if (strengths := shaping.strengths) is not None:
         row["margin"] = round(max(0.0, strengths.get(pair.winner, 0.0) - strengths.get(pair.loser, 0.0)), 4)
     row |= {"model_chosen": pair.winner, "model_rejected": pair.loser, **vote_metadata(vote, shaping.judges)}

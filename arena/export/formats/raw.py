@@ -86,6 +86,6 @@ RAW = ExportFormat(
     reads=(Reading(RAW_RECORDS, raw),),
     models=_models,
     moment=_moment,
-    scope="This raw export holds every stored battle and chat, named ones and those where an answer revealed a "
-    "model's identity included (see the `mode` and `identity_leak` fields). ",
+    scope="This raw export holds every stored battle and chat, named and self-play ones and those where an answer "
+    "revealed a model's identity included (see the `mode` and `identity_leak` fields). ",
 )

@@ -74,5 +74,5 @@ def test_a_raw_card_says_everything_is_included(history: History, tmp_path: Path
     text = (stage(out, summary, VoteFilter(include_self_play=True), {}, tmp_path / "staged") / "README.md").read_text(
         encoding="utf-8"
     )
-    assert "named ones and those where an answer revealed a model's identity included" in text
+    assert "named and self-play ones and those where an answer revealed a model's identity included" in text
     assert "are left out" not in text

@@ -25,7 +25,7 @@ FILTER = VoteFilter(include_self_play=True)
 
 def run(h: History, fmt: str, tmp_path: Path) -> tuple[Summary, list[dict[str, Any]]]:
     out = tmp_path / f"{fmt}.jsonl"
-    summary = export(h.engine, fmt, out, FILTER, judges=JUDGES, scratch=tmp_path)
+    summary = export(h.engine, fmt, out, FILTER, judges=JUDGES)
     return summary, [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
 
 

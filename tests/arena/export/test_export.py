@@ -37,9 +37,7 @@ LMSYS_KEYS = [
 
 def run(h: History, fmt: str, tmp_path: Path, suffix: str = ".jsonl", **filters: Any) -> tuple[Summary, Path]:
     out = tmp_path / f"{fmt}{suffix}"
-    summary = export(
-        h.engine, fmt, out, VoteFilter(**{"include_self_play": True, **filters}), judges=JUDGES, scratch=tmp_path
-    )
+    summary = export(h.engine, fmt, out, VoteFilter(**{"include_self_play": True, **filters}), judges=JUDGES)
     return summary, out
 
 

@@ -171,7 +171,7 @@ def test_every_format_and_filter_writes_its_golden_bytes(shapes: History, tmp_pa
     summaries = []
     for suffix in suffixes:
         out = tmp_path / f"{fmt}{suffix}"
-        summary = export(shapes.engine, fmt, out, filters, judges=JUDGES, scratch=tmp_path)
+        summary = export(shapes.engine, fmt, out, filters, judges=JUDGES)
         summaries.append(_summary(summary))
         body = out.read_bytes() if suffix == ".jsonl" else _parquet_view(out)
         _check(f"{fmt}.{label}{suffix}" + (".json" if suffix == ".parquet" else ""), body)
@@ -183,7 +183,7 @@ def test_the_margin_column_writes_its_golden_bytes(shapes: History, tmp_path: Pa
     filters = VoteFilter(include_named=True)
     strengths = leaderboard_strengths(shapes.engine, filters)
     out = tmp_path / "reward.jsonl"
-    export(shapes.engine, "reward", out, filters, judges=JUDGES, strengths=strengths, scratch=tmp_path)
+    export(shapes.engine, "reward", out, filters, judges=JUDGES, strengths=strengths)
     _check("reward.margin.jsonl", out.read_bytes())
 
 
@@ -196,8 +196,10 @@ def test_batch_boundaries_change_nothing(db_url: str, tmp_path: Path, monkeypatc
     engine = make_engine(db_url)
     h = History(engine, Repository(engine, clock=clock), clock)
     for n in range(30):
-        rounds = [(f"Q{n}.{t}", f"A{n}.{t}", f"B{n}.{t}", Outcome.A if (n + t) % 3 else Outcome.B) for t in range(3)]
+        rounds: list[tuple[str, str, str, Outcome | None]] = [
+            (f"Q{n}.{t}", f"A{n}.{t}", f"B{n}.{t}", Outcome.A if (n + t) % 3 else Outcome.B) for t in range(3)
+        ]
         battle(h, f"d{n:031x}", rounds)
     out = tmp_path / "dpo.jsonl"
-    export(engine, "dpo", out, VoteFilter(), judges=JUDGES, scratch=tmp_path)
+    export(engine, "dpo", out, VoteFilter(), judges=JUDGES)
     _check("dpo.many-battles.jsonl", out.read_bytes())

@@ -15,8 +15,8 @@ from arena.export.writers import ExportError
 from tests.arena.export.conftest import JUDGES, History
 
 
-def test_exports_include_self_play_unless_the_filter_leaves_it_out(history: History, tmp_path: Path) -> None:
-    assert VoteFilter(include_self_play=True) == EXPORT_FILTER
+def test_exports_leave_self_play_out_like_the_leaderboard_unless_asked(history: History, tmp_path: Path) -> None:
+    assert VoteFilter() == EXPORT_FILTER
     out = tmp_path / "lmsys.jsonl"
     summary = export(history.engine, "lmsys", out, VoteFilter(), judges=JUDGES)
     questions = [json.loads(line)["conversation_a"][-2]["content"] for line in out.read_text("utf-8").splitlines()]
@@ -24,11 +24,15 @@ def test_exports_include_self_play_unless_the_filter_leaves_it_out(history: Hist
     assert summary.excluded == {
         "cast with the names visible (add --include-named)": 1,
         "an answer revealed a model's identity (add --include-leaks)": 1,
-        "a model played itself (self-play)": 1,
+        "a model played itself (add --include-self-play)": 1,
     }
-    raw = tmp_path / "raw.jsonl"
+    export(history.engine, "lmsys", out, VoteFilter(include_self_play=True), judges=JUDGES)
+    assert "Self?" in [
+        json.loads(line)["conversation_a"][-2]["content"] for line in out.read_text("utf-8").splitlines()
+    ]
+    raw = tmp_path / "raw.jsonl"  # audits hold everything, whatever the vote filters say
     export(history.engine, "raw", raw, VoteFilter(), judges=JUDGES)
-    assert not any(json.loads(line)["mode"] == "self_play" for line in raw.read_text("utf-8").splitlines())
+    assert any(json.loads(line)["mode"] == "self_play" for line in raw.read_text("utf-8").splitlines())
 
 
 def test_every_outcome_has_an_lmsys_winner() -> None:
