@@ -2,27 +2,22 @@
 
 from __future__ import annotations
 
-import functools
-import threading
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, Engine, bindparam, case, func, insert, select, update
-from sqlalchemy.dialects.postgresql import insert as postgresql_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy import Engine, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from arena.domain import BattleMode, Outcome, Reply, ReplyStatus, Side, VoteFilter, Voter, conversation_id
 from arena.store import retention
 from arena.store.errors import DuplicateFeedback, DuplicateVote, UnknownBattle
+from arena.store.hot_writes import hot_writes
 from arena.store.retention import PruneAction, PruneReport
-from arena.store.schema import BattleRow, ConversationRow, FeedbackRow, MessageRow, VoteCountRow, VoteRow, VoteTotalRow
-
-ANSWERED = ("ok", "stopped")  # assistant message statuses that make a round votable
+from arena.store.schema import ConversationRow, FeedbackRow, MessageRow, VoteCountRow, VoteRow, VoteTotalRow
 
 
 @dataclass(frozen=True)
@@ -65,23 +60,15 @@ class Repository:
         self._engine = engine
         self._sessions = sessionmaker(engine, expire_on_commit=False)
         self._clock = clock
-        # SQLite takes one writer at a time: queueing writers here is cheaper than SQLite's sleeping busy handler
-        self._write_lock = threading.Lock() if engine.dialect.name == "sqlite" else None
+        # battles, rounds and votes: the fewest statements the dialect allows (SQLite commits concurrent callers
+        # together, one writer at a time; PostgreSQL runs each as one autocommitted statement)
+        self._hot = hot_writes(engine.dialect.name)
+        self._writer = self._hot.writer(engine)
 
     @property
     def engine(self) -> Engine:
         """The engine every call runs on (audits and maintenance read it directly)."""
         return self._engine
-
-    @contextmanager
-    def _write(self) -> Iterator[Connection]:
-        """A write transaction on a plain connection (the hot paths: battles, rounds, votes)."""
-        if self._write_lock is None:
-            with self._engine.begin() as conn:
-                yield conn
-            return
-        with self._write_lock, self._engine.begin() as conn:
-            yield conn
 
     @contextmanager
     def _tx(self) -> Iterator[Session]:
@@ -100,40 +87,19 @@ class Repository:
         language: str | None = None,
     ) -> None:
         """Store a new battle and its two (still empty) conversations."""
-        now = self._clock()
-        with self._write() as conn:
-            conn.execute(
-                _INSERT_BATTLE,
-                {
-                    "id": battle_id,
-                    "model_a": models[Side.A],
-                    "model_b": models[Side.B],
-                    "anonymous": mode is not BattleMode.NAMED,
-                    "mode": mode.value,
-                    "language": language,
-                    "status": "open",
-                    "session_id": voter.session_id,
-                    "ip_hash": voter.ip_hash,
-                    "started_at": now,
-                    "identity_leak": False,
-                },
-            )
-            conn.execute(
-                _INSERT_CONVERSATION,
-                [
-                    {
-                        "id": conversation_id(battle_id, side),
-                        "kind": "battle",
-                        "battle_id": battle_id,
-                        "side": side.value,
-                        "model": models[side],
-                        "session_id": voter.session_id,
-                        "ip_hash": voter.ip_hash,
-                        "created_at": now,
-                    }
-                    for side in Side
-                ],
-            )
+        battle = {
+            "battle_id": battle_id,
+            "model_a": models[Side.A],
+            "model_b": models[Side.B],
+            "anonymous": mode is not BattleMode.NAMED,
+            "mode": mode.value,
+            "language": language,
+            "session_id": voter.session_id,
+            "ip_hash": voter.ip_hash,
+            "now": self._clock(),
+            **_conversations(battle_id),
+        }
+        self._writer.run(lambda conn: self._hot.create_battle(conn, battle))
 
     def record_battle_turn(
         self,
@@ -151,42 +117,20 @@ class Repository:
 
         A regenerated round keeps the replaced answers, marked superseded, and stores the new ones beside them.
         """
-        now = self._clock()
-        errored = any(r.status is ReplyStatus.ERROR for r in replies.values())
-        with self._write() as conn:
-            battle = conn.execute(_BATTLE_FOR_WRITE, {"id": battle_id}).first()
-            if battle is None:
-                raise UnknownBattle(battle_id)
-            convs = [conversation_id(battle_id, side) for side in Side]
-            if regenerated:
-                conn.execute(
-                    update(MessageRow)
-                    .where(
-                        MessageRow.conversation_id.in_(convs),
-                        MessageRow.turn_index == turn_index,
-                        MessageRow.role == "assistant",
-                        MessageRow.status != "superseded",
-                    )
-                    .values(status="superseded")
-                )
-            rows = []
-            for side, conv in zip(Side, convs, strict=True):
-                model = battle.model_a if side is Side.A else battle.model_b
-                if not regenerated:
-                    rows.append(_user_values(conv, turn_index, user_text, now, language))
-                rows.append(_assistant_values(conv, turn_index, replies[side], model, params[side], now))
-            conn.execute(_INSERT_MESSAGE, rows)
-            # in SQL, not from the row read above: a concurrent close (idle battles) must not be undone or lost
-            values: dict[str, Any] = {
-                "status": "errored"
-                if errored
-                else case((BattleRow.status == "incomplete", "open"), else_=BattleRow.status)
-            }
-            if errored:
-                values["finished_at"] = now
-            if identity_leak:
-                values["identity_leak"] = True
-            conn.execute(update(BattleRow).where(BattleRow.id == battle_id).values(**values))
+        round_ = {
+            "battle_id": battle_id,
+            "turn_index": turn_index,
+            "user_text": user_text,
+            "language": language,
+            "identity_leak": identity_leak,
+            "regenerated": regenerated,
+            "errored": any(r.status is ReplyStatus.ERROR for r in replies.values()),
+            "now": self._clock(),
+            **_conversations(battle_id),
+        }
+        for side in Side:
+            round_.update(_answer_values(side, replies[side], params[side]))
+        self._writer.run(lambda conn: self._hot.record_round(conn, round_))
 
     def record_vote(
         self,
@@ -199,33 +143,28 @@ class Repository:
         identity_leak: bool = False,
         language: str | None = None,
     ) -> None:
-        """Store a vote on one stored, error-free round; a second vote on the same round raises DuplicateVote."""
+        """Store a vote on one stored, error-free round; a second vote on the same round raises DuplicateVote.
+
+        The vote, its battle's status and both count cells are written in the vote's own transaction (or
+        savepoint, when SQLite commits several callers together), so concurrent writers never lose a count.
+        """
         now = self._clock()
+        vote = {
+            "battle_id": battle_id,
+            "turn_index": turn_index,
+            "outcome": outcome.value,
+            "anonymous": anonymous,
+            "session_id": voter.session_id,
+            "ip_hash": voter.ip_hash,
+            "now": now,
+            "identity_leak": identity_leak,
+            "language": language,
+            "cell_language": language or "unknown",  # counts keep "unknown" rather than NULL: keys compare
+            "day": now.astimezone(UTC).date().isoformat(),
+            **_conversations(battle_id),
+        }
         try:
-            with self._write() as conn:
-                battle = conn.execute(_BATTLE_FOR_WRITE, {"id": battle_id}).first()
-                if battle is None or battle.status == "errored" or battle.session_id != voter.session_id:
-                    raise UnknownBattle(battle_id)
-                sides = {side.value: conversation_id(battle_id, side) for side in Side}
-                stored = conn.execute(_ANSWERS_OF_ROUND, {**sides, "turn": turn_index}).scalar()
-                if stored != 2:
-                    raise UnknownBattle(f"{battle_id} round {turn_index} has no complete answers")
-                conn.execute(  # a duplicate vote fails here, before anything is counted
-                    _INSERT_VOTE,
-                    {
-                        "battle_id": battle_id,
-                        "turn_index": turn_index,
-                        "outcome": outcome.value,
-                        "anonymous": anonymous,
-                        "session_id": voter.session_id,
-                        "ip_hash": voter.ip_hash,
-                        "created_at": now,
-                        "identity_leak": identity_leak,
-                        "language": language,
-                    },
-                )
-                conn.execute(_VOTED, {"battle": battle_id, "now": now})
-                _count_vote(conn, battle, outcome.value, anonymous, identity_leak, language, now)
+            self._writer.run(lambda conn: self._hot.record_vote(conn, vote))
         except IntegrityError as exc:
             raise DuplicateVote(f"{battle_id} round {turn_index}") from exc
 
@@ -376,66 +315,37 @@ class Repository:
             return bool(getattr(result, "rowcount", 0))
 
 
-def _count_vote(
-    conn: Connection, battle: Any, outcome: str, anonymous: bool, leak: bool, language: str | None, now: datetime
-) -> None:
-    """Add one to the vote's cell of vote_counts (an upsert, so concurrent writers never lose a count)."""
+def _conversations(battle_id: str) -> dict[str, str]:
+    """The ids of a battle's two conversations, as the hot writes' parameters conv_a and conv_b."""
+    return {f"conv_{side.value}": conversation_id(battle_id, side) for side in Side}
+
+
+def _answer_status(reply: Reply) -> str:
+    """The stored status of an answer (one still streaming when stored did not finish: an error)."""
+    return reply.status.value if reply.status is not ReplyStatus.STREAMING else "error"
+
+
+def _answer_values(side: Side, reply: Reply, params: dict[str, Any]) -> dict[str, Any]:
+    """One side's answer as the round's parameters (text_a, status_a, … params_a)."""
     values = {
-        "model_a": battle.model_a,
-        "model_b": battle.model_b,
-        "outcome": outcome,
-        "anonymous": anonymous,
-        "identity_leak": leak,
-        "mode": battle.mode,
-        "language": language or "unknown",
-        "day": now.astimezone(UTC).date().isoformat(),
-        "count": 1,
+        "text": reply.text,
+        "status": _answer_status(reply),
+        "error": reply.error,
+        "ttft": reply.ttft_ms,
+        "total": reply.total_ms,
+        "tokens": reply.tokens,
+        "params": params,
     }
-    daily, total = _upserts(conn.dialect.name)
-    conn.execute(daily, values)
-    conn.execute(total, {k: v for k, v in values.items() if k != "day"})
-
-
-@functools.cache
-def _upserts(dialect: str) -> tuple[Any, Any]:
-    """The two count upserts for a dialect, built once (values come as parameters)."""
-    insert_: Any = postgresql_insert if dialect == "postgresql" else sqlite_insert
-    out = []
-    for table in (VoteCountRow, VoteTotalRow):
-        keys = [c.key for c in table.__table__.c if c.primary_key]
-        out.append(insert_(table).on_conflict_do_update(index_elements=keys, set_={"count": table.count + 1}))
-    return out[0], out[1]
+    return {f"{name}_{side.value}": value for name, value in values.items()}
 
 
 _MESSAGE_COLUMNS = [c.key for c in MessageRow.__table__.columns if c.key != "id"]
-_INSERT_BATTLE = insert(BattleRow)
-_INSERT_CONVERSATION = insert(ConversationRow)
-_INSERT_MESSAGE = insert(MessageRow)
-_INSERT_VOTE = insert(VoteRow)
-_BATTLE_FOR_WRITE = select(
-    BattleRow.model_a,
-    BattleRow.model_b,
-    BattleRow.mode,
-    BattleRow.status,
-    BattleRow.session_id,
-    BattleRow.finished_at,
-    BattleRow.identity_leak,
-).where(BattleRow.id == bindparam("id"))
-_ANSWERS_OF_ROUND = select(func.count(MessageRow.id)).where(
-    MessageRow.conversation_id.in_([bindparam("a"), bindparam("b")]),
-    MessageRow.turn_index == bindparam("turn"),
-    MessageRow.role == "assistant",
-    MessageRow.status.in_(ANSWERED),
-)
-_VOTED = (
-    update(BattleRow).where(BattleRow.id == bindparam("battle")).values(status="voted", finished_at=bindparam("now"))
-)
 
 
 def _message_values(
     conversation_id: str, turn_index: int, role: str, content: str, now: datetime, **columns: Any
 ) -> dict[str, Any]:
-    """A message as the full set of column values an executemany insert needs (the rest NULL, status ok)."""
+    """A message as the full set of its column values (the rest NULL, status ok)."""
     values = dict.fromkeys(_MESSAGE_COLUMNS)
     values.update(
         conversation_id=conversation_id, turn_index=turn_index, role=role, content=content, status="ok", created_at=now
@@ -460,7 +370,7 @@ def _assistant_values(
         reply.text,
         now,
         model=model,
-        status=reply.status.value if reply.status is not ReplyStatus.STREAMING else "error",
+        status=_answer_status(reply),
         error=reply.error,
         ttft_ms=reply.ttft_ms,
         total_ms=reply.total_ms,

@@ -1,0 +1,230 @@
+"""The hot writes — a new battle, a round of answers, a vote — in the fewest statements each database allows.
+
+SQLite runs them as a few short statements in a shared, group-committed transaction (arena.store.group_commit);
+PostgreSQL runs each as one statement (a data-modifying CTE), autocommitted: one round trip per write. The rules
+are the same on both and live in the SQL (a vote needs its voter's battle, not errored, with both answers of the
+round stored); `vote_refusal` names the reason the SQL refused a vote.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import JSON, BindParameter, Connection, DateTime, Engine, Row, TextClause, bindparam, text
+from sqlalchemy.types import TypeEngine
+
+from arena.store.errors import UnknownBattle
+from arena.store.group_commit import GroupCommit, OneStatement, Writer
+
+Values = Mapping[str, Any]
+ANSWERED = ("ok", "stopped")  # assistant message statuses that make a round votable
+# parameters the driver cannot take as they are: stored through the column types, as SQLAlchemy's ORM would
+_TYPED: dict[str, TypeEngine[Any]] = {"now": DateTime(timezone=True), "params_a": JSON(), "params_b": JSON()}
+
+
+@functools.cache
+def _sql(statement: str) -> TextClause:
+    """A statement with the typed parameters bound to their column types (built once per text)."""
+    named = [name for name in _TYPED if re.search(rf":{name}\b", statement)]
+    typed: list[BindParameter[Any]] = [bindparam(name, type_=_TYPED[name]) for name in named]
+    return text(statement).bindparams(*typed)
+
+
+# --- shared by both dialects ---------------------------------------------------------------------------------
+
+INSERT_BATTLE = """
+    INSERT INTO battles (id, model_a, model_b, anonymous, status, session_id, ip_hash, started_at, mode,
+                         identity_leak, language)
+    VALUES (:battle_id, :model_a, :model_b, :anonymous, 'open', :session_id, :ip_hash, :now, :mode, false,
+            :language)"""
+INSERT_CONVERSATIONS = """
+    INSERT INTO conversations (id, kind, battle_id, side, model, session_id, ip_hash, created_at)
+    VALUES (:conv_a, 'battle', :battle_id, 'a', :model_a, :session_id, :ip_hash, :now),
+           (:conv_b, 'battle', :battle_id, 'b', :model_b, :session_id, :ip_hash, :now)"""
+# the status in SQL, not from a row read before: a concurrent close (idle battles) must not be undone or lost
+ROUND_BATTLE = """
+    UPDATE battles
+    SET status = CASE WHEN :errored THEN 'errored' WHEN status = 'incomplete' THEN 'open' ELSE status END,
+        finished_at = CASE WHEN :errored THEN :now ELSE finished_at END,
+        identity_leak = CASE WHEN :identity_leak THEN true ELSE identity_leak END
+    WHERE id = :battle_id
+    RETURNING model_a, model_b"""
+SUPERSEDE = """
+    UPDATE messages SET status = 'superseded'
+    WHERE conversation_id IN (:conv_a, :conv_b) AND turn_index = :turn_index AND role = 'assistant'
+      AND status <> 'superseded'"""
+MESSAGE_COLUMNS = """conversation_id, turn_index, role, content, model, status, error, ttft_ms, total_ms,
+                     token_count, generation_params, created_at, language"""
+ANSWERS = f"""
+    SELECT count(*) FROM messages
+    WHERE conversation_id IN (:conv_a, :conv_b) AND turn_index = :turn_index AND role = 'assistant'
+      AND status IN ({", ".join(f"'{status}'" for status in ANSWERED)})"""
+VOTE_CHECK = f"SELECT status, session_id, ({ANSWERS}) AS answers FROM battles WHERE id = :battle_id"
+VOTE_COLUMNS = "battle_id, turn_index, outcome, anonymous, session_id, ip_hash, created_at, identity_leak, language"
+CELL = "model_a, model_b, outcome, anonymous, identity_leak, mode, language"
+COUNT_DAY = f"ON CONFLICT ({CELL}, day) DO UPDATE SET count = vote_counts.count + 1"
+COUNT_TOTAL = f"ON CONFLICT ({CELL}) DO UPDATE SET count = vote_totals.count + 1"
+
+
+def vote_refusal(check: Row[Any] | None, vote: Values) -> UnknownBattle:
+    """Why the SQL refused a vote, from its battle's (status, session_id, answers) or None when there is none."""
+    if check is None or check.status == "errored" or check.session_id != vote["session_id"]:
+        return UnknownBattle(vote["battle_id"])
+    return UnknownBattle(f"{vote['battle_id']} round {vote['turn_index']} has no complete answers")
+
+
+# --- SQLite: a few statements in the batch's transaction (each call in a savepoint of its own) --------------
+
+
+@functools.cache
+def _sqlite_rows(user: bool) -> str:
+    """The round's messages: a question and an answer per side, or only the answers of a regenerated round."""
+    user_row = (
+        "(:conv_{side}, :turn_index, 'user', :user_text, NULL, 'ok', NULL, NULL, NULL, NULL, 'null', :now, :language)"
+    )
+    answer = (
+        "(:conv_{side}, :turn_index, 'assistant', :text_{side}, :model_{side}, :status_{side}, :error_{side},"
+        " :ttft_{side}, :total_{side}, :tokens_{side}, :params_{side}, :now, NULL)"
+    )
+    rows = [row.format(side=side) for side in "ab" for row in ([user_row] if user else []) + [answer]]
+    return f"INSERT INTO messages ({MESSAGE_COLUMNS}) VALUES {', '.join(rows)}"
+
+
+SQLITE_VOTED = f"""
+    UPDATE battles SET status = 'voted', finished_at = :now
+    WHERE id = :battle_id AND status <> 'errored' AND session_id = :session_id AND ({ANSWERS}) = 2
+    RETURNING model_a, model_b, mode"""
+SQLITE_INSERT_VOTE = f"""
+    INSERT INTO votes ({VOTE_COLUMNS})
+    VALUES (:battle_id, :turn_index, :outcome, :anonymous, :session_id, :ip_hash, :now, :identity_leak, :language)"""
+SQLITE_COUNT_DAY = f"""
+    INSERT INTO vote_counts ({CELL}, day, count)
+    VALUES (:model_a, :model_b, :outcome, :anonymous, :identity_leak, :mode, :cell_language, :day, 1) {COUNT_DAY}"""
+SQLITE_COUNT_TOTAL = f"""
+    INSERT INTO vote_totals ({CELL}, count)
+    VALUES (:model_a, :model_b, :outcome, :anonymous, :identity_leak, :mode, :cell_language, 1) {COUNT_TOTAL}"""
+
+
+def _sqlite_create_battle(conn: Connection, battle: Values) -> None:
+    conn.execute(_sql(INSERT_BATTLE), battle)
+    conn.execute(_sql(INSERT_CONVERSATIONS), battle)
+
+
+def _sqlite_record_round(conn: Connection, round_: Values) -> None:
+    battle = conn.execute(_sql(ROUND_BATTLE), round_).first()
+    if battle is None:
+        raise UnknownBattle(round_["battle_id"])
+    if round_["regenerated"]:
+        conn.execute(_sql(SUPERSEDE), round_)
+    models = {"model_a": battle.model_a, "model_b": battle.model_b}
+    conn.execute(_sql(_sqlite_rows(user=not round_["regenerated"])), {**round_, **models})
+
+
+def _sqlite_record_vote(conn: Connection, vote: Values) -> None:
+    battle = conn.execute(_sql(SQLITE_VOTED), vote).first()
+    if battle is None:
+        raise vote_refusal(conn.execute(_sql(VOTE_CHECK), vote).first(), vote)
+    conn.execute(_sql(SQLITE_INSERT_VOTE), vote)  # a duplicate vote fails here, before anything is counted
+    cell = {**vote, "model_a": battle.model_a, "model_b": battle.model_b, "mode": battle.mode}
+    conn.execute(_sql(SQLITE_COUNT_DAY), cell)
+    conn.execute(_sql(SQLITE_COUNT_TOTAL), cell)
+
+
+# --- PostgreSQL: each write one statement (a data-modifying CTE), autocommitted -------------------------------
+
+
+@functools.cache
+def _postgresql_round(user: bool) -> str:
+    """The round's statement: the battle updated, the replaced answers superseded (regenerated), the new stored."""
+    user_row = "(:conv_{side}, 'user', :user_text, NULL, 'ok', NULL, NULL, NULL, NULL, CAST('null' AS json), :language)"
+    answer = (
+        "(:conv_{side}, 'assistant', :text_{side}, battle.model_{side}, :status_{side}, :error_{side},"
+        " CAST(:ttft_{side} AS double precision), CAST(:total_{side} AS double precision),"
+        " CAST(:tokens_{side} AS integer), :params_{side}, CAST(NULL AS varchar))"
+    )
+    rows = [row.format(side=side) for side in "ab" for row in ([user_row] if user else []) + [answer]]
+    supersede = "" if user else f"superseded AS ({SUPERSEDE}),"
+    return f"""
+    WITH battle AS ({ROUND_BATTLE}),
+    {supersede}
+    stored AS (
+        INSERT INTO messages ({MESSAGE_COLUMNS})
+        SELECT r.conversation_id, :turn_index, r.role, r.content, r.model, r.status, r.error, r.ttft_ms, r.total_ms,
+               r.token_count, r.generation_params, :now, r.language
+        FROM battle, LATERAL (VALUES {", ".join(rows)})
+            AS r (conversation_id, role, content, model, status, error, ttft_ms, total_ms, token_count,
+                  generation_params, language)
+    )
+    SELECT count(*) AS battles FROM battle"""
+
+
+POSTGRESQL_VOTE = f"""
+    WITH battle AS (
+        SELECT id, model_a, model_b, mode, status, session_id, ({ANSWERS}) AS answers
+        FROM battles WHERE id = :battle_id
+    ),
+    allowed AS (SELECT * FROM battle WHERE status <> 'errored' AND session_id = :session_id AND answers = 2),
+    vote AS (
+        INSERT INTO votes ({VOTE_COLUMNS})
+        SELECT id, :turn_index, :outcome, :anonymous, :session_id, :ip_hash, :now, :identity_leak, :language
+        FROM allowed
+        RETURNING battle_id
+    ),
+    voted AS (UPDATE battles SET status = 'voted', finished_at = :now WHERE id IN (SELECT battle_id FROM vote)),
+    daily AS (
+        INSERT INTO vote_counts ({CELL}, day, count)
+        SELECT model_a, model_b, :outcome, :anonymous, :identity_leak, mode, :cell_language, :day, 1 FROM allowed
+        {COUNT_DAY}
+    ),
+    total AS (
+        INSERT INTO vote_totals ({CELL}, count)
+        SELECT model_a, model_b, :outcome, :anonymous, :identity_leak, mode, :cell_language, 1 FROM allowed
+        {COUNT_TOTAL}
+    )
+    SELECT status, session_id, answers, (SELECT count(*) FROM vote) AS stored FROM battle"""
+
+
+def _postgresql_create_battle(conn: Connection, battle: Values) -> None:
+    conn.execute(_sql(f"WITH battle AS ({INSERT_BATTLE}) {INSERT_CONVERSATIONS}"), battle)
+
+
+def _postgresql_record_round(conn: Connection, round_: Values) -> None:
+    if not conn.execute(_sql(_postgresql_round(user=not round_["regenerated"])), round_).scalar():
+        raise UnknownBattle(round_["battle_id"])
+
+
+def _postgresql_record_vote(conn: Connection, vote: Values) -> None:
+    check = conn.execute(_sql(POSTGRESQL_VOTE), vote).first()
+    if check is None or not check.stored:
+        raise vote_refusal(check, vote)
+
+
+# --- the registry --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class HotWrites:
+    """One dialect's statements for the hot writes, and how it runs them (each function is given a connection)."""
+
+    writer: Callable[[Engine], Writer]
+    create_battle: Callable[[Connection, Values], None]
+    record_round: Callable[[Connection, Values], None]
+    record_vote: Callable[[Connection, Values], None]
+
+
+DIALECTS: dict[str, HotWrites] = {
+    "sqlite": HotWrites(GroupCommit, _sqlite_create_battle, _sqlite_record_round, _sqlite_record_vote),
+    "postgresql": HotWrites(OneStatement, _postgresql_create_battle, _postgresql_record_round, _postgresql_record_vote),
+}
+
+
+def hot_writes(dialect: str) -> HotWrites:
+    """The hot writes of `dialect`; Corral stores its data in SQLite or PostgreSQL only."""
+    try:
+        return DIALECTS[dialect]
+    except KeyError:
+        raise ValueError(f"Corral stores its data in SQLite or PostgreSQL, not {dialect}") from None
