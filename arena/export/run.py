@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import itertools
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
@@ -91,19 +92,7 @@ def excluded_counts(source: ExportSource, filters: VoteFilter) -> dict[str, int]
 
 
 def _shaped(fmt: ExportFormat, source: ExportSource, filters: VoteFilter, shaping: Shaping) -> Iterator[Shaped]:
-    for reading in fmt.reads:
-        yield from reading.shaped(source, filters, shaping)
-
-
-def _batches(items: Iterable[Shaped], size: int) -> Iterator[list[Shaped]]:
-    batch: list[Shaped] = []
-    for item in items:
-        batch.append(item)
-        if len(batch) >= size:
-            yield batch
-            batch = []
-    if batch:
-        yield batch
+    return itertools.chain.from_iterable(reading.shaped(source, filters, shaping) for reading in fmt.reads)
 
 
 def export(
@@ -128,20 +117,28 @@ def export(
     shaping = Shaping(judges, strengths)
     writer = open_writer(path, spec, shaping)
     seen = SeenSet() if spec.dedup else None
+
+    def flush(rows: list[Row], read: int) -> None:
+        if seen is not None and rows:
+            rows = _fresh(seen, spec.dedup, rows, summary)
+        writer.write(rows)
+        _tally(summary, spec, rows)
+        summary.read += read
+        if progress is not None:
+            progress(read)
+
     with Writing(writer):
-        for batch in _batches(_shaped(spec, source, filters, shaping), BATCH_ROWS):
-            rows: list[Row] = []
-            for shaped in batch:
-                if shaped.skipped:
-                    summary.skipped[shaped.skipped] += 1
-                rows.extend(shaped.rows)
-            if seen is not None and rows:
-                rows = _fresh(seen, spec.dedup, rows, summary)
-            writer.write(rows)
-            _tally(summary, spec, rows)
-            summary.read += len(batch)
-            if progress is not None:
-                progress(len(batch))
+        rows: list[Row] = []
+        read = 0
+        for shaped in _shaped(spec, source, filters, shaping):
+            read += 1
+            if shaped.skipped:
+                summary.skipped[shaped.skipped] += 1
+            rows += shaped.rows
+            if read >= BATCH_ROWS:
+                flush(rows, read)
+                rows, read = [], 0
+        flush(rows, read)
     if spec.counts_left_out:
         summary.excluded = excluded_counts(source, filters)
     summary.seconds = time.perf_counter() - started

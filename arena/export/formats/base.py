@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import itertools
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -87,7 +88,7 @@ class Reading(Generic[T]):
 
     def shaped(self, store: ExportSource, filters: VoteFilter, shaping: Shaping) -> Iterator[Shaped]:
         """The shaped items of this stream, in the store's order."""
-        return (self.shape(item, shaping) for item in self.source.read(store, filters))
+        return map(self.shape, self.source.read(store, filters), itertools.repeat(shaping))
 
 
 @dataclass(frozen=True)
