@@ -20,7 +20,7 @@ def peak_mb(tmp_path: Path, votes: int, fmt: str) -> float:
     engine.dispose()
     figures = measure(db, folder / f"out-{fmt}.jsonl", fmt)
     assert figures["votes"] == votes
-    return figures["peak_rss_mb"]
+    return float(figures["peak_rss_mb"])
 
 
 def test_peak_memory_is_flat_from_4k_to_40k_votes(tmp_path: Path) -> None:
