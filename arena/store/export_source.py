@@ -7,12 +7,12 @@ chats in the order they started.
 
 from __future__ import annotations
 
-import threading
-from collections import Counter, defaultdict
-from collections.abc import Collection, Generator, Iterator, Sequence
+import itertools
+from collections import Counter, defaultdict, deque
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time
-from queue import Full, Queue
 from typing import Any, NamedTuple, TypeVar
 
 import orjson
@@ -24,6 +24,7 @@ from arena.store.schema import BattleRow, ConversationRow, FeedbackRow, MessageR
 
 BATCH = 2000
 T = TypeVar("T")
+U = TypeVar("U")
 
 
 class Turn(NamedTuple):
@@ -265,7 +266,7 @@ class ExportSource:
         return query
 
     def _judged_query(self, f: VoteFilter, dialect: str) -> Select[Any]:
-        """One page of votes after `:after` in vote order, with both histories for the votes the filters keep."""
+        """The votes with ids in (`:after`, `:upto`], in vote order, with both histories for the votes kept."""
         kept: list[Any] = []
         if not f.include_named:
             kept.append(VoteRow.anonymous.is_(True))
@@ -278,31 +279,33 @@ class ExportSource:
             reads = [case((and_(*kept), column), else_=None) for column in reads]
         columns = [*_PAGE_COLUMNS, *(read.label(side.value) for read, side in zip(reads, Side, strict=True))]
         query: Select[Any] = select(*columns).join(BattleRow, VoteRow.battle_id == BattleRow.id)
-        page = self._scope(query, f).where(VoteRow.id > bindparam("after")).order_by(VoteRow.id).limit(self._batch)
+        page = self._scope(query, f).where(VoteRow.id > bindparam("after"), VoteRow.id <= bindparam("upto"))
+        page = page.order_by(VoteRow.id)
         whole = _PAGE_SQL[dialect].format(columns=", ".join(c.key for c in _PAGE_COLUMNS))
         return select(literal_column(whole)).select_from(page.subquery("page"))
 
     def judged_rounds(self, filters: VoteFilter) -> Iterator[JudgedRound]:
         """Every vote passing the filters, in the order cast, with both sides' conversations up to the vote.
 
-        One query per page of votes, answered as one JSON value: the database builds the whole page in one step,
-        without the GIL, while Python shapes the previous page. The votes the filters leave out (named, leaked,
-        self-play) are read in the same pass and only counted, by `LeftOut` reason, in `left_out`.
+        One query per page of vote ids, answered as one JSON value: the database builds a whole page in one step,
+        without the GIL, so two pages are read at once while Python shapes the one before. The votes the filters
+        leave out (named, leaked, self-play) are read in the same pass and only counted, by `LeftOut` reason, in
+        `left_out`.
         """
         query = self._judged_query(filters, self._engine.dialect.name)
+        with self._engine.connect() as conn:
+            first, last = conn.execute(select(func.min(VoteRow.id), func.max(VoteRow.id))).one()
+        if first is None:
+            return
+        size = self._batch
 
-        def pages() -> Iterator[list[list[Any]]]:
-            last = 0
-            while True:
-                with self._engine.connect() as conn:
-                    rows = orjson.loads(conn.execute(query, {"after": last}).scalar() or "[]")
-                if not rows:
-                    return
-                yield rows
-                last = rows[-1][2]
+        def page(start: int) -> list[list[Any]]:
+            with self._engine.connect() as conn:
+                text = conn.execute(query, {"after": start, "upto": start + size}).scalar()
+            return orjson.loads(text) if text else []
 
         parse = datetime.fromisoformat
-        for rows in prefetched(pages()):
+        for rows in in_order(page, range(first - 1, last, size)):
             for a, b, vote, battle, turn, outcome, anon, leak, lang, session, when, m_a, m_b, mode in rows:
                 if a is None and (reason := left_out(filters, anon, leak, mode)) is not None:
                     self.left_out[reason] += 1
@@ -523,46 +526,26 @@ class ExportSource:
         return out
 
 
-def prefetched(items: Iterator[T], depth: int = 2) -> Generator[T, None, None]:
-    """`items`, produced by a background thread up to `depth` ahead (the database works while rows are shaped).
+def in_order(read: Callable[[T], U], keys: Iterable[T], *, threads: int = 2, ahead: int = 3) -> Iterator[U]:
+    """`read(key)` for each key, in the keys' order, run by `threads` threads up to `ahead` keys in advance.
 
-    The producer stops when the consumer goes away (the generator is closed or collected) or on the first error,
-    which is raised in the consumer.
+    The database works on the next pages while the caller shapes this one. When the caller stops early (the
+    generator is closed or collected) the reads not yet started are dropped; the first error is raised in order.
     """
-    queue: Queue[tuple[str, Any]] = Queue(maxsize=depth)
-    stop = threading.Event()
-
-    def offer(entry: tuple[str, Any]) -> bool:
-        while not stop.is_set():
-            try:
-                queue.put(entry, timeout=0.1)
-                return True
-            except Full:
-                continue
-        return False
-
-    def produce() -> None:
+    pending: deque[Future[U]] = deque()
+    keys = iter(keys)
+    with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="export-read") as pool:
         try:
-            for item in items:
-                if not offer(("item", item)):
-                    return
-            offer(("end", None))
-        except BaseException as exc:  # handed to the consumer, which raises it
-            offer(("error", exc))
-
-    worker = threading.Thread(target=produce, name="export-prefetch", daemon=True)
-    worker.start()
-    try:
-        while True:
-            kind, value = queue.get()
-            if kind == "end":
-                return
-            if kind == "error":
-                raise value
-            yield value
-    finally:
-        stop.set()
-        worker.join(timeout=5)
+            for key in itertools.islice(keys, ahead):
+                pending.append(pool.submit(read, key))
+            while pending:
+                result = pending.popleft().result()
+                for key in itertools.islice(keys, 1):
+                    pending.append(pool.submit(read, key))
+                yield result
+        finally:
+            for future in pending:
+                future.cancel()
 
 
 def _language_in(column: Any, languages: Collection[str]) -> Any:
