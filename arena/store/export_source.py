@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import itertools
 from collections import Counter, defaultdict, deque
-from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
+from collections.abc import Callable, Collection, Generator, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time
@@ -526,7 +526,9 @@ class ExportSource:
         return out
 
 
-def in_order(read: Callable[[T], U], keys: Iterable[T], *, threads: int = 2, ahead: int = 3) -> Iterator[U]:
+def in_order(
+    read: Callable[[T], U], keys: Iterable[T], *, threads: int = 2, ahead: int = 3
+) -> Generator[U, None, None]:
     """`read(key)` for each key, in the keys' order, run by `threads` threads up to `ahead` keys in advance.
 
     The database works on the next pages while the caller shapes this one. When the caller stops early (the
