@@ -4,6 +4,10 @@ SQLite runs them as a few short statements in a shared, group-committed transact
 PostgreSQL runs each as one statement (a data-modifying CTE), autocommitted: one round trip per write. The rules
 are the same on both and live in the SQL (a vote needs its voter's battle, not errored, with both answers of the
 round stored); `vote_refusal` names the reason the SQL refused a vote.
+
+The statements go straight to the driver (exec_driver_sql): SQLAlchemy's compiler costs more than SQLite takes to
+run them. Their parameters are converted once per call by SQLAlchemy's own type processors, so the stored values
+are the ones the ORM would store.
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import JSON, BindParameter, Connection, DateTime, Engine, Row, TextClause, bindparam, text
+from sqlalchemy import JSON, Connection, CursorResult, DateTime, Dialect, Engine, Row
 from sqlalchemy.types import TypeEngine
 
 from arena.store.errors import UnknownBattle
@@ -22,16 +26,36 @@ from arena.store.group_commit import GroupCommit, OneStatement, Writer
 
 Values = Mapping[str, Any]
 ANSWERED = ("ok", "stopped")  # assistant message statuses that make a round votable
-# parameters the driver cannot take as they are: stored through the column types, as SQLAlchemy's ORM would
+# parameters the driver cannot take as they are, with the column types that convert them
 _TYPED: dict[str, TypeEngine[Any]] = {"now": DateTime(timezone=True), "params_a": JSON(), "params_b": JSON()}
 
 
 @functools.cache
-def _sql(statement: str) -> TextClause:
-    """A statement with the typed parameters bound to their column types (built once per text)."""
-    named = [name for name in _TYPED if re.search(rf":{name}\b", statement)]
-    typed: list[BindParameter[Any]] = [bindparam(name, type_=_TYPED[name]) for name in named]
-    return text(statement).bindparams(*typed)
+def _converters(dialect: Dialect) -> dict[str, Callable[[Any], Any]]:
+    """SQLAlchemy's conversions of the typed parameters for this dialect's driver (None: taken as they are)."""
+    converters = {name: t.dialect_impl(dialect).bind_processor(dialect) for name, t in _TYPED.items()}
+    return {name: convert for name, convert in converters.items() if convert is not None}
+
+
+def _for_driver(conn: Connection, values: Values) -> dict[str, Any]:
+    """`values` as the driver takes them."""
+    converted = dict(values)
+    for name, convert in _converters(conn.dialect).items():
+        if name in converted:
+            converted[name] = convert(converted[name])
+    return converted
+
+
+@functools.cache
+def _placeholders(statement: str, paramstyle: str) -> str:
+    """`statement` with its :name placeholders in the driver's style: psycopg wants %(name)s, sqlite3 takes
+    :name as written."""
+    return re.sub(r"(?<![:\w]):(\w+)", r"%(\1)s", statement) if paramstyle == "pyformat" else statement
+
+
+def _run(conn: Connection, statement: str, values: Values) -> CursorResult[Any]:
+    """Run one statement with values converted by `_for_driver`."""
+    return conn.exec_driver_sql(_placeholders(statement, conn.dialect.paramstyle), values)
 
 
 # --- shared by both dialects ---------------------------------------------------------------------------------
@@ -110,28 +134,31 @@ SQLITE_COUNT_TOTAL = f"""
 
 
 def _sqlite_create_battle(conn: Connection, battle: Values) -> None:
-    conn.execute(_sql(INSERT_BATTLE), battle)
-    conn.execute(_sql(INSERT_CONVERSATIONS), battle)
+    battle = _for_driver(conn, battle)
+    _run(conn, INSERT_BATTLE, battle)
+    _run(conn, INSERT_CONVERSATIONS, battle)
 
 
 def _sqlite_record_round(conn: Connection, round_: Values) -> None:
-    battle = conn.execute(_sql(ROUND_BATTLE), round_).first()
+    round_ = _for_driver(conn, round_)
+    battle = _run(conn, ROUND_BATTLE, round_).first()
     if battle is None:
         raise UnknownBattle(round_["battle_id"])
     if round_["regenerated"]:
-        conn.execute(_sql(SUPERSEDE), round_)
+        _run(conn, SUPERSEDE, round_)
     models = {"model_a": battle.model_a, "model_b": battle.model_b}
-    conn.execute(_sql(_sqlite_rows(user=not round_["regenerated"])), {**round_, **models})
+    _run(conn, _sqlite_rows(user=not round_["regenerated"]), {**round_, **models})
 
 
 def _sqlite_record_vote(conn: Connection, vote: Values) -> None:
-    battle = conn.execute(_sql(SQLITE_VOTED), vote).first()
+    vote = _for_driver(conn, vote)
+    battle = _run(conn, SQLITE_VOTED, vote).first()
     if battle is None:
-        raise vote_refusal(conn.execute(_sql(VOTE_CHECK), vote).first(), vote)
-    conn.execute(_sql(SQLITE_INSERT_VOTE), vote)  # a duplicate vote fails here, before anything is counted
+        raise vote_refusal(_run(conn, VOTE_CHECK, vote).first(), vote)
+    _run(conn, SQLITE_INSERT_VOTE, vote)  # a duplicate vote fails here, before anything is counted
     cell = {**vote, "model_a": battle.model_a, "model_b": battle.model_b, "mode": battle.mode}
-    conn.execute(_sql(SQLITE_COUNT_DAY), cell)
-    conn.execute(_sql(SQLITE_COUNT_TOTAL), cell)
+    _run(conn, SQLITE_COUNT_DAY, cell)
+    _run(conn, SQLITE_COUNT_TOTAL, cell)
 
 
 # --- PostgreSQL: each write one statement (a data-modifying CTE), autocommitted -------------------------------
@@ -162,6 +189,7 @@ def _postgresql_round(user: bool) -> str:
     SELECT count(*) AS battles FROM battle"""
 
 
+POSTGRESQL_BATTLE = f"WITH battle AS ({INSERT_BATTLE}) {INSERT_CONVERSATIONS}"
 POSTGRESQL_VOTE = f"""
     WITH battle AS (
         SELECT id, model_a, model_b, mode, status, session_id, ({ANSWERS}) AS answers
@@ -189,16 +217,17 @@ POSTGRESQL_VOTE = f"""
 
 
 def _postgresql_create_battle(conn: Connection, battle: Values) -> None:
-    conn.execute(_sql(f"WITH battle AS ({INSERT_BATTLE}) {INSERT_CONVERSATIONS}"), battle)
+    _run(conn, POSTGRESQL_BATTLE, _for_driver(conn, battle))
 
 
 def _postgresql_record_round(conn: Connection, round_: Values) -> None:
-    if not conn.execute(_sql(_postgresql_round(user=not round_["regenerated"])), round_).scalar():
+    statement = _postgresql_round(user=not round_["regenerated"])
+    if not _run(conn, statement, _for_driver(conn, round_)).scalar():
         raise UnknownBattle(round_["battle_id"])
 
 
 def _postgresql_record_vote(conn: Connection, vote: Values) -> None:
-    check = conn.execute(_sql(POSTGRESQL_VOTE), vote).first()
+    check = _run(conn, POSTGRESQL_VOTE, _for_driver(conn, vote)).first()
     if check is None or not check.stored:
         raise vote_refusal(check, vote)
 
