@@ -269,6 +269,19 @@ def test_on_postgresql_each_hot_write_is_one_statement(db_url: str) -> None:
     engine.dispose()
 
 
+@pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
+def test_the_autocommitted_connection_goes_back_to_the_pool_transactional(db_url: str) -> None:
+    engine = make_engine(db_url)
+    repo = Repository(engine)
+    repo.create_battle(battle_id="t" * 32, models=MODELS, voter=VOTER)
+    with engine.connect() as conn:  # one thread so far: the pool hands back the connection the write used
+        assert conn.connection.dbapi_connection is not None
+        assert conn.connection.dbapi_connection.autocommit is False
+        conn.execute(select(BattleRow.id))
+        conn.rollback()
+    engine.dispose()
+
+
 def test_other_databases_are_refused_by_name() -> None:
     with pytest.raises(ValueError, match="SQLite or PostgreSQL, not mysql"):
         hot_writes("mysql")
