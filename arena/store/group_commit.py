@@ -71,7 +71,7 @@ class GroupCommit:
         self._mutex = threading.Lock()
         self._waiting: list[_Call[Any]] = []
         self._writing = False
-        self.batches = 0  # transactions tried (for the benchmark's figures)
+        self.batches = 0  # transactions tried (for tests and diagnostics)
 
     @property
     def waiting(self) -> int:
