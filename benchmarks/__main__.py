@@ -35,6 +35,7 @@ BENCHES = (
     Bench("votes", "16 concurrent writers: votes/s, lost and duplicates (SQLite, PostgreSQL)", quick_flag=True),
     Bench("export", "1M votes (--quick: 100k) → dpo JSONL: rows/s and peak RSS of the export process", quick_flag=True),
     Bench("leaderboard", "full leaderboard from SQLite at 10k/100k/1M votes", quick_flag=False, in_quick=False),
+    Bench("cli", "`arena leaderboard` at 1M votes (--quick: 100k), `--help`s: start to exit", quick_flag=True),
     Bench("sampling", "votes to a stable ranking, uniform vs active pairing", quick_flag=False, in_quick=False),
     Bench("serve", "backends.serve streaming vs in-process generate; adapter memory", quick_flag=False, in_quick=False),
     Bench("weights", "apply-delta peak memory and throughput", quick_flag=False, in_quick=False),
