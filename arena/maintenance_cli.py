@@ -38,7 +38,7 @@ def _retention(config: Path | None) -> RetentionConfig:
     import yaml
     from pydantic import ValidationError
 
-    from arena.config import ConfigError, RetentionConfig  # imports torch (6 s): only for `prune`
+    from arena.config import ConfigError, RetentionConfig  # pydantic and the backend kinds: only for `prune`
 
     if config is None:
         return RetentionConfig()
