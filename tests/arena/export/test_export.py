@@ -349,3 +349,19 @@ def test_the_summary_counts_in_words_and_leaves_out_zero_counts(history: History
     # every reason an export can give is worded for the summary
     reasons = {v for k, v in vars(Skip).items() if not k.startswith("_") and isinstance(v, str)}
     assert reasons == set(SKIPPED)
+
+
+def test_exports_collect_garbage_rarely_and_put_the_collector_back_after_the_last_one() -> None:
+    import gc
+
+    from arena.export.run import _RareCollections
+
+    before = gc.get_threshold()
+    first, second = _RareCollections(), _RareCollections()
+    with first:
+        raised = gc.get_threshold()
+        assert raised[0] >= 70_000 and raised[1:] == before[1:]
+        with second:  # a second export overlapping the first
+            assert gc.get_threshold() == raised
+        assert gc.get_threshold() == raised  # the first is still running
+    assert gc.get_threshold() == before
