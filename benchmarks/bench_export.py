@@ -1,8 +1,9 @@
 """`python -m benchmarks.bench_export [--votes N] [--quick]`: votes → training rows, rows/s and peak memory.
 
 Reads SQLite files of synthetic votes (benchmarks.synthetic_votes.votes_database: built once, then reused; 20
-models) and exports them, each export in a fresh child process so that its peak resident memory is the export's
-own (ru_maxrss). Cases, at N votes (default 1,000,000; `--quick`: 100,000):
+models) and exports them with `python -m arena export … --quiet`, each in its own process: time from process
+start to exit (imports included), and that process's peak resident memory (ru_maxrss). Cases, at N votes
+(default 1,000,000; `--quick`: 100,000):
 - `dpo` to JSON Lines from one-round battles: the headline;
 - `dpo` to JSON Lines from battles of three rounds, every round voted (the prompt carries the earlier rounds);
 - `dpo` to Parquet from one-round battles;
@@ -15,7 +16,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
+import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -29,34 +31,32 @@ ROOT = Path(__file__).resolve().parents[1]
 TARGETS = {"rows_per_s": 50_000, "peak_rss_mb": 300}
 
 
-def child(db: Path, out: Path, fmt: str) -> None:
-    """Run one export and print its figures as JSON (in its own process)."""
-    from arena.export.formats import Judges
-    from arena.export.run import EXPORT_FILTER, export
-    from arena.store.engine import make_engine
-
-    engine = make_engine(f"sqlite:///{db}")
-    started = time.perf_counter()
-    summary = export(engine, fmt, out, EXPORT_FILTER, judges=Judges(b"benchmark-key-0123456789"))
-    seconds = time.perf_counter() - started
-    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
-    figures = {"rows": summary.rows, "votes": summary.read, "seconds": seconds, "peak_rss_mb": peak_mb}
-    print(json.dumps({**figures, "skipped": dict(summary.skipped), "bytes": out.stat().st_size}))
-
-
 def measure(db: Path, out: Path, fmt: str = "dpo") -> dict[str, Any]:
-    """The figures of one export of `db`, run in a child process."""
-    done = subprocess.run(
-        [sys.executable, "-m", "benchmarks.bench_export", "--child", str(db), str(out), fmt],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    figures: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
-    figures["rows_per_s"] = round(figures["rows"] / figures["seconds"])
-    figures["votes_per_s"] = round(figures["votes"] / figures["seconds"])
-    return figures
+    """The figures of `python -m arena export` on `db`, as a user runs it: its own process, start to exit."""
+    env = {**os.environ, "CORRAL_IP_SALT": "benchmark-salt-0123456789abcdef", "CORRAL_DATA_DIR": str(out.parent)}
+    command = [sys.executable, "-m", "arena", "export", "--format", fmt, "--out", str(out)]
+    command += ["--db", f"sqlite:///{db}", "--quiet"]
+    started = time.perf_counter()
+    with subprocess.Popen(command, cwd=ROOT, env=env, stderr=subprocess.PIPE, text=True) as process:
+        _, status, usage = os.wait4(process.pid, 0)
+        seconds = time.perf_counter() - started
+        process.returncode = os.waitstatus_to_exitcode(status)
+        summary = process.stderr.read() if process.stderr else ""
+    if process.returncode != 0:
+        raise RuntimeError(f"export failed: {summary.strip()}")
+    rows = int(re.search(r"Wrote ([\d,]+) ", summary).group(1).replace(",", ""))  # type: ignore[union-attr]
+    read = int(re.search(r"from ([\d,]+) record", summary).group(1).replace(",", ""))  # type: ignore[union-attr]
+    return {
+        "rows": rows,
+        "votes": read,
+        "seconds": round(seconds, 3),
+        "rows_per_s": round(rows / seconds),
+        "votes_per_s": round(read / seconds),
+        "peak_rss_mb": round(usage.ru_maxrss / 1024, 1),  # KiB on Linux
+        "cpu_s": round(usage.ru_utime + usage.ru_stime, 2),
+        "bytes": out.stat().st_size,
+        "summary": summary.strip().splitlines(),
+    }
 
 
 def cases(votes: int) -> dict[str, tuple[int, int, str]]:
@@ -74,11 +74,7 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     p.add_argument("--votes", type=int)
     p.add_argument("--quick", action="store_true", help="100,000 votes instead of 1,000,000")
-    p.add_argument("--child", nargs=3, metavar=("DB", "OUT", "FORMAT"), help=argparse.SUPPRESS)
     args = p.parse_args(argv)
-    if args.child:
-        child(Path(args.child[0]), Path(args.child[1]), args.child[2])
-        return 0
     from benchmarks.synthetic_votes import votes_database
 
     votes = args.votes or (100_000 if args.quick else 1_000_000)
