@@ -10,7 +10,7 @@ from typing import Any, Generic, Protocol, TypeVar
 from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 
-from arena.store.errors import StoreError
+from arena.store.errors import CommitFailed, StoreError
 
 T = TypeVar("T")
 # A call's own refusal (a duplicate vote, an unknown battle): its savepoint is rolled back and its neighbours in the
@@ -27,7 +27,7 @@ class Writer(Protocol):
 
 
 class OneStatement:
-    """Each call is a single statement, committed by the database on its own: one round trip, no BEGIN/COMMIT.
+    """Each call is a single statement, committed by the database on its own: no BEGIN/COMMIT round trips.
 
     Only for work that executes exactly one statement (PostgreSQL's data-modifying CTEs make every hot write one).
     """
@@ -61,8 +61,9 @@ class GroupCommit:
     The caller that finds the database free (or is handed it) writes every call waiting at that moment, its own
     included, each in a savepoint of one transaction, commits once, hands the database to the next waiting caller
     and wakes the ones it wrote. A refused call is rolled back to its savepoint and raises in its own caller only;
-    any other failure, the commit's included, raises in every caller of the batch and stores none of it. A lone
-    caller gets a transaction of its own, as before.
+    any other failure, the commit's included, raises in every caller of the batch (refused ones too: a refusal may
+    rest on a neighbour's write that was not stored) and stores none of it. A lone caller gets a transaction of its
+    own, as before.
     """
 
     def __init__(self, engine: Engine, *, begin: str = "BEGIN IMMEDIATE") -> None:
@@ -87,7 +88,11 @@ class GroupCommit:
             call.lead = not self._writing
             self._writing = True
         if not call.lead:
-            call.wake.acquire()  # done, or handed the database
+            try:
+                call.wake.acquire()  # done, or handed the database
+            except BaseException:  # interrupted while waiting (Ctrl-C in a command's main thread)
+                self._abandon(call)
+                raise
         if call.lead:
             self._lead()
         if call.error is not None:
@@ -102,14 +107,26 @@ class GroupCommit:
             self._write(batch)
         finally:
             with self._mutex:
-                if self._waiting:
-                    self._waiting[0].lead = True
-                    self._waiting[0].wake.release()
-                else:
-                    self._writing = False
+                self._hand_on()
             for call in batch:
                 if not call.lead:
                     call.wake.release()
+
+    def _hand_on(self) -> None:
+        """Make the first waiting caller the writer, or free the database (under the mutex)."""
+        if self._waiting:
+            self._waiting[0].lead = True
+            self._waiting[0].wake.release()
+        else:
+            self._writing = False
+
+    def _abandon(self, call: _Call[Any]) -> None:
+        """Forget a caller that stopped waiting; if the database was just handed to it, hand it on."""
+        with self._mutex:
+            if call in self._waiting:
+                self._waiting.remove(call)
+            if call.lead:  # made the writer as it was interrupted: never leave the database to nobody
+                self._hand_on()
 
     def _write(self, batch: list[_Call[Any]]) -> None:
         """Write `batch` in one transaction; record each call's result or error."""
@@ -127,9 +144,12 @@ class GroupCommit:
                     conn.invalidate()
                     raise
         except BaseException as exc:  # the transaction is gone: no call of this batch was stored
-            for call in batch:
-                if call.error is None:  # a refused call keeps its refusal
-                    call.error = exc
+            failure: BaseException = exc
+            if isinstance(exc, IntegrityError):  # at COMMIT: not any one caller's refusal (no "duplicate vote")
+                failure = CommitFailed("the database refused to commit this write")
+                failure.__cause__ = exc
+            for call in batch:  # refused calls too: a refusal may rest on a neighbour that was not stored
+                call.error = failure
             if not isinstance(exc, Exception):
                 raise
 

@@ -1,7 +1,7 @@
 """The hot writes — a new battle, a round of answers, a vote — in the fewest statements each database allows.
 
 SQLite runs them as a few short statements in a shared, group-committed transaction (arena.store.group_commit);
-PostgreSQL runs each as one statement (a data-modifying CTE), autocommitted: one round trip per write. The rules
+PostgreSQL runs each as one statement (a data-modifying CTE), autocommitted (plus the pool's pre-ping). The rules
 are the same on both and live in the SQL (a vote needs its voter's battle, not errored, with both answers of the
 round stored); `vote_refusal` names the reason the SQL refused a vote.
 
@@ -37,10 +37,11 @@ def _converters(dialect: Dialect) -> dict[str, Callable[[Any], Any]]:
     return {name: convert for name, convert in converters.items() if convert is not None}
 
 
-def _for_driver(conn: Connection, values: Values) -> dict[str, Any]:
-    """`values` as the driver takes them."""
+def for_driver(dialect: Dialect, values: Values) -> dict[str, Any]:
+    """`values` as the driver takes them. Converted in the caller's thread, before the write is queued: a value
+    that cannot be converted fails its own call, never a batch of other callers' writes."""
     converted = dict(values)
-    for name, convert in _converters(conn.dialect).items():
+    for name, convert in _converters(dialect).items():
         if name in converted:
             converted[name] = convert(converted[name])
     return converted
@@ -54,7 +55,7 @@ def _placeholders(statement: str, paramstyle: str) -> str:
 
 
 def _run(conn: Connection, statement: str, values: Values) -> CursorResult[Any]:
-    """Run one statement with values converted by `_for_driver`."""
+    """Run one statement with values converted by `for_driver`."""
     return conn.exec_driver_sql(_placeholders(statement, conn.dialect.paramstyle), values)
 
 
@@ -134,13 +135,11 @@ SQLITE_COUNT_TOTAL = f"""
 
 
 def _sqlite_create_battle(conn: Connection, battle: Values) -> None:
-    battle = _for_driver(conn, battle)
     _run(conn, INSERT_BATTLE, battle)
     _run(conn, INSERT_CONVERSATIONS, battle)
 
 
 def _sqlite_record_round(conn: Connection, round_: Values) -> None:
-    round_ = _for_driver(conn, round_)
     battle = _run(conn, ROUND_BATTLE, round_).first()
     if battle is None:
         raise UnknownBattle(round_["battle_id"])
@@ -151,7 +150,6 @@ def _sqlite_record_round(conn: Connection, round_: Values) -> None:
 
 
 def _sqlite_record_vote(conn: Connection, vote: Values) -> None:
-    vote = _for_driver(conn, vote)
     battle = _run(conn, SQLITE_VOTED, vote).first()
     if battle is None:
         raise vote_refusal(_run(conn, VOTE_CHECK, vote).first(), vote)
@@ -217,17 +215,17 @@ POSTGRESQL_VOTE = f"""
 
 
 def _postgresql_create_battle(conn: Connection, battle: Values) -> None:
-    _run(conn, POSTGRESQL_BATTLE, _for_driver(conn, battle))
+    _run(conn, POSTGRESQL_BATTLE, battle)
 
 
 def _postgresql_record_round(conn: Connection, round_: Values) -> None:
     statement = _postgresql_round(user=not round_["regenerated"])
-    if not _run(conn, statement, _for_driver(conn, round_)).scalar():
+    if not _run(conn, statement, round_).scalar():
         raise UnknownBattle(round_["battle_id"])
 
 
 def _postgresql_record_vote(conn: Connection, vote: Values) -> None:
-    check = _run(conn, POSTGRESQL_VOTE, _for_driver(conn, vote)).first()
+    check = _run(conn, POSTGRESQL_VOTE, vote).first()
     if check is None or not check.stored:
         raise vote_refusal(check, vote)
 

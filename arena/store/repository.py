@@ -8,14 +8,14 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Engine, func, select, update
+from sqlalchemy import Connection, Engine, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from arena.domain import BattleMode, Outcome, Reply, ReplyStatus, Side, VoteFilter, Voter, conversation_id
 from arena.store import retention
 from arena.store.errors import DuplicateFeedback, DuplicateVote, UnknownBattle
-from arena.store.hot_writes import hot_writes
+from arena.store.hot_writes import Values, for_driver, hot_writes
 from arena.store.retention import PruneAction, PruneReport
 from arena.store.schema import ConversationRow, FeedbackRow, MessageRow, VoteCountRow, VoteRow, VoteTotalRow
 
@@ -99,7 +99,12 @@ class Repository:
             "now": self._clock(),
             **_conversations(battle_id),
         }
-        self._writer.run(lambda conn: self._hot.create_battle(conn, battle))
+        self._hot_write(self._hot.create_battle, battle)
+
+    def _hot_write(self, write: Callable[[Connection, Values], None], values: Values) -> None:
+        """Run one hot write, its values converted for the driver here, in the caller's thread."""
+        converted = for_driver(self._engine.dialect, values)
+        self._writer.run(lambda conn: write(conn, converted))
 
     def record_battle_turn(
         self,
@@ -130,7 +135,7 @@ class Repository:
         }
         for side in Side:
             round_.update(_answer_values(side, replies[side], params[side]))
-        self._writer.run(lambda conn: self._hot.record_round(conn, round_))
+        self._hot_write(self._hot.record_round, round_)
 
     def record_vote(
         self,
@@ -164,7 +169,7 @@ class Repository:
             **_conversations(battle_id),
         }
         try:
-            self._writer.run(lambda conn: self._hot.record_vote(conn, vote))
+            self._hot_write(self._hot.record_vote, vote)
         except IntegrityError as exc:
             raise DuplicateVote(f"{battle_id} round {turn_index}") from exc
 

@@ -13,8 +13,8 @@ from sqlalchemy import Connection, Engine, text
 from sqlalchemy.exc import IntegrityError
 
 from arena.store.engine import make_engine
-from arena.store.errors import UnknownBattle
-from arena.store.group_commit import GroupCommit
+from arena.store.errors import CommitFailed, UnknownBattle
+from arena.store.group_commit import GroupCommit, _Call
 
 
 @pytest.fixture
@@ -55,11 +55,13 @@ def one_batch(writer: GroupCommit, works: list[Callable[[Connection], int]]) -> 
     release = threading.Event()
     pool = ThreadPoolExecutor(len(works) + 1)
     first = pool.submit(writer.run, lambda conn: release.wait(30) and insert(0)(conn))
-    futures = [pool.submit(writer.run, work) for work in works]
-    deadline = time.monotonic() + 30
-    while writer.waiting < len(works) and time.monotonic() < deadline:
-        time.sleep(0.01)
-    assert writer.waiting == len(works), "the calls never queued behind the busy writer"
+    futures = []
+    for queued, work in enumerate(works, start=1):  # one at a time, so the batch keeps the list's order
+        futures.append(pool.submit(writer.run, work))
+        deadline = time.monotonic() + 30
+        while writer.waiting < queued and time.monotonic() < deadline:
+            time.sleep(0.005)
+        assert writer.waiting == queued, "the calls never queued behind the busy writer"
     release.set()
     assert first.result(30) == 0
     pool.shutdown(wait=True)
@@ -81,9 +83,9 @@ def test_waiting_calls_share_one_transaction_and_a_refused_one_loses_no_neighbou
 
 def test_a_failure_that_is_no_refusal_stores_nothing_of_its_batch(engine: Engine) -> None:
     writer = GroupCommit(engine)
-    futures = one_batch(writer, [insert(1), insert(0), insert_then(2, RuntimeError("bug")), insert(3)])
-    assert isinstance(futures[1].exception(), IntegrityError)  # refused before the failure: keeps its refusal
-    assert [type(f.exception()) for f in (futures[0], futures[2], futures[3])] == [RuntimeError] * 3
+    futures = one_batch(writer, [insert(1), insert(1), insert_then(2, RuntimeError("bug")), insert(3)])
+    # the second insert(1) was refused only because of the first, which was not stored either: it fails as all do
+    assert [type(f.exception()) for f in futures] == [RuntimeError] * 4
     assert stored(engine) == [0]
     assert writer.run(insert(4)) == 4  # and the writer goes on
     assert stored(engine) == [0, 4]
@@ -98,7 +100,8 @@ def test_a_failed_commit_reaches_every_caller_of_its_batch(engine: Engine) -> No
     writer = GroupCommit(engine)
     futures = one_batch(writer, [insert(1), orphan, insert(2)])
     errors = [f.exception() for f in futures]
-    assert all(isinstance(e, IntegrityError) and "FOREIGN KEY" in str(e) for e in errors), errors
+    # not an IntegrityError: the repository would take that for one caller's duplicate vote
+    assert all(isinstance(e, CommitFailed) and "FOREIGN KEY" in str(e.__cause__) for e in errors), errors
     assert stored(engine) == [0]
 
 
@@ -109,3 +112,22 @@ def test_a_lone_caller_gets_a_transaction_of_its_own(engine: Engine) -> None:
         writer.run(insert(1))
     assert writer.batches == 4 and writer.waiting == 0
     assert stored(engine) == [0, 1, 2]
+
+
+def test_a_caller_interrupted_while_handed_the_database_hands_it_on(engine: Engine) -> None:
+    writer = GroupCommit(engine)
+    release = threading.Event()
+    with ThreadPoolExecutor(2) as pool:
+        busy = pool.submit(writer.run, lambda conn: release.wait(30) and insert(0)(conn))
+        deadline = time.monotonic() + 30
+        while not release.is_set() and writer.batches == 0 and time.monotonic() < deadline:
+            time.sleep(0.005)  # until the busy call is being written
+        interrupted = _Call(insert(7))
+        with writer._mutex:
+            writer._waiting.append(interrupted)  # queued as run() queues it; its thread then stops waiting
+        release.set()
+        assert busy.result(30) == 0
+        assert interrupted.lead  # the busy writer handed the database to it
+        writer._abandon(interrupted)  # what run() does when its wait is interrupted
+        assert pool.submit(writer.run, insert(8)).result(10) == 8, "the database was left to a caller that was gone"
+    assert stored(engine) == [0, 8]

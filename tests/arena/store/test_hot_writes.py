@@ -285,3 +285,26 @@ def test_the_autocommitted_connection_goes_back_to_the_pool_transactional(db_url
 def test_other_databases_are_refused_by_name() -> None:
     with pytest.raises(ValueError, match="SQLite or PostgreSQL, not mysql"):
         hot_writes("mysql")
+
+
+def test_a_value_the_driver_cannot_take_fails_its_own_write_before_it_is_queued(db_url: str) -> None:
+    from datetime import date
+
+    repo = Repository(make_engine(db_url))
+    repo.create_battle(battle_id="p" * 32, models=MODELS, voter=VOTER)
+    ok = Reply(text="x", status=ReplyStatus.OK)
+    batches = getattr(repo._writer, "batches", None)
+    with pytest.raises(TypeError):  # JSON cannot hold a date: converted in this thread, never in a shared batch
+        repo.record_battle_turn(
+            battle_id="p" * 32,
+            turn_index=0,
+            user_text="q",
+            replies=replies(ok, ok),
+            params={Side.A: {"when": date(2026, 1, 1)}, Side.B: {}},
+        )
+    assert getattr(repo._writer, "batches", None) == batches  # nothing reached the writer
+    repo.record_battle_turn(
+        battle_id="p" * 32, turn_index=0, user_text="q", replies=replies(ok, ok), params={s: {} for s in Side}
+    )
+    repo.record_vote(battle_id="p" * 32, turn_index=0, outcome=Outcome.A, anonymous=True, voter=VOTER)
+    assert [v.outcome for v in reads(repo).votes()] == [Outcome.A]
