@@ -21,5 +21,5 @@ class StoreUnavailable(StoreError):
     """The database did not take a read or write, even after retries (locked, full, down, read-only)."""
 
 
-class CommitFailed(StoreError):
+class CommitFailed(StoreUnavailable):
     """A transaction broke a rule only the commit checks (a deferred constraint): nothing of it was stored."""
