@@ -22,7 +22,7 @@ from arena.export.formats.base import Row
 from arena.export.writers import Writing, open_writer
 from arena.store.export_source import ExportSource, LeftOut
 
-BATCH_ROWS = 2000
+BATCH_ROWS = 256  # shaped items per write: small, so a batch of long conversations stays small in memory
 # what every export entry point starts from: the leaderboard's defaults (anonymous votes without an identity leak,
 # no self-play); --include-named, --include-leaks and --include-self-play widen it
 EXPORT_FILTER = VoteFilter()

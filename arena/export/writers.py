@@ -76,7 +76,11 @@ class JsonlWriter(_PartialFile):
 
 
 class ParquetWriter(_PartialFile):
-    """A Parquet file with the format's fixed schema, one row group per batch."""
+    """A Parquet file with the format's fixed schema; rows are held as Arrow data (compact) until a row group of
+    `ROW_GROUP_ROWS` rows or `ROW_GROUP_BYTES` is ready, so small write batches still make reader-friendly groups."""
+
+    ROW_GROUP_ROWS = 8192
+    ROW_GROUP_BYTES = 32 << 20
 
     def __init__(self, path: Path, schema: Any) -> None:
         import pyarrow.parquet as pq
@@ -84,15 +88,32 @@ class ParquetWriter(_PartialFile):
         super().__init__(path)
         self._schema = schema
         self._writer = pq.ParquetWriter(self._tmp, self._schema, compression="zstd")
+        self._pending: list[Any] = []  # Arrow tables not yet written
+        self._rows = self._bytes = 0
 
     def write(self, rows: list[dict[str, Any]]) -> None:
-        """Append rows as one row group."""
+        """Append rows (written out a row group at a time)."""
         import pyarrow as pa
 
-        if rows:
-            self._writer.write_table(pa.Table.from_pylist(rows, schema=self._schema))
+        if not rows:
+            return
+        table = pa.Table.from_pylist(rows, schema=self._schema)
+        self._pending.append(table)
+        self._rows += table.num_rows
+        self._bytes += table.nbytes
+        if self._rows >= self.ROW_GROUP_ROWS or self._bytes >= self.ROW_GROUP_BYTES:
+            self._flush()
+
+    def _flush(self) -> None:
+        import pyarrow as pa
+
+        if self._pending:
+            self._writer.write_table(pa.concat_tables(self._pending), row_group_size=self._rows)
+        self._pending, self._rows, self._bytes = [], 0, 0
 
     def _close(self, *, keep: bool) -> None:
+        if keep:
+            self._flush()
         self._writer.close()
 
 

@@ -7,24 +7,25 @@ chats in the order they started.
 
 from __future__ import annotations
 
-import itertools
-from collections import Counter, defaultdict, deque
-from collections.abc import Callable, Collection, Generator, Iterable, Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+import threading
+from collections import Counter, defaultdict
+from collections.abc import Collection, Generator, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time
+from queue import Full, Queue
 from typing import Any, NamedTuple, TypeVar
 
 import orjson
-from sqlalchemy import Engine, Select, and_, bindparam, case, func, literal_column, or_, select
+from sqlalchemy import Engine, Integer, Select, and_, bindparam, case, func, literal_column, or_, select
 from sqlalchemy.orm import Session
 
 from arena.domain import BattleMode, Outcome, Side, VoteFilter, conversation_id
 from arena.store.schema import BattleRow, ConversationRow, FeedbackRow, MessageRow, VoteRow
 
-BATCH = 2000
+BATCH = 2000  # votes a page holds at most
+PAGE_BYTES = 2 << 20  # and about this much JSON text: a page of long conversations holds fewer votes
+FIRST_PAGE = 50  # votes in the first page, before the size of a vote is known
 T = TypeVar("T")
-U = TypeVar("U")
 
 
 class Turn(NamedTuple):
@@ -267,7 +268,7 @@ class ExportSource:
         return query
 
     def _judged_query(self, f: VoteFilter, dialect: str) -> Select[Any]:
-        """The votes with ids in (`:after`, `:upto`], in vote order, with both histories for the votes kept."""
+        """The next `:limit` votes after id `:after`, as one JSON text, and the last id among them."""
         kept: list[Any] = []
         if not f.include_named:
             kept.append(VoteRow.anonymous.is_(True))
@@ -280,33 +281,36 @@ class ExportSource:
             reads = [case((and_(*kept), column), else_=None) for column in reads]
         columns = [*_PAGE_COLUMNS, *(read.label(side.value) for read, side in zip(reads, Side, strict=True))]
         query: Select[Any] = select(*columns).join(BattleRow, VoteRow.battle_id == BattleRow.id)
-        page = self._scope(query, f).where(VoteRow.id > bindparam("after"), VoteRow.id <= bindparam("upto"))
-        page = page.order_by(VoteRow.id)
+        page = self._scope(query, f).where(VoteRow.id > bindparam("after"))
+        page = page.order_by(VoteRow.id).limit(bindparam("limit", type_=Integer))
         whole = _PAGE_SQL[dialect].format(columns=", ".join(c.key for c in _PAGE_COLUMNS))
-        return select(literal_column(whole)).select_from(page.subquery("page"))
+        paged: Any = select(literal_column(whole), literal_column("max(id)"))
+        return paged.select_from(page.subquery("page"))  # type: ignore[no-any-return]
 
     def judged_rounds(self, filters: VoteFilter) -> Iterator[JudgedRound]:
         """Every vote passing the filters, in the order cast, with both sides' conversations up to the vote.
 
-        One query per page of vote ids, answered as one JSON text: the database builds a whole page in one step,
-        without the GIL, while Python shapes the page before (a second reading thread was measured slower: the
-        two cores are then shared by three busy threads). The votes the filters
-        leave out (named, leaked, self-play) are read in the same pass and only counted, by `LeftOut` reason, in
-        `left_out`.
+        One query per page of votes, answered as one JSON text: the database builds a whole page in one step,
+        without the GIL, in a thread of its own while Python shapes the page before. Pages hold up to `BATCH` votes
+        and about `PAGE_BYTES` of text: long conversations make smaller pages, so memory stays flat however long
+        the histories (each vote carries its own). The votes the filters leave out (named, leaked, self-play) are
+        read in the same pass and only counted, by `LeftOut` reason, in `left_out`.
         """
         query = self._judged_query(filters, self._engine.dialect.name)
-        with self._engine.connect() as conn:
-            first, last = conn.execute(select(func.min(VoteRow.id), func.max(VoteRow.id))).one()
-        if first is None:
-            return
-        size = self._batch
 
-        def page(start: int) -> str:
-            with self._engine.connect() as conn:
-                return conn.execute(query, {"after": start, "upto": start + size}).scalar() or "[]"
+        def pages() -> Iterator[str]:
+            after, limit = 0, min(self._batch, FIRST_PAGE)
+            while True:
+                with self._engine.connect() as conn:
+                    text, last = conn.execute(query, {"after": after, "limit": limit}).one()
+                if last is None:
+                    return
+                yield text
+                after = last
+                limit = max(1, min(self._batch, limit * PAGE_BYTES // max(1, len(text))))
 
         parse = datetime.fromisoformat
-        for text in in_order(page, range(first - 1, last, size)):
+        for text in prefetched(pages()):
             for a, b, vote, battle, turn, outcome, anon, leak, lang, session, when, m_a, m_b, mode in orjson.loads(
                 text
             ):
@@ -529,28 +533,46 @@ class ExportSource:
         return out
 
 
-def in_order(
-    read: Callable[[T], U], keys: Iterable[T], *, threads: int = 2, ahead: int = 3
-) -> Generator[U, None, None]:
-    """`read(key)` for each key, in the keys' order, run by `threads` threads up to `ahead` keys in advance.
+def prefetched(items: Iterator[T], depth: int = 2) -> Generator[T, None, None]:
+    """`items`, produced by a background thread up to `depth` ahead (the database works while rows are shaped).
 
-    The database works on the next pages while the caller shapes this one. When the caller stops early (the
-    generator is closed or collected) the reads not yet started are dropped; the first error is raised in order.
+    The producer stops when the consumer goes away (the generator is closed or collected) or on the first error,
+    which is raised in the consumer.
     """
-    pending: deque[Future[U]] = deque()
-    keys = iter(keys)
-    with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="export-read") as pool:
+    queue: Queue[tuple[str, Any]] = Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def offer(entry: tuple[str, Any]) -> bool:
+        while not stop.is_set():
+            try:
+                queue.put(entry, timeout=0.1)
+                return True
+            except Full:
+                continue
+        return False
+
+    def produce() -> None:
         try:
-            for key in itertools.islice(keys, ahead):
-                pending.append(pool.submit(read, key))
-            while pending:
-                result = pending.popleft().result()
-                for key in itertools.islice(keys, 1):
-                    pending.append(pool.submit(read, key))
-                yield result
-        finally:
-            for future in pending:
-                future.cancel()
+            for item in items:
+                if not offer(("item", item)):
+                    return
+            offer(("end", None))
+        except BaseException as exc:  # handed to the consumer, which raises it
+            offer(("error", exc))
+
+    worker = threading.Thread(target=produce, name="export-prefetch", daemon=True)
+    worker.start()
+    try:
+        while True:
+            kind, value = queue.get()
+            if kind == "end":
+                return
+            if kind == "error":
+                raise value
+            yield value
+    finally:
+        stop.set()
+        worker.join(timeout=5)
 
 
 def _language_in(column: Any, languages: Collection[str]) -> Any:

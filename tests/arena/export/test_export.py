@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import itertools
 import json
 from collections import Counter
+from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -242,39 +242,34 @@ def test_a_failed_export_leaves_the_previous_file_untouched(history: History, tm
     assert [p.name for p in folder.iterdir()] == ["dpo.jsonl"]
 
 
-def test_pages_read_ahead_come_in_order_hand_on_errors_and_stop_when_the_reader_leaves() -> None:
+def test_prefetch_hands_on_errors_and_stops_when_the_reader_leaves() -> None:
     import threading
-    import time
 
-    from arena.store.export_source import in_order
+    from arena.store.export_source import prefetched
 
-    def slow_first(key: int) -> int:
-        time.sleep(0.05 if key == 0 else 0)  # the second thread finishes first: order must still hold
-        return key * 10
-
-    assert list(in_order(slow_first, range(6))) == [0, 10, 20, 30, 40, 50]
-
-    def failing(key: int) -> int:
-        if key == 2:
-            raise RuntimeError("the database went away")
-        return key
+    def failing() -> Iterator[int]:
+        yield 1
+        raise RuntimeError("the database went away")
 
     got: list[int] = []
     with pytest.raises(RuntimeError, match="went away"):
-        got.extend(in_order(failing, range(5)))
-    assert got == [0, 1]
+        got.extend(prefetched(failing()))
+    assert got == [1]
 
-    started: list[int] = []
+    produced: list[int] = []
 
-    def record(key: int) -> int:
-        started.append(key)
-        return key
+    def endless() -> Iterator[int]:
+        n = 0
+        while True:
+            produced.append(n)
+            yield n
+            n += 1
 
-    stream = in_order(record, itertools.count(), ahead=3)
+    stream = prefetched(endless(), depth=2)
     assert [next(stream) for _ in range(3)] == [0, 1, 2]
     stream.close()
-    assert not any(t.name.startswith("export-read") and t.is_alive() for t in threading.enumerate())
-    assert len(started) <= 3 + 3  # read ahead by at most `ahead`, then stopped
+    assert not any(t.name == "export-prefetch" and t.is_alive() for t in threading.enumerate())
+    assert len(produced) <= 3 + 2 + 1  # read ahead by at most the queue's depth, then stopped
 
 
 def test_a_failed_chat_turn_stays_out_of_later_prompts(history: History, tmp_path: Path) -> None:
