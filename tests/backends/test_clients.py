@@ -67,3 +67,28 @@ def test_another_client_library_plugs_in(serve: Process) -> None:
 
     mine = answer(HttpxClient)
     assert mine and mine == answer()  # the same seeded answer as through the default huggingface_hub client
+
+
+def test_the_chat_route_is_built_as_huggingface_hub_builds_it() -> None:
+    from backends.hf_client import chat_url
+
+    assert chat_url("http://127.0.0.1:8080") == "http://127.0.0.1:8080/v1/chat/completions"
+    assert chat_url("http://127.0.0.1:8080/") == "http://127.0.0.1:8080/v1/chat/completions"
+    assert chat_url("http://h/v1") == "http://h/v1/chat/completions"
+    assert chat_url("http://h/api/v1/") == "http://h/api/v1/chat/completions"
+    assert chat_url("http://h/v1/chat/completions") == "http://h/v1/chat/completions"
+    assert chat_url("http://h/proxy") == "http://h/proxy/v1/chat/completions"
+
+
+def test_stream_error_events_map_as_huggingface_hub_maps_them() -> None:
+    from backends.base import BackendOverloaded, InputTooLong
+    from backends.clients import Rejected
+    from backends.hf_client import _stream_error
+
+    assert isinstance(_stream_error({"error": "Model is overloaded", "error_type": "overloaded"}), BackendOverloaded)
+    too_long = {"error": "Input validation error: `inputs` must have less than 512 tokens", "error_type": "validation"}
+    assert isinstance(_stream_error(too_long), InputTooLong)
+    refused = _stream_error({"error": "Input validation error: `top_p` must be > 0.0", "error_type": "validation"})
+    assert isinstance(refused, Rejected)
+    assert isinstance(_stream_error({"error": "CUDA out of memory", "error_type": "generation"}), GenerationFailed)
+    assert isinstance(_stream_error({"error": {"message": "boom", "type": "server_error"}}), GenerationFailed)
