@@ -31,7 +31,11 @@ class Bench:
 
 BENCHES = (
     Bench("stream", "app vs backend-direct TTFT and token gaps; battle wall vs slower side", quick_flag=True),
-    Bench("concurrency", "25/50/100/200 simultaneous battles: TTFT overhead, delivery, errors, CPU", quick_flag=True),
+    Bench(
+        "concurrency",
+        "25/50/100/200 simultaneous battles: TTFT overhead, delivery, errors, CPU per token; capacity at 300 ms",
+        quick_flag=True,
+    ),
     Bench("votes", "16 concurrent writers: votes/s, lost and duplicates (SQLite, PostgreSQL)", quick_flag=True),
     Bench("export", "1M votes (--quick: 100k) → dpo JSONL: rows/s and peak RSS of the export process", quick_flag=True),
     Bench("leaderboard", "full leaderboard from SQLite at 10k/100k/1M votes", quick_flag=False, in_quick=False),

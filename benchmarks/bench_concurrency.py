@@ -7,9 +7,17 @@ level, first 2N streams are read straight from the synthetic server at once (the
 load), then N battles start at once through the app's Gradio queue, each voting when both answers end.
 Reported per level: TTFT overhead p50/p95 (app TTFT percentile minus backend-direct TTFT percentile), tokens
 delivered (words in the final panes) / tokens generated (the synthetic server's count), errors, and CPU
-(app, synthetic server and this client, in cores). Target at 100 battles (reported, not asserted): >= 0.95
-delivered, 0 errors, p95 TTFT overhead <= 300 ms. Saves benchmarks/results/bench_concurrency.json; the last
-line printed is `battles=100 delivered_ratio=R p95_ttft_overhead_ms=M p50_ttft_overhead_ms=P errors=E`.
+(app, synthetic server and this client, in cores), and the app's CPU milliseconds per battle and per token
+delivered (the app process's CPU time over the level, vote included, divided by battles and by tokens).
+Target at 100 battles (reported, not asserted): >= 0.95 delivered, 0 errors, p95 TTFT overhead <= 300 ms.
+
+Capacity: the largest number of simultaneous battles that meets that target (benchmarks/capacity.py). After
+the levels above, a few more levels are measured on the same app: down by halving while the smallest level
+fails (to 1; capacity 0 if even one battle fails), then by bisection between the largest passing level and
+the smallest failing one. `--workers` is the number of app processes measured (only 1 until multi-process
+serving exists). Saves benchmarks/results/bench_concurrency.json; the last line printed is
+`battles=100 delivered_ratio=R p95_ttft_overhead_ms=M p50_ttft_overhead_ms=P errors=E capacity_at_300ms=C
+cpu_ms_per_token=T`.
 """
 
 from __future__ import annotations
@@ -21,6 +29,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from benchmarks.capacity import Capacity, find_capacity
 from benchmarks.harness import Rig, arena_rig, direct_stream, machine, ms, pct, proc_cpu_seconds, save
 
 TTFT_MS = 200.0
@@ -29,6 +38,8 @@ TOKENS = {"syn-long": 48, "syn-short": 40}
 LEVELS = (25, 50, 100, 200)
 QUESTION = "How should a team compare two fine-tuned variants of the same model?"
 HEADLINE = 100
+TARGET = {"p95_ttft_overhead_ms": 300.0, "delivered_ratio": 0.95, "errors": 0}
+EXTRA_RUNS = 6  # levels measured by the capacity search beyond the ladder
 
 
 async def level(rig: Rig, n: int) -> dict[str, Any]:
@@ -72,52 +83,97 @@ async def level(rig: Rig, n: int) -> dict[str, Any]:
         "wall_s": round(wall, 2),
         "battle_wall_p50_ms": ms(pct([b.wall for b in battles if b.wall is not None], 50)),
         "app_cpu_cores": round(app_cpu / wall, 2),
+        "app_cpu_ms_per_battle": round(app_cpu * 1000 / n, 2),
+        "app_cpu_ms_per_token": round(app_cpu * 1000 / delivered, 3) if delivered else None,
         "synthetic_cpu_cores": round(syn_cpu / wall, 2),
         "client_cpu_cores": round(own_cpu / wall, 2),
     }
 
 
-async def measure(levels: tuple[int, ...], workdir: Path) -> dict[str, Any]:
-    """All levels against one synthetic server and one app process."""
-    rows = []
+def meets_target(row: dict[str, Any]) -> bool:
+    """Whether a level meets the capacity target: p95 TTFT overhead, delivery and no errors."""
+    p95 = row["p95_ttft_overhead_ms"]
+    return (
+        p95 is not None
+        and p95 <= TARGET["p95_ttft_overhead_ms"]
+        and row["delivered_ratio"] >= TARGET["delivered_ratio"]
+        and row["errors"] <= TARGET["errors"]
+    )
+
+
+async def measure(levels: tuple[int, ...], workdir: Path, *, workers: int) -> dict[str, Any]:
+    """All levels, then the capacity search, against one synthetic server and one app process."""
+    rows: dict[int, dict[str, Any]] = {}
     limit = 2 * max(levels)
+
     async with arena_rig(
         workdir, ttft_ms=TTFT_MS, tokens_per_s=TOKENS_PER_S, tokens=TOKENS, concurrency_limit=limit
     ) as rig:
-        await asyncio.gather(*(rig.client.battle(QUESTION) for _ in range(4)))  # warm-up
-        for n in levels:
+
+        async def probe(n: int) -> dict[str, Any]:
             row = await level(rig, n)
             print(row, flush=True)
-            rows.append(row)
             await asyncio.sleep(1.0)
+            return row
+
+        await asyncio.gather(*(rig.client.battle(QUESTION) for _ in range(4)))  # warm-up
+        for n in levels:
+            rows[n] = await probe(n)
+        search: Capacity[dict[str, Any]] = await find_capacity(probe, meets_target, rows, extra_runs=EXTRA_RUNS)
     return {
         "machine": machine(),
+        "workers": workers,
         "synthetic_backend": {"ttft_ms": TTFT_MS, "tokens_per_s": TOKENS_PER_S, "max_new_tokens": TOKENS},
-        "app": {"concurrency_limit": 2 * max(levels), "max_concurrent_per_endpoint": 1024, "rate_limits": "off"},
+        "app": {"concurrency_limit": limit, "max_concurrent_per_endpoint": 1024, "rate_limits": "off"},
         "note": "app, synthetic server and this client share the machine's cores",
-        "levels": rows,
+        "levels": [rows[n] for n in levels],
+        "capacity": {
+            "target": TARGET,
+            "capacity_at_300ms": search.capacity,
+            "levels_tried": search.tried,
+            "passed": {n: meets_target(r) for n, r in search.results.items()},
+            "exact": search.exact,
+            "at_least": search.above_ladder,
+            "search_levels": [search.results[n] for n in search.tried if n not in rows],
+        },
         "targets": {"at": HEADLINE, "delivered_ratio": ">= 0.95", "errors": 0, "p95_ttft_overhead_ms": "<= 300"},
     }
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Measure, print, save; the last line holds the figures at 100 battles."""
-    p = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    p.add_argument("--levels", type=int, nargs="+", default=list(LEVELS), help="simultaneous battles per level")
-    p.add_argument("--quick", action="store_true", help="levels 25 and 100 only")
-    args = p.parse_args(argv)
-    levels = (25, HEADLINE) if args.quick else tuple(args.levels)
-    with tempfile.TemporaryDirectory(prefix="bench-concurrency-") as tmp:
-        result = asyncio.run(measure(levels, Path(tmp)))
-    path = save("bench_concurrency", result)
-    print(f"machine: {result['machine']}")
-    print(f"saved {path.relative_to(path.parents[2])}")
+def headline(result: dict[str, Any]) -> str:
+    """The last line: the figures at 100 battles (else the largest level) and the capacity."""
     head = next((r for r in result["levels"] if r["battles"] == HEADLINE), result["levels"][-1])
-    print(
+    return (
         f"battles={head['battles']} delivered_ratio={head['delivered_ratio']} "
         f"p95_ttft_overhead_ms={head['p95_ttft_overhead_ms']} p50_ttft_overhead_ms={head['p50_ttft_overhead_ms']} "
-        f"errors={head['errors']}"
+        f"errors={head['errors']} capacity_at_300ms={result['capacity']['capacity_at_300ms']} "
+        f"cpu_ms_per_token={head['app_cpu_ms_per_token']}"
     )
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Measure, print, save; the last line holds the figures at 100 battles and the capacity."""
+    p = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    p.add_argument("--levels", type=int, nargs="+", default=list(LEVELS), help="simultaneous battles per level")
+    p.add_argument("--quick", action="store_true", help="levels 25 and 100 only (then the capacity search)")
+    p.add_argument("--workers", type=int, default=1, help="app processes to measure (only 1 for now)")
+    args = p.parse_args(argv)
+    if args.workers < 1:
+        p.error("--workers must be at least 1")
+    if args.workers > 1:
+        p.exit(2, "Multi-worker serving is not built yet (issue 18 part 2): only --workers 1 can be measured.\n")
+    if min(args.levels) < 1:
+        p.error("--levels must be at least 1")
+    levels = (25, HEADLINE) if args.quick else tuple(sorted(set(args.levels)))
+    with tempfile.TemporaryDirectory(prefix="bench-concurrency-") as tmp:
+        result = asyncio.run(measure(levels, Path(tmp), workers=args.workers))
+    path = save("bench_concurrency", result)
+    cap = result["capacity"]
+    print(f"machine: {result['machine']}")
+    print(f"workers: {result['workers']}")
+    print(f"capacity levels tried: {cap['levels_tried']} passed: {cap['passed']}")
+    print(f"saved {path.relative_to(path.parents[2])}")
+    print(headline(result))
     return 0
 
 
