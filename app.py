@@ -138,10 +138,25 @@ def load_app_config(
     return load_config(path or (DEMO_CONFIG if demo else DEFAULT_CONFIG), variables=variables), threads
 
 
+def remember_missing_modules(names: tuple[str, ...] = ("matplotlib",)) -> None:
+    """Make `import name` fail at once for modules that are not installed.
+
+    Gradio tries `import matplotlib` around every event it runs (to switch the plotting backend) and in each new
+    session's plot component; without matplotlib, every try searches sys.path again: 15% of the event loop's time
+    at 100 simultaneous battles, measured. A None entry in sys.modules is Python's record of a missing module.
+    """
+    import importlib.util
+
+    for name in names:
+        if name not in sys.modules and importlib.util.find_spec(name) is None:
+            sys.modules[name] = None  # type: ignore[assignment]
+
+
 def launch(app: gr.Blocks, config: AppConfig, settings: Settings) -> None:
     """Serve the built app until the process is stopped."""
     from arena.ui.common import PAGE_CSS, api_error_handlers
 
+    remember_missing_modules()
     app.launch(
         css=PAGE_CSS,
         server_name=settings.host,

@@ -235,3 +235,21 @@ def test_battle_counts_are_sequential_from_light_and_win_rates_diverge_at_even()
     assert middle and lightness(middle[0]) > 240, "50% is not the light middle of a diverging scale"
     ends = rates.colorscale[0][1], rates.colorscale[-1][1]
     assert all(lightness(c) < 120 for c in ends) and ends[0] != ends[-1]
+
+
+def test_a_module_that_is_not_installed_is_looked_for_once() -> None:
+    import sys
+
+    from app import remember_missing_modules
+
+    missing = "corral_no_such_module_for_this_test"
+    remember_missing_modules((missing, "json"))
+    try:
+        assert sys.modules[missing] is None  # later imports fail at once, without searching sys.path
+        with pytest.raises(ImportError):
+            __import__(missing)
+        import json
+
+        assert sys.modules["json"] is json  # an installed module is left alone
+    finally:
+        del sys.modules[missing]
