@@ -141,9 +141,9 @@ def load_app_config(
 def remember_missing_modules(names: tuple[str, ...] = ("matplotlib",)) -> None:
     """Make `import name` fail at once for modules that are not installed.
 
-    Gradio tries `import matplotlib` around every event it runs (to switch the plotting backend) and in each new
-    session's plot component; without matplotlib, every try searches sys.path again: 15% of the event loop's time
-    at 100 simultaneous battles, measured. A None entry in sys.modules is Python's record of a missing module.
+    Gradio tries `import matplotlib` twice around every event it runs (to switch the plotting backend) and in each
+    new session's plot component; without matplotlib, every try searches sys.path again (about 25 µs here, against
+    under 1 µs once recorded). A None entry in sys.modules is Python's record of a missing module.
     """
     import importlib.util
 
