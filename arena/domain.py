@@ -123,6 +123,11 @@ class BattleState:
     stop_requested: bool = False
 
     @property
+    def answers_begun(self) -> int:
+        """How many of the current round's answers have shown text (the page gets each one's first at once)."""
+        return sum(1 for reply in self.replies.values() if reply.text)
+
+    @property
     def anonymous(self) -> bool:
         """Whether the voter does not know the models (a named battle, or one already revealed, is not)."""
         return self.mode is not BattleMode.NAMED and not self.revealed
@@ -164,6 +169,11 @@ class ChatState:
     streaming: bool = False
     message_ids: dict[int, int] = field(default_factory=dict)  # turn index -> stored assistant message id
     stop_requested: bool = False
+
+    @property
+    def answers_begun(self) -> int:
+        """1 once the current answer has shown text, else 0."""
+        return int(self.reply is not None and bool(self.reply.text))
 
     def switches_to(self, model: object) -> bool:
         """Whether asking `model` leaves this conversation for a new one (the user picked another model)."""

@@ -77,7 +77,7 @@ async def run_streams(
             await live.changed.wait()
             live.changed.clear()
             steps.on_change()
-            live.updated.set()
+            live.news()
     finally:
         try:
             await end_replies(list(tasks))
