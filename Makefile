@@ -11,7 +11,7 @@ export GRADIO_RUN_HISTORY := False
 
 # Debian packages the tests use, installed when missing and root: docker-compose validates docker-compose.yml,
 # postgresql runs the storage suite a second time, chromium drives the browser tests.
-SYSTEM_PACKAGES := docker-compose postgresql chromium chromium-driver
+SYSTEM_PACKAGES := docker-compose postgresql chromium chromium-driver nginx
 
 # First install: about 3 GB into .venv (torch is most of it), 3-6 minutes; later runs skip it.
 $(VENV)/.installed: requirements.txt requirements-model.txt

@@ -69,7 +69,16 @@ def parse_args(argv: list[str] | None, defaults: Settings) -> argparse.Namespace
         default=None,
         help="torch CPU threads for local models (default: 1 for the default models, else torch's default)",
     )
-    return p.parse_args(argv)
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="app processes to run behind nginx on this host, sharing one database (default: 1, no proxy)",
+    )
+    args = p.parse_args(argv)
+    if args.workers < 1:
+        p.error("--workers must be at least 1")
+    return args
 
 
 def port_in_use(host: str, port: int) -> bool:
@@ -92,7 +101,9 @@ def main(argv: list[str] | None = None) -> int:
     settings = env_settings.updated(
         host=args.host, port=args.port, database_url=args.db, data_dir=args.data_dir, models_dir=args.models_dir
     )
-    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    worker = os.environ.get("CORRAL_WORKER")  # set by the supervisor of --workers: every log line names its process
+    tag = f"[worker {worker}] " if worker else ""
+    logging.basicConfig(level=settings.log_level, format=f"%(asctime)s {tag}%(name)s %(levelname)s %(message)s")
     if port_in_use(settings.host, settings.port):
         print(
             f"corral: port {settings.port} on {settings.host} is already in use (another Corral?); "
@@ -100,6 +111,8 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 2
+    if args.workers > 1:
+        return serve_workers(args, settings)
     from arena.config import ConfigError
     from backends.default_model import DefaultModelError
     from backends.local import ModelLoadError
@@ -136,6 +149,104 @@ def load_app_config(
         ensure_demo_models(data_dir / "demo-models")
     variables = {"data_dir": str(data_dir), "models_dir": str(models_dir)}
     return load_config(path or (DEMO_CONFIG if demo else DEFAULT_CONFIG), variables=variables), threads
+
+
+def serve_workers(args: argparse.Namespace, settings: Settings) -> int:
+    """`--workers N`: prepare what the app processes share, then run them behind nginx until stopped."""
+    import signal
+
+    from arena.config import ConfigError
+    from arena.workers import (
+        Supervisor,
+        WorkersError,
+        check_nginx,
+        find_nginx,
+        listen_address,
+        nginx_command,
+        plan_workers,
+        write_nginx_files,
+    )
+    from backends.default_model import DefaultModelError
+    from backends.local import ModelLoadError
+
+    nginx = find_nginx((settings.nginx,)) if settings.nginx else find_nginx()
+    if nginx is None:
+        print(
+            "corral: --workers runs the app processes behind nginx, which is not installed "
+            f"{f'at {settings.nginx} ' if settings.nginx else ''}(Debian/Ubuntu: apt-get install nginx; "
+            "CORRAL_NGINX names the program); or run the processes behind your own proxy as deploy/README.md shows",
+            file=sys.stderr,
+        )
+        return 2
+    try:  # once, before any worker starts: the models, the schema and the salt the workers share
+        load_app_config(args.config, demo=args.demo, settings=settings, threads=args.threads)
+        prepare_shared_store(settings)
+        workers = plan_workers(args.workers, instance_name(settings))
+        prefix = settings.resolved_data_dir / "proxy"
+        listen = listen_address(settings.host, settings.port)
+        conf = write_nginx_files(prefix, listen=listen, ports=[w.port for w in workers])
+        check_nginx(nginx, prefix, conf)
+    except (ConfigError, ModelLoadError, DefaultModelError, WorkersError) as exc:
+        print(f"corral: {exc}", file=sys.stderr)
+        return 2
+    supervisor = Supervisor(
+        command=lambda w: worker_command(args, settings, w.port),
+        env=dict(os.environ),
+        workers=workers,
+        nginx=nginx_command(nginx, prefix, conf),
+        public=(settings.host, settings.port),
+    )
+    stopping = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stopping.set())
+    try:
+        supervisor.start()
+        log.info("serving on http://%s:%d: %d workers behind nginx", settings.host, settings.port, len(workers))
+        supervisor.run(stopping.is_set)
+    except WorkersError as exc:
+        print(f"corral: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        supervisor.stop()
+    return 0
+
+
+def worker_command(args: argparse.Namespace, settings: Settings, port: int) -> list[str]:
+    """The app.py command line of one worker: the same arena, database and folders, on a loopback port."""
+    command = [sys.executable, str(ROOT / "app.py"), "--host", "127.0.0.1", "--port", str(port)]
+    command += ["--db", settings.db_url, "--data-dir", str(settings.resolved_data_dir)]
+    command += ["--models-dir", str(settings.resolved_models_dir)]
+    if args.config is not None:
+        command += ["--config", str(args.config.resolve())]
+    if args.demo:
+        command.append("--demo")
+    if args.threads:
+        command += ["--threads", str(args.threads)]
+    return command
+
+
+def prepare_shared_store(settings: Settings) -> None:
+    """Bring the database to the current schema and make the IP-hash salt, once for every worker."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import OperationalError
+
+    from arena.config import ConfigError
+    from arena.privacy import SaltError, deployment_salt
+    from arena.store.engine import make_engine
+    from arena.store.migrate import upgrade
+    from arena.store.retry import reason
+
+    engine = make_engine(settings.db_url)
+    try:
+        upgrade(engine)
+        deployment_salt(settings.salt, settings.resolved_data_dir)
+    except OperationalError as exc:
+        shown = make_url(settings.db_url).render_as_string(hide_password=True)
+        raise ConfigError(f"the database {shown} cannot be opened for writing: {reason(exc)}") from None
+    except (SaltError, ValueError) as exc:
+        raise ConfigError(str(exc)) from None
+    finally:
+        engine.dispose()
 
 
 def remember_missing_modules(names: tuple[str, ...] = ("matplotlib",)) -> None:

@@ -31,6 +31,7 @@ class Settings:
     port: int = 7860
     log_level: str = "INFO"
     instance: str | None = None  # names this server among several on one database (its open battles)
+    nginx: str | None = None  # the nginx program of `--workers` (None: `nginx` on PATH, else /usr/sbin/nginx)
     salt: str | None = field(default=None, repr=False)
     admin_token: str | None = field(default=None, repr=False)
     hub_token: str | None = field(default=None, repr=False)
@@ -53,6 +54,7 @@ class Settings:
             port=int(port) if port else cls.port,
             log_level=get("CORRAL_LOG_LEVEL") or cls.log_level,
             instance=get("CORRAL_INSTANCE"),
+            nginx=get("CORRAL_NGINX"),
             salt=get(SALT_ENV),
             admin_token=get(ADMIN_TOKEN_ENV),
             hub_token=get(HUB_TOKEN_ENV),

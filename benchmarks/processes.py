@@ -4,6 +4,7 @@ answers, and stopping it. (The tests import these from here: benchmarks never im
 from __future__ import annotations
 
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -107,3 +108,49 @@ def start_apps(
             app.stop()
         raise
     return [app for app, _ in launched]
+
+
+@dataclass
+class RunningWorkers(RunningApp):
+    """`app.py --workers N`: the supervisor process; `url` is nginx's, and the log holds every process's lines."""
+
+    def worker_pids(self) -> dict[int, int]:
+        """The current pid of each worker, from the supervisor's log (a restarted worker's newest)."""
+        pids: dict[int, int] = {}
+        for line in self.log.read_text(encoding="utf-8", errors="replace").splitlines():
+            if (found := _WORKER_LINE.search(line)) is not None:
+                pids[int(found["number"])] = int(found["pid"])
+        return pids
+
+
+_WORKER_LINE = re.compile(r"worker (?P<number>\d+): pid (?P<pid>\d+) on ")
+
+
+def start_workers(
+    config: dict[str, Any],
+    workdir: Path,
+    count: int,
+    *,
+    db_url: str | None = None,
+    timeout: float = 300,
+    env: dict[str, str] | None = None,
+) -> RunningWorkers:
+    """`app.py --workers count` over `config` on a free port; wait until its proxy answers (after every worker)."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    config_file = workdir / "config.yaml"
+    config_file.write_text(yaml.safe_dump(config), encoding="utf-8")
+    port = free_port()
+    url = db_url or f"sqlite:///{workdir / 'corral.db'}"
+    log = workdir / "app.log"
+    extra = {"CORRAL_IP_SALT": "test-salt-0123456789abcdef", "PYTHONUNBUFFERED": "1", **(env or {})}
+    cmd = [sys.executable, str(ROOT / "app.py"), "--config", str(config_file), "--port", str(port)]
+    cmd += ["--db", url, "--data-dir", str(workdir), "--threads", "1", "--workers", str(count)]
+    with log.open("ab") as out:
+        proc = subprocess.Popen(cmd, cwd=ROOT, env={**os.environ, **extra}, stdout=out, stderr=subprocess.STDOUT)
+    running = RunningWorkers(url=f"http://127.0.0.1:{port}/", process=proc, log=log, db_url=url)
+    try:
+        wait_for_port(proc, port, log, timeout)
+    except RuntimeError:
+        running.stop()
+        raise
+    return running

@@ -11,6 +11,7 @@ import sqlite3
 import subprocess
 import sys
 import urllib.request
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,7 @@ import pytest
 from gradio_client import Client
 
 from arena.battle import VOTE_NOT_SAVED
+from arena.maintenance import PREFIX_CHARS, instance_prefix
 from arena.sampling import NOT_ENOUGH
 from arena.ui.common import ERROR_MARK
 from backends.base import BackendError
@@ -36,7 +38,7 @@ from tests.support.faults import (
     small_filesystem,
     wait_until,
 )
-from tests.support.helpers import ROOT, RunningApp, config_data, free_port
+from tests.support.helpers import ROOT, RunningApp, config_data, free_port, start_workers
 from tests.test_app import NOTICE, PANE_A, PANE_B, text_of
 
 FAULTS = FaultLog()
@@ -288,3 +290,76 @@ def test_app_killed_mid_battle_restarts_closes_its_battle_keeps_every_vote(
     after = vote_rows(shared)
     assert after[: len(before)] == before and len(after) == len(before) + 2
     assert invariant_violations(shared) == []
+
+
+# --- one worker of `app.py --workers 2` killed mid-battle, behind nginx -------------------------------------------
+
+
+def _worker_of(battle_id: str, prefixes: dict[str, int]) -> int:
+    return prefixes[battle_id[:PREFIX_CHARS]]
+
+
+def _newest_open_battle(db_url: str, known: set[str]) -> str:
+    [battle_id] = [b for (b,) in rows(db_url, "SELECT id FROM battles WHERE status = 'open'") if b not in known]
+    return str(battle_id)
+
+
+def test_a_worker_killed_mid_battle_is_restarted_and_no_vote_is_lost_or_doubled(
+    demo_models: DemoModels, tmp_path: Path
+) -> None:
+    config = local_config(demo_models, max_new_tokens=300)  # long answers: the kill lands mid-stream
+    app = start_workers(config, tmp_path, 2, env={"CORRAL_INSTANCE": "faults"})
+    prefixes = {instance_prefix(f"faults/worker-{n}"): n for n in (1, 2)}
+    db = app.db_url
+    try:
+        # a voter with an open battle on each worker (each client keeps nginx's cookie: one worker throughout)
+        waiting: dict[int, Client] = {}
+        for i in range(40):
+            if len(waiting) == 2:
+                break
+            voter = Client(app.url, verbose=False)
+            opened = {b for (b,) in rows(db, "SELECT id FROM battles WHERE status = 'open'")}
+            voter.predict(f"Question {i}", api_name="/battle_send")
+            worker = _worker_of(_newest_open_battle(db, opened), prefixes)
+            if worker in waiting:  # this worker has its waiting voter already: vote now
+                assert voter.predict(api_name="/battle_vote_a")[NOTICE] == THANKS
+            else:
+                waiting[worker] = voter
+        assert len(waiting) == 2, "nginx sent 40 new browsers to one worker"
+        known = {b for (b,) in rows(db, "SELECT id FROM battles WHERE status = 'open'")}
+        before = vote_rows(db)
+
+        victim = Client(app.url, verbose=False)
+        job = victim.submit("Raconte une très longue histoire.", api_name="/battle_send")
+        wait_until(lambda: both_streaming(job), "both panes streaming")
+        killed = _worker_of(_newest_open_battle(db, known), prefixes)
+        survivor = 3 - killed
+        pid = app.worker_pids()[killed]
+        FAULTS.inject("one of two app workers killed mid-battle (SIGKILL)")
+        os.kill(pid, signal.SIGKILL)
+        with contextlib.suppress(Exception):  # the stream ends with the process; how the client reports it varies
+            job.result(timeout=120)
+        assert job.done()
+
+        # the supervisor starts the worker again; it closes the two battles its predecessor left open
+        wait_until(lambda: app.worker_pids()[killed] != pid, "the killed worker started again")
+        wait_until(
+            lambda: f"[worker {killed}] corral INFO closed 2 interrupted battle(s)" in app.log.read_text(),
+            "the restarted worker closing its predecessor's open battles",
+        )
+        assert vote_rows(db) == before, "a stored vote was lost or doubled by the kill and restart"
+        # the survivor's voter votes as if nothing happened; the killed worker's voter is told to ask again
+        assert waiting[survivor].predict(api_name="/battle_vote_b")[NOTICE] == THANKS
+        refused = waiting[killed].predict(api_name="/battle_vote_b")[NOTICE]
+        assert refused != THANKS and refused.endswith(".") and "Traceback" not in refused
+        # the victim, on whichever worker nginx now sends it to, starts again and votes
+        victim.predict("Me revoilà", api_name="/battle_send")
+        assert victim.predict(api_name="/battle_vote_tie")[NOTICE] == THANKS
+        assert app.process.poll() is None
+    finally:
+        app.stop()
+    after = vote_rows(db)
+    assert after[: len(before)] == before and len(after) == len(before) + 2
+    statuses = Counter(s for (s,) in rows(db, "SELECT status FROM battles"))
+    assert statuses["incomplete"] == 2 and statuses["open"] == 0
+    assert invariant_violations(db) == []

@@ -7,10 +7,16 @@ so training uses its own core and never holds the server's interpreter.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import fcntl
 import json
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from backends.variants import Recipe
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -41,10 +47,30 @@ def main(argv: list[str] | None = None) -> int:
         print(f"corral: {args.base} is not a model folder (it has no config.json)", file=sys.stderr)
         return 2
     emit = _emitter(args.json)
-    if is_built(args.out, recipe, args.base):
-        emit({"event": "done", "recipe": recipe.name, "out": str(args.out), "reused": True})
-        return 0
+    # Several app processes on one host (`app.py --workers N`) each start this for the same adapter: the first
+    # trains it, the others wait here and then reuse it.
+    with building_lock(args.out):
+        if is_built(args.out, recipe, args.base):
+            emit({"event": "done", "recipe": recipe.name, "out": str(args.out), "reused": True})
+            return 0
+        _train(args, recipe, emit)
+    emit({"event": "done", "recipe": recipe.name, "out": str(args.out), "reused": False})
+    return 0
 
+
+@contextlib.contextmanager
+def building_lock(out: Path) -> Iterator[None]:
+    """Hold an exclusive lock on `out`'s lock file (a sibling) while one process checks and builds it."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with (out.parent / f"{out.name}.lock").open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _train(args: argparse.Namespace, recipe: Recipe, emit: Callable[[dict[str, object]], None]) -> None:
     import torch
 
     from backends.variants.train import StepReport, build_variant
@@ -55,8 +81,6 @@ def main(argv: list[str] | None = None) -> int:
         emit({"event": "step", "step": r.step, "steps": r.steps, "loss": round(r.loss, 4), "seconds": r.seconds})
 
     build_variant(args.base, recipe, args.out, progress=progress)
-    emit({"event": "done", "recipe": recipe.name, "out": str(args.out), "reused": False})
-    return 0
 
 
 def _emitter(as_json: bool) -> Callable[[dict[str, object]], None]:

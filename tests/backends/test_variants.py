@@ -13,6 +13,7 @@ import pytest
 
 from arena.ui.banner import progress_markdown
 from backends.base import GenerationParams, Message
+from backends.demo import DemoModels
 from backends.local import LocalModelPool, LocalSpec
 from backends.variants import MARKER, RecipeError, fingerprint, is_built, load_recipe, names
 from backends.variants.builder import Job, VariantBuilder
@@ -115,3 +116,20 @@ def test_the_builder_attaches_a_variant_to_the_running_model(smollm2: Path, ters
         assert printable_text(asyncio.run(answer()))
     finally:
         pool.close()
+
+
+def test_two_builds_of_one_adapter_at_once_train_it_once(demo_models: DemoModels, tmp_path: Path) -> None:
+    # as two app processes of `app.py --workers 2` do at their first start
+    out = tmp_path / "variants" / "terse"
+    cmd = [sys.executable, "-m", "backends.variants", "build", "terse", "--base", str(demo_models.base)]
+    cmd += ["--out", str(out), "--json"]
+    children = [
+        subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in "ab"
+    ]
+    finals = []
+    for child in children:
+        stdout, stderr = child.communicate(timeout=600)
+        assert child.returncode == 0, stderr[-2000:]
+        finals.append(json.loads(stdout.splitlines()[-1]))
+    assert sorted(final["reused"] for final in finals) == [False, True]
+    assert is_built(out, load_recipe("terse"), demo_models.base)

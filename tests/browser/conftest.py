@@ -16,7 +16,7 @@ import pytest
 
 from backends.demo import DemoModels, demo_paths
 from tests.browser.capture import NetworkCapture
-from tests.support.helpers import ROOT, RunningApp, config_data, start_app
+from tests.support.helpers import ROOT, RunningApp, config_data, start_app, start_workers
 
 CHROMIUM = os.environ.get("CORRAL_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -170,10 +170,17 @@ def arena_config(models: DemoModels) -> dict[str, Any]:
     return data
 
 
-@pytest.fixture(scope="package")
-def arena_app(secret_models: DemoModels, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningApp]:
-    """app.py serving the two distinctive demo variants, shared by the browser tests of this package."""
-    running = start_app(arena_config(secret_models), tmp_path_factory.mktemp("browser-app"))
+@pytest.fixture(scope="package", params=["one-process", "two-workers-behind-nginx"])
+def arena_app(
+    secret_models: DemoModels, tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
+) -> Iterator[RunningApp]:
+    """app.py serving the two distinctive demo variants, shared by the browser tests of this package: once as one
+    process, once as `--workers 2` behind nginx (every request of the page goes through the proxy)."""
+    workdir = tmp_path_factory.mktemp("browser-app")
+    if request.param == "one-process":
+        running: RunningApp = start_app(arena_config(secret_models), workdir)
+    else:
+        running = start_workers(arena_config(secret_models), workdir, 2)
     yield running
     running.stop()
 

@@ -14,6 +14,7 @@ from benchmarks.processes import RunningApp as RunningApp
 from benchmarks.processes import free_port as free_port
 from benchmarks.processes import start_app as start_app
 from benchmarks.processes import start_apps as start_apps
+from benchmarks.processes import start_workers as start_workers
 from benchmarks.processes import wait_for_port as wait_for_port
 
 ROOT = Path(__file__).resolve().parents[2]
