@@ -14,8 +14,10 @@ Target at 100 battles (reported, not asserted): >= 0.95 delivered, 0 errors, p95
 Capacity: the largest number of simultaneous battles that meets that target (benchmarks/capacity.py). After
 the levels above, a few more levels are measured on the same app: down by halving while the smallest level
 fails (to 1; capacity 0 if even one battle fails), then by bisection between the largest passing level and
-the smallest failing one. `--workers` is the number of app processes measured (only 1 until multi-process
-serving exists). Saves benchmarks/results/bench_concurrency.json; the last line printed is
+the smallest failing one. `--workers N` measures `app.py --workers N` (N app processes behind nginx, each
+battle's requests kept on one process by nginx's cookie, as a browser's are); the app's CPU is then that of the
+whole process tree. Saves benchmarks/results/bench_concurrency.json (bench_concurrency_N_workers.json for N > 1);
+the last line printed is
 `battles=100 delivered_ratio=R p95_ttft_overhead_ms=M p50_ttft_overhead_ms=P errors=E capacity_at_300ms=C
 cpu_ms_per_token=T`.
 """
@@ -30,7 +32,18 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.capacity import Capacity, find_capacity
-from benchmarks.harness import Rig, arena_rig, direct_stream, machine, ms, pct, proc_cpu_seconds, save
+from benchmarks.harness import (
+    Rig,
+    arena_rig,
+    direct_stream,
+    machine,
+    ms,
+    pct,
+    proc_cpu_seconds,
+    process_tree,
+    save,
+    tree_cpu_seconds,
+)
 
 TTFT_MS = 200.0
 TOKENS_PER_S = 25.0
@@ -45,17 +58,17 @@ EXTRA_RUNS = 6  # levels measured by the capacity search beyond the ladder
 async def level(rig: Rig, n: int) -> dict[str, Any]:
     """One concurrency level: direct streams, then battles through the app."""
     client, http, syn_url = rig.client, rig.http, rig.synthetic.url
-    app_pid, syn_pid = rig.app.process.pid, rig.synthetic.process.pid
+    app_pids, syn_pid = process_tree(rig.app.process.pid), rig.synthetic.process.pid  # with workers: nginx too
     sizes = list(TOKENS.values())
     direct = await asyncio.gather(*(direct_stream(syn_url, sizes[i % 2]) for i in range(2 * n)))
     direct_ttft = [t.first for t in direct if t.first is not None]
     await asyncio.sleep(0.5)
     await http.post(f"{syn_url}/stats/reset")
-    cpu = (proc_cpu_seconds(app_pid), proc_cpu_seconds(syn_pid), time.process_time())
+    cpu = (tree_cpu_seconds(app_pids), proc_cpu_seconds(syn_pid), time.process_time())
     start = time.perf_counter()
     battles = await asyncio.gather(*(client.battle(QUESTION) for _ in range(n)))
     wall = time.perf_counter() - start
-    app_cpu = proc_cpu_seconds(app_pid) - cpu[0]
+    app_cpu = tree_cpu_seconds(app_pids) - cpu[0]
     syn_cpu = proc_cpu_seconds(syn_pid) - cpu[1]
     own_cpu = time.process_time() - cpu[2]
     stats = (await http.get(f"{syn_url}/stats")).json()
@@ -107,7 +120,7 @@ async def measure(levels: tuple[int, ...], workdir: Path, *, workers: int) -> di
     limit = 2 * max(levels)
 
     async with arena_rig(
-        workdir, ttft_ms=TTFT_MS, tokens_per_s=TOKENS_PER_S, tokens=TOKENS, concurrency_limit=limit
+        workdir, ttft_ms=TTFT_MS, tokens_per_s=TOKENS_PER_S, tokens=TOKENS, concurrency_limit=limit, workers=workers
     ) as rig:
 
         async def probe(n: int) -> dict[str, Any]:
@@ -125,7 +138,10 @@ async def measure(levels: tuple[int, ...], workdir: Path, *, workers: int) -> di
         "workers": workers,
         "synthetic_backend": {"ttft_ms": TTFT_MS, "tokens_per_s": TOKENS_PER_S, "max_new_tokens": TOKENS},
         "app": {"concurrency_limit": limit, "max_concurrent_per_endpoint": 1024, "rate_limits": "off"},
-        "note": "app, synthetic server and this client share the machine's cores",
+        "note": (
+            "app, synthetic server and this client share the machine's cores; app CPU is every app process's "
+            "(with --workers: the supervisor, the workers and nginx)"
+        ),
         "levels": [rows[n] for n in levels],
         "capacity": {
             "target": TARGET,
@@ -156,18 +172,16 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     p.add_argument("--levels", type=int, nargs="+", default=list(LEVELS), help="simultaneous battles per level")
     p.add_argument("--quick", action="store_true", help="levels 25 and 100 only (then the capacity search)")
-    p.add_argument("--workers", type=int, default=1, help="app processes to measure (only 1 for now)")
+    p.add_argument("--workers", type=int, default=1, help="app processes (app.py --workers N, behind nginx if > 1)")
     args = p.parse_args(argv)
     if args.workers < 1:
         p.error("--workers must be at least 1")
-    if args.workers > 1:
-        p.exit(2, "Multi-worker serving is not built yet (issue 18 part 2): only --workers 1 can be measured.\n")
     if min(args.levels) < 1:
         p.error("--levels must be at least 1")
     levels = (25, HEADLINE) if args.quick else tuple(sorted(set(args.levels)))
     with tempfile.TemporaryDirectory(prefix="bench-concurrency-") as tmp:
         result = asyncio.run(measure(levels, Path(tmp), workers=args.workers))
-    path = save("bench_concurrency", result)
+    path = save("bench_concurrency" if args.workers == 1 else f"bench_concurrency_{args.workers}_workers", result)
     cap = result["capacity"]
     print(f"machine: {result['machine']}")
     print(f"workers: {result['workers']}")

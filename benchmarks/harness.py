@@ -9,6 +9,7 @@ iterator polls every 50 ms, which would blur a time to first token).
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import os
@@ -29,7 +30,7 @@ from typing import Any
 import httpx
 from gradio_client.utils import apply_diff
 
-from benchmarks.processes import Process, RunningApp, free_port, start_app, wait_for_port
+from benchmarks.processes import Process, RunningApp, free_port, start_app, start_workers, wait_for_port
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
@@ -117,11 +118,14 @@ def arena_config(backend_url: str, tokens: dict[str, int], *, concurrency_limit:
     return {"arena": arena, "models": models}
 
 
-def start_arena(config: dict[str, Any], workdir: Path) -> RunningApp:
-    """app.py as a real process (the same helper the tests use)."""
+def start_arena(config: dict[str, Any], workdir: Path, *, workers: int = 1) -> RunningApp:
+    """app.py as a real process (the same helper the tests use); with `workers` > 1, `app.py --workers N`
+    (that many app processes behind nginx)."""
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
     os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
     os.environ.setdefault("GRADIO_RUN_HISTORY", "False")
+    if workers > 1:
+        return start_workers(config, workdir, workers, timeout=300)
     return start_app(config, workdir, timeout=180)
 
 
@@ -297,6 +301,31 @@ async def direct_stream(url: str, max_new_tokens: int) -> SideTrace:
     return trace
 
 
+def process_tree(pid: int) -> list[int]:
+    """`pid` and all its descendants alive now (from /proc)."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    found, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        found.append(current)
+        todo += children.get(current, [])
+    return found
+
+
+def tree_cpu_seconds(pids: Sequence[int]) -> float:
+    """The user + system CPU seconds of several processes, from /proc (each one gone counts 0)."""
+    total = 0.0
+    for pid in pids:
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
+
+
 def proc_cpu_seconds(pid: int) -> float:
     """User + system CPU seconds of a process so far (psutil, else /proc)."""
     try:
@@ -330,11 +359,19 @@ class Rig:
 
 @asynccontextmanager
 async def arena_rig(
-    workdir: Path, *, ttft_ms: float, tokens_per_s: float, tokens: dict[str, int], concurrency_limit: int
+    workdir: Path,
+    *,
+    ttft_ms: float,
+    tokens_per_s: float,
+    tokens: dict[str, int],
+    concurrency_limit: int,
+    workers: int = 1,
 ) -> AsyncIterator[Rig]:
-    """Start the synthetic server and the app (one `tgi` model per entry of `tokens`), connect; stop both after."""
+    """Start the synthetic server and the app (one `tgi` model per entry of `tokens`; `workers` app processes
+    behind nginx when more than 1), connect; stop both after."""
     syn = start_synthetic(workdir, ttft_ms=ttft_ms, tokens_per_s=tokens_per_s)
-    app = start_arena(arena_config(syn.url, tokens, concurrency_limit=concurrency_limit), workdir / "app")
+    config = arena_config(syn.url, tokens, concurrency_limit=concurrency_limit)
+    app = start_arena(config, workdir / "app", workers=workers)
     try:
         async with own_client() as http:
             client = GradioQueueClient(app.url, http)

@@ -1,13 +1,20 @@
-"""The capacity search on fake per-level results: which levels it tries and the boundary it finds (no servers)."""
+"""The capacity search on fake per-level results: which levels it tries and the boundary it finds (no servers);
+the app's CPU counted over a process tree."""
 
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
 
 import pytest
 
 from benchmarks.bench_concurrency import headline, main, meets_target
 from benchmarks.capacity import Capacity, answer, find_capacity, next_level
+from benchmarks.harness import proc_cpu_seconds, process_tree, tree_cpu_seconds
 
 
 def search(limit: int, ladder: tuple[int, ...], extra_runs: int = 6) -> tuple[Capacity[int], list[int]]:
@@ -78,8 +85,31 @@ def test_the_last_line_holds_the_figures_at_100_battles_and_the_capacity() -> No
     )
 
 
-def test_more_than_one_worker_is_refused_with_a_sentence(capsys: pytest.CaptureFixture[str]) -> None:
+def test_zero_workers_is_refused_with_a_sentence(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exit_:
-        main(["--workers", "2"])
+        main(["--workers", "0"])
     assert exit_.value.code == 2
-    assert "Multi-worker serving is not built yet" in capsys.readouterr().err
+    assert "--workers must be at least 1" in capsys.readouterr().err
+
+
+def test_the_app_cpu_of_several_workers_is_their_whole_process_tree() -> None:
+    # a parent with a child with a grandchild, as the supervisor, nginx's master and its workers
+    sleeper = "import time; time.sleep(30)"
+    script = f"import subprocess, sys, time; subprocess.Popen([sys.executable, '-c', {sleeper!r}]); time.sleep(30)"
+    parent = subprocess.Popen(
+        [sys.executable, "-c", f"import subprocess, sys; subprocess.run([sys.executable, '-c', {script!r}])"]
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while len(process_tree(parent.pid)) < 3 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        tree = process_tree(parent.pid)
+        assert len(tree) == 3 and tree[0] == parent.pid
+        assert tree_cpu_seconds(tree) >= proc_cpu_seconds(parent.pid) > 0
+        gone = subprocess.Popen([sys.executable, "-c", "pass"])
+        gone.wait()
+        assert tree_cpu_seconds([gone.pid]) == 0.0  # a process that has ended counts 0
+    finally:
+        for pid in reversed(process_tree(parent.pid)):
+            os.kill(pid, signal.SIGKILL)
+        parent.wait()
