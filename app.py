@@ -155,7 +155,6 @@ def serve_workers(args: argparse.Namespace, settings: Settings) -> int:
     """`--workers N`: prepare what the app processes share, then run them behind nginx until stopped."""
     import signal
 
-    from arena.config import ConfigError
     from arena.workers import (
         Supervisor,
         WorkersError,
@@ -166,8 +165,6 @@ def serve_workers(args: argparse.Namespace, settings: Settings) -> int:
         plan_workers,
         write_nginx_files,
     )
-    from backends.default_model import DefaultModelError
-    from backends.local import ModelLoadError
 
     nginx = find_nginx((settings.nginx,)) if settings.nginx else find_nginx()
     if nginx is None:
@@ -178,15 +175,17 @@ def serve_workers(args: argparse.Namespace, settings: Settings) -> int:
             file=sys.stderr,
         )
         return 2
-    try:  # once, before any worker starts: the models, the schema and the salt the workers share
-        load_app_config(args.config, demo=args.demo, settings=settings, threads=args.threads)
-        prepare_shared_store(settings)
+    problem = prepare_in_child(args, settings)
+    if problem:
+        print(f"corral: {problem}", file=sys.stderr)
+        return 2
+    try:
         workers = plan_workers(args.workers, instance_name(settings))
         prefix = settings.resolved_data_dir / "proxy"
         listen = listen_address(settings.host, settings.port)
         conf = write_nginx_files(prefix, listen=listen, ports=[w.port for w in workers])
         check_nginx(nginx, prefix, conf)
-    except (ConfigError, ModelLoadError, DefaultModelError, WorkersError) as exc:
+    except WorkersError as exc:
         print(f"corral: {exc}", file=sys.stderr)
         return 2
     supervisor = Supervisor(
@@ -209,6 +208,31 @@ def serve_workers(args: argparse.Namespace, settings: Settings) -> int:
     finally:
         supervisor.stop()
     return 0
+
+
+def prepare_in_child(args: argparse.Namespace, settings: Settings) -> str | None:
+    """Make what the workers share once, in a child process (converting the default model loads torch and
+    transformers, which the supervisor should not keep in memory); the sentence of what went wrong, or None."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn")) as pool:
+        return pool.submit(prepare_shared, args, settings).result()
+
+
+def prepare_shared(args: argparse.Namespace, settings: Settings) -> str | None:
+    """The models, the database schema and the IP-hash salt every worker uses; the problem as a sentence, or None."""
+    from arena.config import ConfigError
+    from backends.default_model import DefaultModelError
+    from backends.local import ModelLoadError
+
+    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    try:
+        load_app_config(args.config, demo=args.demo, settings=settings, threads=args.threads)
+        prepare_shared_store(settings)
+    except (ConfigError, ModelLoadError, DefaultModelError) as exc:
+        return str(exc)
+    return None
 
 
 def worker_command(args: argparse.Namespace, settings: Settings, port: int) -> list[str]:

@@ -132,7 +132,7 @@ class VariantBuilder:
         job.out.parent.mkdir(parents=True, exist_ok=True)
         child_log = job.out.parent / f"{job.out.name}.build.log"  # the child's warnings and errors
         log.info("building variant %s from recipe %s in the background (log: %s)", job.model, job.recipe, child_log)
-        with child_log.open("w", encoding="utf-8") as errors:
+        with child_log.open("a", encoding="utf-8") as errors:  # appended: two app processes may share it
             self._child = child = subprocess.Popen(cmd, cwd=self._cwd, stdout=subprocess.PIPE, stderr=errors, text=True)
             assert child.stdout is not None
             for line in child.stdout:
