@@ -65,6 +65,53 @@ class RunningApp(Process):
     db_url: str = ""
 
 
+@dataclass(frozen=True)
+class AppLaunch:
+    """What starting app.py in a folder takes: its config file written there, a free port, its database."""
+
+    workdir: Path
+    config_file: Path
+    port: int
+    db_url: str
+    log_name: str = "app.log"
+
+    @classmethod
+    def of(
+        cls, config: dict[str, Any], workdir: Path, db_url: str | None = None, log_name: str = "app.log"
+    ) -> AppLaunch:
+        """Write `config` into `workdir` and pick a port; the database defaults to a SQLite file there."""
+        workdir.mkdir(parents=True, exist_ok=True)
+        config_file = workdir / "config.yaml"
+        config_file.write_text(yaml.safe_dump(config), encoding="utf-8")
+        url = db_url or f"sqlite:///{workdir / 'corral.db'}"
+        return cls(workdir, config_file, free_port(), url, log_name)
+
+    @property
+    def url(self) -> str:
+        """Where the app will answer."""
+        return f"http://127.0.0.1:{self.port}/"
+
+    @property
+    def log(self) -> Path:
+        """The file its output goes to."""
+        return self.workdir / self.log_name
+
+    def command(self) -> list[str]:
+        """app.py's command line."""
+        cmd = [sys.executable, str(ROOT / "app.py"), "--config", str(self.config_file), "--port", str(self.port)]
+        return [*cmd, "--db", self.db_url, "--data-dir", str(self.workdir), "--threads", "1"]
+
+    @staticmethod
+    def env(extra: dict[str, str] | None = None) -> dict[str, str]:
+        """The environment: this one, a fixed IP-hash salt, unbuffered output, and `extra`."""
+        fixed = {"CORRAL_IP_SALT": "test-salt-0123456789abcdef", "PYTHONUNBUFFERED": "1"}
+        return {**os.environ, **fixed, **(extra or {})}
+
+    def running(self, process: subprocess.Popen[bytes]) -> RunningApp:
+        """The started app."""
+        return RunningApp(url=self.url, process=process, log=self.log, db_url=self.db_url)
+
+
 def start_app(
     config: dict[str, Any], workdir: Path, *, timeout: float = 120, env: dict[str, str] | None = None
 ) -> RunningApp:
@@ -87,19 +134,12 @@ def start_apps(
     """
     launched: list[tuple[RunningApp, int]] = []
     for workdir in workdirs:
-        workdir.mkdir(parents=True, exist_ok=True)
-        config_file = workdir / "config.yaml"
-        config_file.write_text(yaml.safe_dump(config), encoding="utf-8")
-        port = free_port()
-        url = db_url or f"sqlite:///{workdir / 'corral.db'}"
-        log = workdir / "app.log"
-        extra = {"CORRAL_IP_SALT": "test-salt-0123456789abcdef", "PYTHONUNBUFFERED": "1", **(env or {})}
-        process_env = {**os.environ, **extra}
-        cmd = [sys.executable, str(ROOT / "app.py"), "--config", str(config_file), "--port", str(port)]
-        cmd += ["--db", url, "--data-dir", str(workdir), "--threads", "1"]
-        with log.open("wb") as out:
-            proc = subprocess.Popen(cmd, cwd=ROOT, env=process_env, stdout=out, stderr=subprocess.STDOUT)
-        launched.append((RunningApp(url=f"http://127.0.0.1:{port}/", process=proc, log=log, db_url=url), port))
+        launch = AppLaunch.of(config, workdir, db_url)
+        with launch.log.open("wb") as out:
+            proc = subprocess.Popen(
+                launch.command(), cwd=ROOT, env=launch.env(env), stdout=out, stderr=subprocess.STDOUT
+            )
+        launched.append((launch.running(proc), launch.port))
     try:
         for app, port in launched:
             wait_for_port(app.process, port, app.log, timeout)
@@ -136,20 +176,18 @@ def start_workers(
     env: dict[str, str] | None = None,
 ) -> RunningWorkers:
     """`app.py --workers count` over `config` on a free port; wait until its proxy answers (after every worker)."""
-    workdir.mkdir(parents=True, exist_ok=True)
-    config_file = workdir / "config.yaml"
-    config_file.write_text(yaml.safe_dump(config), encoding="utf-8")
-    port = free_port()
-    url = db_url or f"sqlite:///{workdir / 'corral.db'}"
-    log = workdir / "app.log"
-    extra = {"CORRAL_IP_SALT": "test-salt-0123456789abcdef", "PYTHONUNBUFFERED": "1", **(env or {})}
-    cmd = [sys.executable, str(ROOT / "app.py"), "--config", str(config_file), "--port", str(port)]
-    cmd += ["--db", url, "--data-dir", str(workdir), "--threads", "1", "--workers", str(count)]
-    with log.open("ab") as out:
-        proc = subprocess.Popen(cmd, cwd=ROOT, env={**os.environ, **extra}, stdout=out, stderr=subprocess.STDOUT)
-    running = RunningWorkers(url=f"http://127.0.0.1:{port}/", process=proc, log=log, db_url=url)
+    launch = AppLaunch.of(config, workdir, db_url)
+    with launch.log.open("ab") as out:
+        proc = subprocess.Popen(
+            [*launch.command(), "--workers", str(count)],
+            cwd=ROOT,
+            env=launch.env(env),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    running = RunningWorkers(url=launch.url, process=proc, log=launch.log, db_url=launch.db_url)
     try:
-        wait_for_port(proc, port, log, timeout)
+        wait_for_port(proc, launch.port, launch.log, timeout)
     except RuntimeError:
         running.stop()
         raise

@@ -22,10 +22,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from backends.demo import DemoModels
-from tests.support.helpers import ROOT, Process, RunningApp, free_port, wait_for_port
+from benchmarks.processes import AppLaunch
+from tests.support.helpers import ROOT, Process, RunningApp, wait_for_port
 
 EVENT: dict[str, Any] = {
     "index": 1,
@@ -263,19 +262,11 @@ def launch_app(
     log_name: str = "app.log",
 ) -> RunningApp:
     """app.py on a free port with `workdir` as its data folder; the same workdir again is the same instance."""
-    workdir.mkdir(parents=True, exist_ok=True)
-    config_file = workdir / "config.yaml"
-    config_file.write_text(yaml.safe_dump(config), encoding="utf-8")
-    port = free_port()
-    db_url = db_url or f"sqlite:///{workdir / 'corral.db'}"
-    log = workdir / log_name
-    full_env = {**os.environ, "CORRAL_IP_SALT": "test-salt-0123456789abcdef", "PYTHONUNBUFFERED": "1", **(env or {})}
-    cmd = [sys.executable, str(ROOT / "app.py"), "--config", str(config_file), "--port", str(port)]
-    cmd += ["--db", db_url, "--data-dir", str(workdir), "--threads", "1"]
-    with log.open("ab") as out:
-        proc = subprocess.Popen(cmd, cwd=ROOT, env=full_env, stdout=out, stderr=subprocess.STDOUT)
-    wait_for_port(proc, port, log)
-    return RunningApp(url=f"http://127.0.0.1:{port}/", process=proc, log=log, db_url=db_url)
+    launch = AppLaunch.of(config, workdir, db_url, log_name)
+    with launch.log.open("ab") as out:
+        proc = subprocess.Popen(launch.command(), cwd=ROOT, env=launch.env(env), stdout=out, stderr=subprocess.STDOUT)
+    wait_for_port(proc, launch.port, launch.log)
+    return launch.running(proc)
 
 
 def sigkill(process: Process) -> None:
