@@ -2,7 +2,7 @@
 # without its dependencies; the first start converts it and trains the style variants into /data/models (the data
 # volume), later starts reuse them. Inference servers (TGI, vLLM) run as their own containers; see README.
 # nginx is for `--workers N` (N app processes behind it in one container):
-#   docker run -p 7860:7860 -v corral-data:/data corral python app.py --host 0.0.0.0 --port 7860 --workers 2
+#   docker run --init -p 7860:7860 -v corral-data:/data corral python app.py --host 0.0.0.0 --port 7860 --workers 2
 FROM python:3.11-slim
 RUN apt-get update && apt-get install -y --no-install-recommends nginx && rm -rf /var/lib/apt/lists/*
 ENV PYTHONUNBUFFERED=1 \

@@ -155,16 +155,7 @@ def serve_workers(args: argparse.Namespace, settings: Settings) -> int:
     """`--workers N`: prepare what the app processes share, then run them behind nginx until stopped."""
     import signal
 
-    from arena.workers import (
-        Supervisor,
-        WorkersError,
-        check_nginx,
-        find_nginx,
-        listen_address,
-        nginx_command,
-        plan_workers,
-        write_nginx_files,
-    )
+    from arena.workers import Supervisor, WorkersError, find_nginx, nginx_command, plan_workers, prepare_in_child
 
     nginx = find_nginx((settings.nginx,)) if settings.nginx else find_nginx()
     if nginx is None:
@@ -175,33 +166,31 @@ def serve_workers(args: argparse.Namespace, settings: Settings) -> int:
             file=sys.stderr,
         )
         return 2
-    problem = prepare_in_child(args, settings)
-    if problem:
-        print(f"corral: {problem}", file=sys.stderr)
-        return 2
+    stopping = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stopping.set())
+    problem = prepare_in_child(prepare_shared, args, settings, stopping=stopping.is_set)
+    if stopping.is_set():
+        return 0
+    workers = plan_workers(args.workers, instance_name(settings))
     try:
-        workers = plan_workers(args.workers, instance_name(settings))
-        prefix = settings.resolved_data_dir / "proxy"
-        listen = listen_address(settings.host, settings.port)
-        conf = write_nginx_files(prefix, listen=listen, ports=[w.port for w in workers])
-        check_nginx(nginx, prefix, conf)
+        if problem:
+            raise WorkersError(problem)
+        conf = proxy_config(nginx, settings, [w.port for w in workers])
     except WorkersError as exc:
         print(f"corral: {exc}", file=sys.stderr)
         return 2
     supervisor = Supervisor(
         command=lambda w: worker_command(args, settings, w.port),
-        env=dict(os.environ),
+        env={**os.environ, "DATABASE_URL": settings.db_url},  # not on the command line: `ps` would show a password
         workers=workers,
-        nginx=nginx_command(nginx, prefix, conf),
+        nginx=nginx_command(nginx, conf.parent, conf),
         public=(settings.host, settings.port),
     )
-    stopping = threading.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: stopping.set())
     try:
-        supervisor.start()
-        log.info("serving on http://%s:%d: %d workers behind nginx", settings.host, settings.port, len(workers))
-        supervisor.run(stopping.is_set)
+        if supervisor.start(stopping.is_set):
+            log.info("serving on http://%s:%d: %d workers behind nginx", settings.host, settings.port, len(workers))
+            supervisor.run(stopping.is_set)
     except WorkersError as exc:
         print(f"corral: {exc}", file=sys.stderr)
         return 1
@@ -210,14 +199,18 @@ def serve_workers(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def prepare_in_child(args: argparse.Namespace, settings: Settings) -> str | None:
-    """Make what the workers share once, in a child process (converting the default model loads torch and
-    transformers, which the supervisor should not keep in memory); the sentence of what went wrong, or None."""
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
+def proxy_config(nginx: str, settings: Settings, ports: list[int]) -> Path:
+    """Write nginx's config for these worker ports under DATA_DIR/proxy and check it (WorkersError if nginx or
+    the folder refuses)."""
+    from arena.workers import WorkersError, check_nginx, listen_address, write_nginx_files
 
-    with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn")) as pool:
-        return pool.submit(prepare_shared, args, settings).result()
+    prefix = settings.resolved_data_dir / "proxy"
+    try:
+        conf = write_nginx_files(prefix, listen=listen_address(settings.host, settings.port), ports=ports)
+    except OSError as exc:
+        raise WorkersError(f"the proxy's files cannot be written under {prefix}: {exc.strerror or exc}") from None
+    check_nginx(nginx, prefix, conf)
+    return conf
 
 
 def prepare_shared(args: argparse.Namespace, settings: Settings) -> str | None:
@@ -236,9 +229,9 @@ def prepare_shared(args: argparse.Namespace, settings: Settings) -> str | None:
 
 
 def worker_command(args: argparse.Namespace, settings: Settings, port: int) -> list[str]:
-    """The app.py command line of one worker: the same arena, database and folders, on a loopback port."""
+    """The app.py command line of one worker: the same arena and folders, on a loopback port."""
     command = [sys.executable, str(ROOT / "app.py"), "--host", "127.0.0.1", "--port", str(port)]
-    command += ["--db", settings.db_url, "--data-dir", str(settings.resolved_data_dir)]
+    command += ["--data-dir", str(settings.resolved_data_dir)]  # the database comes as DATABASE_URL
     command += ["--models-dir", str(settings.resolved_models_dir)]
     if args.config is not None:
         command += ["--config", str(args.config.resolve())]

@@ -173,8 +173,7 @@ async def relay(
             await live.updated.wait()
             wait = last + interval() - loop.time()
             if wait > 0 and not task.done() and not live.urgent.is_set():  # news meanwhile goes in this update
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(live.urgent.wait(), wait)
+                await _first_of(live.urgent, task, seconds=wait)  # the round's end is not held back either
             live.shown = live.begun()
             live.urgent.clear()
             live.updated.clear()
@@ -186,3 +185,12 @@ async def relay(
         stop()
         await asyncio.wait({task})  # shielded: the round stores itself even if this wait is cancelled again
         raise
+
+
+async def _first_of(event: asyncio.Event, task: asyncio.Task[None], *, seconds: float) -> None:
+    """Wait until `event` is set, `task` has ended or `seconds` have passed, whichever comes first."""
+    waiter = asyncio.ensure_future(event.wait())
+    try:
+        await asyncio.wait((waiter, task), timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        waiter.cancel()

@@ -11,9 +11,11 @@ not resend a POST that reached its server).
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import ctypes
 import logging
+import multiprocessing
 import re
 import shutil
 import signal
@@ -22,7 +24,12 @@ import subprocess
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from multiprocessing.connection import Connection
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from arena.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -66,8 +73,10 @@ def nginx_config(template: str, *, listen: str, ports: Sequence[int], prefix: Pa
     servers = list(_UPSTREAM.finditer(template))
     if not servers or not _LISTEN.search(template) or not _HTTP.search(template):
         raise WorkersError(f"{NGINX_CONF} no longer has the upstream servers, listen line and http block to adapt")
+    # max_fails=0: a worker on loopback that is down refuses at once, so every request tries its own worker first
+    # and moves on only while it is down, instead of exiling it for fail_timeout after a few failures
     first = servers[0]
-    lines = "".join(f"{first['indent']}server 127.0.0.1:{port}{first['rest']};\n" for port in ports)
+    lines = "".join(f"{first['indent']}server 127.0.0.1:{port} max_fails=0;\n" for port in ports)
     text = template[: first.start()] + lines + _UPSTREAM.sub("", template[first.start() :])
     text = _LISTEN.sub(lambda m: f"{m['indent']}listen {listen};", text, count=1)
     temp = "\n".join(
@@ -103,6 +112,7 @@ class Worker:
     process: subprocess.Popen[bytes] | None = None
     started: float = 0.0
     restarts: int = 0
+    served: bool = False  # some process of this slot has answered on its port
 
     @property
     def alive(self) -> bool:
@@ -123,25 +133,32 @@ class Supervisor:
     proxy: subprocess.Popen[bytes] | None = None
     _pending: dict[int, float] = field(default_factory=dict)  # worker number -> when to start it again
 
-    def start(self) -> None:
-        """Start every worker and nginx; return once all of them answer (WorkersError if one cannot start)."""
+    def start(self, stopping: Callable[[], bool] = lambda: False) -> bool:
+        """Start every worker and nginx; True once all of them answer, False if `stopping()` came first
+        (WorkersError if one cannot start)."""
         for worker in self.workers:
             self._spawn(worker)
         deadline = self.clock() + START_TIMEOUT_S
         for worker in self.workers:
             while not answers(worker.port):
                 assert worker.process is not None
+                if stopping():
+                    return False
                 if worker.process.poll() is not None:
                     raise WorkersError(f"worker {worker.number} exited with code {worker.process.returncode}")
                 if self.clock() > deadline:
                     raise WorkersError(f"worker {worker.number} did not start within {START_TIMEOUT_S:.0f} s")
                 time.sleep(0.2)
-        self.proxy = subprocess.Popen(self.nginx, preexec_fn=die_with_parent)
+            worker.served = True
+        self.proxy = self._popen(self.nginx, "nginx")
         host, port = self.public
         while not answers(port, "127.0.0.1" if host in ("", "0.0.0.0") else host):
+            if stopping():
+                return False
             if self.proxy.poll() is not None:
                 raise WorkersError(f"nginx exited with code {self.proxy.returncode} (its error log says why)")
             time.sleep(0.1)
+        return True
 
     def watch_once(self) -> None:
         """Restart the workers that died (after a growing delay); WorkersError when one cannot be used at all."""
@@ -149,10 +166,15 @@ class Supervisor:
             raise WorkersError(f"nginx exited with code {self.proxy.returncode}")
         now = self.clock()
         for worker in self.workers:
-            if worker.alive or worker.process is None:
+            if worker.process is None:
+                continue
+            if worker.alive:
+                if not worker.served and answers(worker.port):
+                    worker.served = True
                 continue
             code = worker.process.returncode
-            if code == CONFIG_EXIT:
+            if code == CONFIG_EXIT and not worker.served:  # later, exit code 2 may be a passing cause (a database
+                # that is restarting, its port taken meanwhile): the slot is started again like any other
                 raise WorkersError(f"worker {worker.number} cannot start with this configuration (exit code 2)")
             if worker.number not in self._pending:
                 if now - worker.started > STABLE_AFTER_S:
@@ -174,6 +196,8 @@ class Supervisor:
     def stop(self, timeout: float = 20.0) -> None:
         """Stop nginx and the workers (terminated, killed after `timeout` seconds)."""
         running = [p for p in (self.proxy, *(w.process for w in self.workers)) if p is not None and p.poll() is None]
+        if running:
+            log.info("stopping nginx and the workers (%d processes)", len(running))
         for process in running:
             with contextlib.suppress(ProcessLookupError):
                 process.send_signal(signal.SIGTERM)
@@ -187,9 +211,18 @@ class Supervisor:
 
     def _spawn(self, worker: Worker) -> None:
         env = {**self.env, "CORRAL_INSTANCE": worker.instance, "CORRAL_WORKER": str(worker.number)}
-        worker.process = subprocess.Popen(self.command(worker), cwd=ROOT, env=env, preexec_fn=die_with_parent)
+        worker.process = self._popen(self.command(worker), f"worker {worker.number}", env)
         worker.started = self.clock()
         log.info("worker %d: pid %d on 127.0.0.1:%d", worker.number, worker.process.pid, worker.port)
+
+    @staticmethod
+    def _popen(command: list[str], name: str, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+        # In a process group of its own: Ctrl-C in a terminal reaches only the supervisor, which stops the others
+        # in order (instead of every process printing its own KeyboardInterrupt).
+        try:
+            return subprocess.Popen(command, cwd=ROOT, env=env, preexec_fn=die_with_parent, process_group=0)
+        except OSError as exc:
+            raise WorkersError(f"{name} cannot be started: {exc.strerror or exc}") from None
 
 
 def die_with_parent() -> None:
@@ -198,6 +231,54 @@ def die_with_parent() -> None:
     with contextlib.suppress(OSError, AttributeError):
         libc = ctypes.CDLL(None, use_errno=True)
         libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+def prepare_in_child(
+    prepare: Callable[[argparse.Namespace, Settings], str | None],
+    args: argparse.Namespace,
+    settings: Settings,
+    *,
+    stopping: Callable[[], bool],
+) -> str | None:
+    """Run `prepare(args, settings)` in a spawned child (converting the default model loads torch and transformers,
+    which the supervisor should not keep in memory); its sentence of what went wrong, or None. Stops the child
+    when `stopping()` says so, and the child ends with the supervisor."""
+    context = multiprocessing.get_context("spawn")
+    receive, send = context.Pipe(duplex=False)
+    child = context.Process(target=_prepare_child, args=(prepare, args, settings, send), name="corral-prepare")
+    child.start()
+    send.close()
+    try:
+        while not receive.poll(0.2):
+            if stopping():
+                child.terminate()
+                return None
+            if not child.is_alive() and not receive.poll():
+                return f"preparing the shared parts ended with exit code {child.exitcode} (the log above says why)"
+        result: str | None = receive.recv()
+        return result
+    except EOFError:
+        return "preparing the shared parts ended without a result (the log above says why)"
+    finally:
+        child.join(timeout=30)
+        receive.close()
+
+
+def _prepare_child(
+    prepare: Callable[[argparse.Namespace, Settings], str | None],
+    args: argparse.Namespace,
+    settings: Settings,
+    send: Connection,
+) -> None:
+    die_with_parent()
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the supervisor's to handle: it stops this child
+    try:
+        result = prepare(args, settings)
+    except Exception:  # the operator's log gets the traceback; the supervisor prints one sentence
+        log.exception("preparing the shared parts failed")
+        result = "preparing the shared parts failed (the log above says why)"
+    send.send(result)
+    send.close()
 
 
 def plan_workers(count: int, instance: str) -> list[Worker]:

@@ -156,14 +156,21 @@ class RunningWorkers(RunningApp):
 
     def worker_pids(self) -> dict[int, int]:
         """The current pid of each worker, from the supervisor's log (a restarted worker's newest)."""
-        pids: dict[int, int] = {}
+        return {number: pid for number, (pid, _) in self._workers().items()}
+
+    def worker_ports(self) -> dict[int, int]:
+        """The loopback port of each worker, from the supervisor's log."""
+        return {number: port for number, (_, port) in self._workers().items()}
+
+    def _workers(self) -> dict[int, tuple[int, int]]:
+        found: dict[int, tuple[int, int]] = {}
         for line in self.log.read_text(encoding="utf-8", errors="replace").splitlines():
-            if (found := _WORKER_LINE.search(line)) is not None:
-                pids[int(found["number"])] = int(found["pid"])
-        return pids
+            if (match := _WORKER_LINE.search(line)) is not None:
+                found[int(match["number"])] = (int(match["pid"]), int(match["port"]))
+        return found
 
 
-_WORKER_LINE = re.compile(r"worker (?P<number>\d+): pid (?P<pid>\d+) on ")
+_WORKER_LINE = re.compile(r"worker (?P<number>\d+): pid (?P<pid>\d+) on 127\.0\.0\.1:(?P<port>\d+)")
 
 
 def start_workers(

@@ -23,6 +23,7 @@ from arena.battle import VOTE_NOT_SAVED
 from arena.maintenance import PREFIX_CHARS, instance_prefix
 from arena.sampling import NOT_ENOUGH
 from arena.ui.common import ERROR_MARK
+from arena.workers import answers
 from backends.base import BackendError
 from backends.demo import DemoModels
 from tests.support.db_checks import invariant_violations, rows, vote_rows
@@ -347,13 +348,16 @@ def test_a_worker_killed_mid_battle_is_restarted_and_no_vote_is_lost_or_doubled(
             lambda: f"[worker {killed}] corral INFO closed 2 interrupted battle(s)" in app.log.read_text(),
             "the restarted worker closing its predecessor's open battles",
         )
+        port = app.worker_ports()[killed]
+        wait_until(lambda: answers(port), "the restarted worker listening")  # from now on nginx sends its voters back
         assert vote_rows(db) == before, "a stored vote was lost or doubled by the kill and restart"
         # the survivor's voter votes as if nothing happened; the killed worker's voter is told to ask again
         assert waiting[survivor].predict(api_name="/battle_vote_b")[NOTICE] == THANKS
         refused = waiting[killed].predict(api_name="/battle_vote_b")[NOTICE]
         assert refused != THANKS and refused.endswith(".") and "Traceback" not in refused
-        # the victim, on whichever worker nginx now sends it to, starts again and votes
+        # the victim, back on its own (restarted) worker, starts again and votes
         victim.predict("Me revoilà", api_name="/battle_send")
+        assert _worker_of(_newest_open_battle(db, known), prefixes) == killed
         assert victim.predict(api_name="/battle_vote_tie")[NOTICE] == THANKS
         assert app.process.poll() is None
     finally:

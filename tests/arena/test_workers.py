@@ -22,7 +22,7 @@ from arena.workers import (
     nginx_config,
     write_nginx_files,
 )
-from tests.support.helpers import ROOT
+from tests.support.helpers import ROOT, free_port
 
 
 def test_the_repos_nginx_config_becomes_this_hosts_proxy(tmp_path: Path) -> None:
@@ -30,7 +30,7 @@ def test_the_repos_nginx_config_becomes_this_hosts_proxy(tmp_path: Path) -> None
         NGINX_CONF.read_text(encoding="utf-8"), listen="127.0.0.1:9000", ports=[41001, 41002, 41003], prefix=tmp_path
     )
     servers = [line.strip() for line in text.splitlines() if line.strip().startswith("server 127.0.0.1:")]
-    assert servers == [f"server 127.0.0.1:{p} max_fails=3 fail_timeout=30s;" for p in (41001, 41002, 41003)]
+    assert servers == [f"server 127.0.0.1:{p} max_fails=0;" for p in (41001, 41002, 41003)]
     assert "listen 127.0.0.1:9000;" in text and "listen 8080;" not in text
     assert text.startswith(f"pid {tmp_path / 'nginx.pid'};")
     assert "access_log off;" in text and f"proxy_temp_path {tmp_path / 'temp' / 'proxy'};" in text
@@ -104,6 +104,26 @@ def test_a_worker_that_dies_is_started_again_later_each_time(tmp_path: Path) -> 
     worker.process.wait()
 
 
+def test_a_worker_that_served_and_then_exits_with_code_2_is_started_again(tmp_path: Path) -> None:
+    # exit code 2 after serving is a passing cause (the database restarting, its port taken meanwhile)
+    clock, started = FakeClock(), []
+
+    def command(worker: Worker) -> list[str]:
+        started.append(clock.now)
+        return exiting(CONFIG_EXIT)
+
+    worker = Worker(number=1, port=1, instance="t/worker-1", served=True)
+    sup = Supervisor(command=command, env={}, workers=[worker], nginx=[], public=("127.0.0.1", 1), clock=clock)
+    sup._spawn(worker)
+    assert worker.process is not None
+    worker.process.wait()
+    sup.watch_once()
+    clock.now += RESTART_DELAYS_S[0]
+    sup.watch_once()
+    assert len(started) == 2
+    worker.process.wait()
+
+
 def test_a_worker_that_cannot_use_the_config_stops_the_supervisor(tmp_path: Path) -> None:
     worker = Worker(number=2, port=1, instance="t/worker-2")
     sup = Supervisor(
@@ -117,8 +137,9 @@ def test_a_worker_that_cannot_use_the_config_stops_the_supervisor(tmp_path: Path
 
 
 def test_without_nginx_the_app_says_so_in_one_sentence(tmp_path: Path) -> None:
+    command = [sys.executable, str(ROOT / "app.py"), "--workers", "2", "--demo", "--data-dir", str(tmp_path)]
     proc = subprocess.run(
-        [sys.executable, str(ROOT / "app.py"), "--workers", "2", "--demo", "--data-dir", str(tmp_path)],
+        [*command, "--port", str(free_port())],
         cwd=ROOT,
         env={"CORRAL_NGINX": str(tmp_path / "nginx"), "HOME": str(tmp_path)},
         capture_output=True,
