@@ -19,10 +19,11 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     import gradio as gr
+    from sqlalchemy.exc import OperationalError
 
     from arena.battle import BattleService
     from arena.chat import ChatService
-    from arena.config import AppConfig
+    from arena.config import AppConfig, ConfigError
     from arena.export.service import ExportService
     from arena.leaderboard import LeaderboardService
     from arena.settings import Settings
@@ -244,22 +245,19 @@ def worker_command(args: argparse.Namespace, settings: Settings, port: int) -> l
 
 def prepare_shared_store(settings: Settings) -> None:
     """Bring the database to the current schema and make the IP-hash salt, once for every worker."""
-    from sqlalchemy.engine import make_url
     from sqlalchemy.exc import OperationalError
 
     from arena.config import ConfigError
     from arena.privacy import SaltError, deployment_salt
     from arena.store.engine import make_engine
     from arena.store.migrate import upgrade
-    from arena.store.retry import reason
 
     engine = make_engine(settings.db_url)
     try:
         upgrade(engine)
         deployment_salt(settings.salt, settings.resolved_data_dir)
     except OperationalError as exc:
-        shown = make_url(settings.db_url).render_as_string(hide_password=True)
-        raise ConfigError(f"the database {shown} cannot be opened for writing: {reason(exc)}") from None
+        raise unwritable_database(settings, exc) from None
     except (SaltError, ValueError) as exc:
         raise ConfigError(str(exc)) from None
     finally:
@@ -355,15 +353,12 @@ def build(config: AppConfig, settings: Settings, *, threads: int | None = None) 
 
 def open_store(config: AppConfig, settings: Settings, prefix: str) -> Repository:
     """The repository on an up-to-date database, with the battles a killed predecessor left open closed."""
-    from sqlalchemy.engine import make_url
     from sqlalchemy.exc import OperationalError
 
-    from arena.config import ConfigError
     from arena.maintenance import close_interrupted
     from arena.store.engine import make_engine
     from arena.store.migrate import upgrade
     from arena.store.repository import Repository
-    from arena.store.retry import reason
 
     engine = make_engine(settings.db_url)
     repo = Repository(engine)
@@ -373,9 +368,19 @@ def open_store(config: AppConfig, settings: Settings, prefix: str) -> Repository
         if closed := close_interrupted(repo, prefix=prefix, idle_minutes=idle):
             log.info("closed %d interrupted battle(s) as incomplete", closed)
     except OperationalError as exc:  # a read-only volume, a missing folder, a database server that is down
-        shown = make_url(settings.db_url).render_as_string(hide_password=True)
-        raise ConfigError(f"the database {shown} cannot be opened for writing: {reason(exc)}") from None
+        raise unwritable_database(settings, exc) from None
     return repo
+
+
+def unwritable_database(settings: Settings, exc: OperationalError) -> ConfigError:
+    """The sentence for a database that cannot be opened for writing (its URL shown without the password)."""
+    from sqlalchemy.engine import make_url
+
+    from arena.config import ConfigError
+    from arena.store.retry import reason
+
+    shown = make_url(settings.db_url).render_as_string(hide_password=True)
+    return ConfigError(f"the database {shown} cannot be opened for writing: {reason(exc)}")
 
 
 def instance_name(settings: Settings) -> str:

@@ -40,6 +40,7 @@ START_TIMEOUT_S = 600.0  # a worker loads its models before it listens
 RESTART_DELAYS_S = (1.0, 2.0, 5.0, 10.0, 30.0)  # a worker that keeps dying waits longer each time
 STABLE_AFTER_S = 60.0  # a worker that ran this long starts its restart count afresh
 PR_SET_PDEATHSIG = 1  # Linux prctl option: the signal a child gets when its parent dies
+NGINX_TEMP_KINDS = ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")  # nginx's temporary-file folders
 CONFIG_EXIT = 2  # app.py's exit code for a configuration it cannot use: restarting would not help
 
 _UPSTREAM = re.compile(r"^(?P<indent>[ \t]*)server 127\.0\.0\.1:\d+(?P<rest>[^;\n]*);[ \t]*\n", re.MULTILINE)
@@ -79,10 +80,7 @@ def nginx_config(template: str, *, listen: str, ports: Sequence[int], prefix: Pa
     lines = "".join(f"{first['indent']}server 127.0.0.1:{port} max_fails=0;\n" for port in ports)
     text = template[: first.start()] + lines + _UPSTREAM.sub("", template[first.start() :])
     text = _LISTEN.sub(lambda m: f"{m['indent']}listen {listen};", text, count=1)
-    temp = "\n".join(
-        f"    {kind}_temp_path {prefix / 'temp' / kind};"
-        for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
-    )
+    temp = "\n".join(f"    {kind}_temp_path {prefix / 'temp' / kind};" for kind in NGINX_TEMP_KINDS)
     local = f"    access_log off;\n{temp}\n"
     text = _HTTP.sub(lambda m: m.group(0) + local, text, count=1)
     return f"pid {prefix / 'nginx.pid'};\nerror_log {prefix / 'error.log'} warn;\n\n{text}"
@@ -295,7 +293,7 @@ def nginx_command(nginx: str, prefix: Path, conf: Path, *, test: bool = False) -
 
 def write_nginx_files(prefix: Path, *, listen: str, ports: Sequence[int]) -> Path:
     """Write the proxy's config under `prefix` (made with its temp folders); returns the config's path."""
-    for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"):
+    for kind in NGINX_TEMP_KINDS:
         (prefix / "temp" / kind).mkdir(parents=True, exist_ok=True)
     conf = prefix / "nginx.conf"
     text = nginx_config(NGINX_CONF.read_text(encoding="utf-8"), listen=listen, ports=ports, prefix=prefix)

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import re
-import socket
 import subprocess
 import sys
 import time
@@ -15,14 +14,12 @@ from typing import Any
 
 import yaml
 
+from arena.workers import answers, free_loopback_port
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def free_port() -> int:
-    """A TCP port free on 127.0.0.1 right now."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+free_port = free_loopback_port  # a TCP port free on 127.0.0.1 right now
 
 
 @dataclass
@@ -49,11 +46,9 @@ def wait_for_port(proc: subprocess.Popen[bytes], port: int, log: Path, timeout: 
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise RuntimeError(f"process exited with {proc.returncode}:\n{log.read_text()[-3000:]}")
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                return
-        except OSError:
-            time.sleep(0.2)
+        if answers(port):
+            return
+        time.sleep(0.2)
     proc.kill()
     raise RuntimeError(f"process did not start within {timeout} s:\n{log.read_text()[-3000:]}")
 
