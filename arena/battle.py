@@ -11,6 +11,7 @@ from collections.abc import AsyncGenerator, Callable, Mapping
 from arena.config import AppConfig
 from arena.domain import BattleState, Contestant, Outcome, Reply, ReplyStatus, Side, Voter
 from arena.errors import InputRejected, VoteRefused
+from arena.leaks import LeakScan
 from arena.matchmaking import Matchmaker, Matchup
 from arena.replies import stream_reply
 from arena.rounds import LiveRound
@@ -161,9 +162,10 @@ class BattleService(TurnService[BattleState]):
             )
             for side in Side
         ]
+        scans = {side: self._guards.leaks.scan() for side in Side}  # only new text is read as the answers grow
         steps = TurnSteps(
             stopped=lambda: state.stop_requested,
-            on_change=lambda: self._check_leak(state),
+            on_change=lambda: self._check_new_text(state, scans),
             finish=lambda: self._finish_round(state, regenerated=regenerated),
             take_back=lambda: self._take_back_question(state),
         )
@@ -176,6 +178,12 @@ class BattleService(TurnService[BattleState]):
             state.histories[side].pop()
         state.replies = {}
         state.streaming = False
+
+    @staticmethod
+    def _check_new_text(state: BattleState, scans: dict[Side, LeakScan]) -> None:
+        for side, scan in scans.items():
+            if state.identity_leak is None:
+                state.identity_leak = scan.find(state.replies[side].text)
 
     def _check_leak(self, state: BattleState) -> None:
         if state.identity_leak is None:

@@ -172,13 +172,21 @@ class LeakDetector:
         # One alternation finds candidate places quickly; word boundaries are then checked in Python, only there,
         # because the re module cannot tell scripts apart (a Latin name inside Chinese text has no spaces around it).
         self._candidates = re.compile("|".join(term.pattern.pattern for term in ordered)) if ordered else None
+        # How far back from new text a match that ends in it can begin, in characters of the raw text: the longest
+        # term with its widest separators, times 3 (normalising composes up to three characters into one), plus
+        # room so that what is read there is normalised as it is in the whole text.
+        longest = max((term.length + 3 * term.pattern.pattern.count(_SEPARATOR) for term in ordered), default=0)
+        self.reach = 3 * longest + 16
 
-    def find(self, text: str) -> str | None:
-        """The first term found in the text, as configured, or None."""
+    def find(self, text: str, since: int = 0) -> str | None:
+        """The first term found in the text, as configured, or None; with `since`, only a term that ends after
+        that position is looked for (text before `since - reach` is not read), as for a text that keeps growing."""
         if self._candidates is None or not text:
             return None
-        normalised = _normalise(text)
-        position = 0
+        begin = max(0, since - self.reach)
+        normalised = _normalise(text[begin:])
+        # a match at the very start of a window has a neighbour it cannot see; it ended long before `since` anyway
+        position = 0 if begin == 0 else 1
         while (candidate := self._candidates.search(normalised, position)) is not None:
             start = candidate.start()
             for term in self._by_first_char[normalised[start]]:
@@ -187,6 +195,10 @@ class LeakDetector:
                     return term.label
             position = start + 1
         return None
+
+    def scan(self) -> LeakScan:
+        """A scanner for one text that grows as it streams."""
+        return LeakScan(self)
 
     def find_in(self, texts: Iterable[str]) -> str | None:
         """The first term found in any of the texts, or None."""
@@ -203,3 +215,20 @@ class LeakDetector:
         if start > 0 and _blocks(term.first, _kind(text[start - 1]), after=False):
             return False
         return not (end < len(text) and _blocks(term.last, _kind(text[end]), after=True))
+
+
+class LeakScan:
+    """Looks for a leak in a streamed text as it grows, reading only the new text and a bounded tail before it, so
+    a long answer costs linear time in all, not quadratic (each check used to read the whole answer again)."""
+
+    def __init__(self, detector: LeakDetector) -> None:
+        """Start at an empty text."""
+        self._detector = detector
+        self._seen = 0
+
+    def find(self, text: str) -> str | None:
+        """The first term found in the text's new part or the tail before it, or None (a text that got shorter is
+        read again from its start)."""
+        since = self._seen if len(text) >= self._seen else 0
+        self._seen = len(text)
+        return self._detector.find(text, since)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import time
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from arena.leaks import DEFAULT_IDENTITY_WORDS, LeakDetector
 
@@ -91,3 +93,81 @@ def test_long_text_is_fast(detector: LeakDetector) -> None:
     started = time.perf_counter()
     assert detector.find(text + "I am Claude.") == "Claude"
     assert time.perf_counter() - started < 0.5
+
+
+# Pieces a streamed answer is made of here: ordinary words, names split by separators or chunk edges, scripts
+# without spaces, full-width and decomposed letters (NFKC composes them), and letters that block a match.
+PIECES = [
+    "Je suis ",
+    "vigogne",
+    "Vigogne",
+    " 2",
+    "-",
+    "7b",
+    "_chat",
+    "Claude",
+    "Claud",
+    "e",
+    "s",
+    "tte",
+    " ",
+    "\n",
+    "我是",
+    "维戈",
+    "涅",
+    "llama",
+    "2",
+    "Ｃｌａｕｄｅ",
+    "Cla\u0301ude",
+    "e\u0301",
+    "GPT",
+    "-4",
+    "o",
+    "４",
+    "Open",
+    "AI",
+    ".",
+    "x",
+    "클로드",
+    "입니다",
+    "belle-7",
+    "B",
+    "Isa",
+    "\u0300",
+]
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(st.sampled_from(PIECES), max_size=40), st.lists(st.integers(1, 9), min_size=1, max_size=40))
+def test_a_growing_text_is_flagged_at_the_same_moment_as_by_reading_it_whole(
+    detector: LeakDetector, pieces: list[str], cuts: list[int]
+) -> None:
+    """Fed in chunks of any size, the scanner first flags the text exactly when a whole reading first would."""
+    text = "".join(pieces)
+    ends, at = [], 0
+    for cut in cuts * (len(text) // max(1, sum(cuts)) + 1):
+        at = min(len(text), at + cut)
+        ends.append(at)
+        if at == len(text):
+            break
+    scan = detector.scan()
+    by_scan = next((end for end in ends if scan.find(text[:end]) is not None), None)
+    whole = next((end for end in ends if detector.find(text[:end]) is not None), None)
+    assert by_scan == whole
+
+
+def test_the_scanner_reads_only_new_text_and_a_bounded_tail(detector: LeakDetector) -> None:
+    """A name far behind the new text is not read again (each check costs the new text, not the whole answer)."""
+    early = "I am Claude. " + "Plain words follow here. " * 400
+    assert detector.find(early) == "Claude"
+    assert detector.find(early, since=len(early) - 5) is None  # the name is far outside the tail
+    scan = detector.scan()
+    assert scan.find("Plain words, then Cla") is None
+    assert scan.find("Plain words, then Claude") == "Claude"  # a name split across chunks is found once whole
+    assert detector.find(". " * 50 + "Claude", since=100 + 3) == "Claude"  # it began before `since`, ends after
+
+
+def test_a_text_that_gets_shorter_is_read_again(detector: LeakDetector) -> None:
+    scan = detector.scan()
+    assert scan.find("Plain text " * 30) is None
+    assert scan.find("I am Claude") == "Claude"
