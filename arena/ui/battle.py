@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncGenerator
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 import gradio as gr
@@ -16,6 +17,7 @@ from arena.battle import BattleService
 from arena.domain import Outcome
 from arena.ui.battle_presenter import BattlePresenter, BattleView, Pick, Slot, vote_choices
 from arena.ui.common import VoterOf, update, warn
+from arena.ui.wire_values import WireOutputs
 
 RULES = (
     "**Rules.** Ask anything; two anonymous models answer side by side. Ask follow-ups if you like, then vote on "
@@ -54,6 +56,11 @@ class _Tab:
     new_round: Any
     votes: list[tuple[Outcome, str]]  # the vote buttons' outcomes and labels, in `vote_buttons` order
 
+    @cached_property
+    def wire(self) -> WireOutputs:
+        """`outputs` values in the page's form: every event rendering the tab skips Gradio's postprocess."""
+        return WireOutputs(self.outputs)
+
     @property
     def outputs(self) -> list[Any]:
         """What every render of the tab updates, in `values()` order."""
@@ -65,7 +72,9 @@ class _Tab:
             buttons: list[Any] = [label for _, label in self.votes]
         else:
             buttons = [gr.update(interactive=view.votable) for _ in self.votes]
-        return (*view.panes, update(view.box), update(view.notice), update(view.reveal), view.vote_note, *buttons)
+        return self.wire(
+            (*view.panes, update(view.box), update(view.notice), update(view.reveal), view.vote_note, *buttons)
+        )
 
     def shown(self, view: BattleView) -> tuple[Any, ...]:
         """Toast the view's warning, if any, and return its component values."""
@@ -110,9 +119,11 @@ def _layout(prefix: str, named: bool, names: list[str], votes: list[tuple[Outcom
         regenerate = gr.Button("Regenerate", elem_id=f"{prefix}-regenerate")
         stop = gr.Button("Stop", elem_id=f"{prefix}-stop")
         new_round = gr.Button("New round", elem_id=f"{prefix}-new")
-    return _Tab(
+    tab = _Tab(
         slot, pickers, panes, notice, reveal, vote_buttons, vote_note, box, send, regenerate, stop, new_round, votes
     )
+    tab.wire  # noqa: B018 -- made now: an output without a wire form fails at start, not at the first event
+    return tab
 
 
 def build_battle_tab(
@@ -149,7 +160,7 @@ def _bind_rounds(tab: _Tab, presenter: BattlePresenter, voter_of: VoterOf, limit
     async def after_stop(holder: Slot) -> tuple[Any, ...]:
         return tab.shown(await presenter.after_stop(holder))
 
-    common: dict[str, Any] = {"outputs": tab.outputs, "concurrency_limit": limit}
+    common: dict[str, Any] = {"outputs": tab.outputs, "concurrency_limit": limit, "postprocess": False}
     send_args: dict[str, Any] = {
         "fn": on_send,
         "inputs": [tab.box, tab.slot, *tab.pickers],
@@ -164,7 +175,7 @@ def _bind_rounds(tab: _Tab, presenter: BattlePresenter, voter_of: VoterOf, limit
         ),
     ]
     tab.stop.click(on_stop, [tab.slot], None, cancels=streams, api_name=f"{prefix}_stop", concurrency_limit=limit).then(
-        after_stop, [tab.slot], tab.outputs, api_visibility="private", concurrency_limit=limit
+        after_stop, [tab.slot], tab.outputs, api_visibility="private", concurrency_limit=limit, postprocess=False
     )
 
 
@@ -182,6 +193,7 @@ def _bind_votes(tab: _Tab, presenter: BattlePresenter, voter_of: VoterOf, limit:
             api_name=f"{prefix}_vote_{outcome.value}",
             concurrency_id=f"{prefix}_vote",
             concurrency_limit=limit,
+            postprocess=False,
         )
 
 
@@ -195,6 +207,7 @@ def _bind_resets(tab: _Tab, presenter: BattlePresenter, voter_of: VoterOf, limit
         # the panes' own clear button is hidden; should one still fire, put the answers back (votes stay as they are)
         return tab.shown(presenter.current(holder))
 
-    tab.new_round.click(on_new_round, [tab.slot], tab.outputs, api_name=f"{prefix}_new", concurrency_limit=limit)
+    common: dict[str, Any] = {"concurrency_limit": limit, "postprocess": False}  # values come in wire form
+    tab.new_round.click(on_new_round, [tab.slot], tab.outputs, api_name=f"{prefix}_new", **common)
     for chat in tab.panes:
-        chat.clear(on_pane_cleared, [tab.slot], tab.outputs, api_visibility="private", concurrency_limit=limit)
+        chat.clear(on_pane_cleared, [tab.slot], tab.outputs, api_visibility="private", **common)

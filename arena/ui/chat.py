@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncGenerator
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 import gradio as gr
@@ -14,6 +15,7 @@ import gradio as gr
 from arena.chat import ChatService
 from arena.ui.chat_presenter import RATINGS, ChatPresenter, ChatView, Cleared, Feedback, Liked, Slot
 from arena.ui.common import VoterOf, update, warn
+from arena.ui.wire_values import WireOutputs
 
 RATE_HELP = (
     "Click a thumb under an answer to rate it: the rating is saved at once. Reasons and a comment are optional; "
@@ -46,6 +48,11 @@ class _Tab:
     def outputs(self) -> list[Any]:
         """What a conversation render updates: the pane, the input box, the notice."""
         return [self.chatbot, self.box, self.notice]
+
+    @cached_property
+    def wire(self) -> WireOutputs:
+        """`outputs` values in the page's form, for the streamed events (they skip Gradio's postprocess)."""
+        return WireOutputs(self.outputs)
 
     @property
     def form_fields(self) -> list[Any]:
@@ -108,7 +115,9 @@ def _layout(presenter: ChatPresenter) -> _Tab:
         rate = gr.Button("Save feedback", elem_id="chat-send-feedback")
         status = gr.Markdown(elem_id="chat-rating-status")
     parts = (box, send, regenerate, stop, clear, form, rating, answer, tags, comment, rate, status)
-    return _Tab(slot, model, chatbot, notice, *parts)
+    tab = _Tab(slot, model, chatbot, notice, *parts)
+    tab.wire  # noqa: B018 -- made now: an output without a wire form fails at start, not at the first event
+    return tab
 
 
 def build_chat_tab(service: ChatService, voter_of: VoterOf, concurrency_limit: int, chat_tab: gr.Tab) -> None:
@@ -124,36 +133,37 @@ def _bind_conversation(tab: _Tab, presenter: ChatPresenter, voter_of: VoterOf, l
 
     async def on_send(name: str, text: str, holder: Slot, request: gr.Request) -> AsyncGenerator[tuple[Any, ...], None]:
         async for view in presenter.send(holder, name, text, voter_of(request)):
-            yield chat_outputs(view)
+            yield tab.wire(chat_outputs(view))
 
     async def on_regenerate(name: str, holder: Slot, request: gr.Request) -> AsyncGenerator[tuple[Any, ...], None]:
         async for view in presenter.regenerate(holder, name, voter_of(request)):
-            yield chat_outputs(view)
+            yield tab.wire(chat_outputs(view))
 
     async def after_stop(holder: Slot) -> tuple[Any, ...]:
-        return chat_outputs(await presenter.after_stop(holder))
+        return tab.wire(chat_outputs(await presenter.after_stop(holder)))
 
     def on_clear(holder: Slot) -> tuple[Any, ...]:
         return cleared_outputs(presenter.clear(holder))
 
     common: dict[str, Any] = {"concurrency_limit": limit}
+    wired: dict[str, Any] = {"postprocess": False, **common}  # the streamed events hand over wire values
     outputs = tab.outputs
     args: dict[str, Any] = {"inputs": [tab.model, tab.box, tab.slot], "outputs": outputs, "concurrency_id": "chat_send"}
     streams: list[Any] = [
-        tab.send.click(on_send, api_name="chat_send", **args, **common),
-        tab.box.submit(on_send, api_visibility="private", **args, **common),
+        tab.send.click(on_send, api_name="chat_send", **args, **wired),
+        tab.box.submit(on_send, api_visibility="private", **args, **wired),
         tab.regenerate.click(
             on_regenerate,
             [tab.model, tab.slot],
             outputs,
             api_name="chat_regenerate",
             concurrency_id="chat_send",
-            **common,
+            **wired,
         ),
     ]
     tab.stop.click(
         lambda holder: presenter.stop(holder), [tab.slot], None, cancels=streams, api_name="chat_stop", **common
-    ).then(after_stop, [tab.slot], outputs, api_visibility="private", **common)
+    ).then(after_stop, [tab.slot], outputs, api_visibility="private", **wired)
     cleared = [*outputs, *tab.form_fields]
     tab.clear.click(on_clear, [tab.slot], cleared, api_name="chat_clear", **common)
     tab.chatbot.clear(on_clear, [tab.slot], cleared, api_visibility="private", **common)  # the pane's own bin button
