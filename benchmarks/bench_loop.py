@@ -39,6 +39,7 @@ from typing import Any
 
 import yaml
 
+from arena.ui.common import shows_error
 from benchmarks.harness import machine, pane_text
 from benchmarks.processes import Process, free_port, wait_for_port
 
@@ -221,7 +222,7 @@ def vote_once(client: Any, battle: Battle, margin: float) -> str:
     """One named battle in the client's session: ask, read both answers, vote for the shorter, start a new round."""
     final = client.predict(battle.question, battle.model_a, battle.model_b, api_name="/named_send")
     a, b = pane_text(final[0]), pane_text(final[1])
-    if "⚠️" in a + b:  # a failed answer: the app refuses votes on this round
+    if shows_error(a) or shows_error(b):  # a failed answer: the app refuses votes on this round
         raise RuntimeError(f"an answer failed: {(a + b)[-200:]}")
     choice = prefer_shorter(a, b, margin)
     notice = str(client.predict(api_name=VOTE[choice])[3])

@@ -30,6 +30,7 @@ from typing import Any
 import httpx
 from gradio_client.utils import apply_diff
 
+from arena.ui.common import shows_error
 from benchmarks.processes import Process, RunningApp, free_port, start_app, start_workers, wait_for_port
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -270,7 +271,7 @@ class GradioQueueClient:
                 final = await self.call("battle_send", [question, None], session, trace, start, http)
                 trace.wall = time.perf_counter() - start
                 trace.texts = (pane_text(final[0]), pane_text(final[1]))
-                if "⚠️" in trace.texts[0] or "⚠️" in trace.texts[1]:
+                if shows_error(trace.texts[0]) or shows_error(trace.texts[1]):
                     trace.error = "a pane shows an error"
                     return trace
                 if vote is None:

@@ -76,6 +76,11 @@ def shown(reply: Reply) -> str:
     return reply.text or ("…" if reply.status is ReplyStatus.STREAMING else "")
 
 
+def shows_error(text: str) -> bool:
+    """Whether a pane's last answer, as `shown` made it, is a failed one (its last paragraph is the error)."""
+    return text.rpartition("\n\n")[2].startswith(ERROR_MARK)
+
+
 def pane(history: Sequence[Message], reply: Reply | None, streaming: bool) -> list[dict[str, str]]:
     """Chatbot messages for a history whose last assistant message may still be streaming."""
     msgs = [{"role": m["role"], "content": m["content"]} for m in history]
