@@ -1,0 +1,72 @@
+"""What an answer's style is made of, for style-controlled ratings: its length and its markdown.
+
+Chatbot Arena controls its leaderboard for four things voters are known to favour: answer length in tokens and
+the counts of markdown headers, list items and bold spans, counted outside fenced code blocks. The counts are
+taken when an answer is stored; a battle's features are the normalised differences of its two answers
+(`style_differences`).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import NDArray
+
+STYLE_FEATURES: tuple[str, ...] = ("length", "headers", "lists", "bold")
+"""The features, in the order of every array here."""
+
+_FENCED = re.compile(r"^[ \t]*(```|~~~).*?^[ \t]*\1[ \t]*$", re.MULTILINE | re.DOTALL)
+_HEADER = re.compile(r"^[ \t]{0,3}#{1,6}[ \t]+\S", re.MULTILINE)
+_LIST_ITEM = re.compile(r"^[ \t]*(?:[-*+]|\d{1,9}[.)])[ \t]+\S", re.MULTILINE)
+_BOLD = re.compile(r"\*\*(?=\S)[^*\n]+?\*\*|__(?=\S)[^_\n]+?__")
+_WORDISH = re.compile(r"\w+|[^\w\s]", re.UNICODE)
+
+
+@dataclass(frozen=True)
+class StyleCounts:
+    """One answer's length in tokens and its markdown headers, list items and bold spans."""
+
+    tokens: int
+    headers: int
+    lists: int
+    bold: int
+
+    def as_tuple(self) -> tuple[int, int, int, int]:
+        """The counts in `STYLE_FEATURES` order."""
+        return (self.tokens, self.headers, self.lists, self.bold)
+
+
+def estimate_tokens(text: str) -> int:
+    """A tokenizer-free token count for answers whose backend gave none: words and punctuation marks, and one per
+    character of scripts written without spaces (close to what subword tokenizers give for these)."""
+    count = 0
+    for piece in _WORDISH.findall(text):
+        count += len(piece) if not piece.isascii() and _unspaced(piece) else 1
+    return count
+
+
+def _unspaced(piece: str) -> bool:
+    return any("\u3040" <= c <= "\u30ff" or "\u3400" <= c <= "\u9fff" or "\uf900" <= c <= "\ufaff" for c in piece)
+
+
+def style_counts(text: str, tokens: int | None = None) -> StyleCounts:
+    """The style of one answer; `tokens` is the backend's count when it gave one."""
+    prose = _FENCED.sub("", text)
+    return StyleCounts(
+        tokens=tokens if tokens is not None and tokens >= 0 else estimate_tokens(text),
+        headers=len(_HEADER.findall(prose)),
+        lists=len(_LIST_ITEM.findall(prose)),
+        bold=len(_BOLD.findall(prose)),
+    )
+
+
+def style_differences(counts_a: NDArray[np.float64], counts_b: NDArray[np.float64]) -> NDArray[np.float64]:
+    """Per battle and feature, (a - b) / (a + b + 1): how much more of it side A had, between -1 and 1.
+
+    `counts_a`, `counts_b`: arrays (battles, features) of each side's counts (tokens summed over the rounds).
+    """
+    a = np.asarray(counts_a, dtype=np.float64)
+    b = np.asarray(counts_b, dtype=np.float64)
+    return (a - b) / (a + b + 1.0)
