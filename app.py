@@ -451,7 +451,9 @@ def services(
         config=config, backends=wired.backends, store=store, matchmaker=matchmaker, guards=guards, new_id=new_id
     )
     chats = ChatService(config=config, backends=wired.backends, store=store, guards=guards)
-    board = LeaderboardService(repo, models=[m.name for m in config.models], method=method)
+    board = LeaderboardService(
+        repo, models=[m.name for m in config.models], method=method, intervals=config.arena.leaderboard_intervals
+    )
     return battles, chats, board
 
 

@@ -31,6 +31,12 @@ def _leaderboard_arguments(p: argparse.ArgumentParser, settings: Settings) -> No
     p.add_argument("--db", default=settings.db_url, help="SQLAlchemy URL")
     add_vote_filter_arguments(p)
     p.add_argument("--rounds", type=int, default=1000, help="bootstrap rounds")
+    p.add_argument(
+        "--intervals",
+        choices=["bootstrap", "sandwich"],
+        default="bootstrap",
+        help="95%% intervals by bootstrap resampling or from the sandwich (robust) covariance",
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--method", choices=list(RATING_METHODS), default=DEFAULT_METHOD, help="rating method")
     p.add_argument("--format", choices=["table", "json", "csv"], default="table")
@@ -52,7 +58,10 @@ def _leaderboard(args: argparse.Namespace) -> int:
         return 2
     engine = make_engine(args.db)
     upgrade(engine)  # a report on an older database needs its newer tables (vote counts)
-    service = LeaderboardService(Repository(engine), method=rating_method(args.method))
+    if args.intervals == "sandwich" and args.method == "elo":
+        print("arena: the elo method has bootstrap intervals only (no likelihood for sandwich ones)", file=sys.stderr)
+        return 2
+    service = LeaderboardService(Repository(engine), method=rating_method(args.method), intervals=args.intervals)
     board = service.compute(vote_filter(args), rounds=args.rounds, seed=args.seed)
     rows = [_row(s) for s in board.standings]
     if args.format == "json":
@@ -85,6 +94,7 @@ def _meta(board: Leaderboard, method: str) -> dict[str, Any]:
     return {
         "votes": board.votes,
         "rounds": board.rounds,
+        "intervals": board.intervals,
         "method": method,
         "computed_at": board.computed_at.isoformat(),
         "db_seconds": round(board.db_seconds, 4),
@@ -101,7 +111,7 @@ def _print_table(board: Leaderboard, rows: list[dict[str, Any]]) -> None:
         rank = "" if r["rank"] is None else str(r["rank"])
         print(f"{rank:>4}  {r['model']:<32} {rating:>7}  {interval:>15}  {r['votes']:>8}  {rate:>8}")
     print(
-        f"\n{board.votes:,} votes, {board.rounds} bootstrap rounds, "
+        f"\n{board.votes:,} votes, {board.intervals_taken}, "
         f"{board.db_seconds + board.fit_seconds:.2f} s (database {board.db_seconds:.2f} s)",
         file=sys.stderr,
     )
@@ -117,7 +127,7 @@ class SubCommand:
 
 SUBCOMMANDS: dict[str, SubCommand] = {
     "leaderboard": SubCommand(
-        "ratings (Bradley–Terry by default) with bootstrap 95%% intervals", _leaderboard_arguments
+        "ratings (Bradley–Terry by default) with 95%% intervals (bootstrap or sandwich)", _leaderboard_arguments
     ),
     "export": SubCommand(EXPORT_HELP, add_export_arguments),
     "prune": SubCommand(PRUNE_HELP, add_prune_arguments),

@@ -84,6 +84,8 @@ class ArenaSettings(_Strict):
     sampling: SamplingConfig = SamplingConfig()
     feedback_tags: list[str] = DEFAULT_FEEDBACK_TAGS
     leaderboard_rounds: int = Field(default=1000, ge=10, le=10000)  # bootstrap rounds per page view
+    # how the leaderboard's 95% intervals are taken: resampling the votes, or the analytic sandwich covariance
+    leaderboard_intervals: Literal["bootstrap", "sandwich"] = "bootstrap"
     slight_preferences: bool = False  # also offer "A/B is slightly better" (3/4 of a win in ratings)
     rating_method: str = "bradley-terry"  # arena.rating_methods: the leaderboard's and active sampling's ratings
     retention: RetentionConfig = RetentionConfig()
@@ -96,6 +98,12 @@ class ArenaSettings(_Strict):
         if value not in RATING_METHODS:
             raise ValueError(f"unknown rating method '{value}' (known: {', '.join(RATING_METHODS)})")
         return value
+
+    @model_validator(mode="after")
+    def _intervals_the_method_has(self) -> ArenaSettings:
+        if self.leaderboard_intervals == "sandwich" and self.rating_method == "elo":
+            raise ValueError("leaderboard_intervals: sandwich needs a likelihood; the elo method has bootstrap only")
+        return self
 
 
 class AppConfig(_Strict):

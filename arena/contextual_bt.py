@@ -70,15 +70,7 @@ class ContextualFit:
 
     def strength_sd(self, anchor_index: int | None = None, *, robust: bool = True) -> NDArray[np.float64]:
         """Standard errors of the log-strengths as reported: centred on their mean, or relative to an anchor."""
-        n = len(self.theta)
-        if anchor_index is None:
-            shift = np.eye(n) - np.full((n, n), 1.0 / n)
-        else:
-            shift = np.eye(n) - np.outer(np.ones(n), np.eye(n)[anchor_index])
-        covariance = self.covariance if robust else self.model_covariance
-        cov = shift @ covariance[:n, :n] @ shift.T
-        sd: NDArray[np.float64] = np.sqrt(np.clip(np.diag(cov), 0.0, None))
-        return sd
+        return reported_sd(self.covariance if robust else self.model_covariance, len(self.theta), anchor_index)
 
     def beta_sd(self) -> NDArray[np.float64]:
         """Standard errors of the feature coefficients."""
@@ -152,9 +144,39 @@ def fit_contextual(m: Matches, n_models: int, *, prior: float = DEFAULT_PRIOR) -
     else:
         p = 1.0 / (1.0 + np.exp(-eta))
         information = _outer_sum(m, n, m.weight * p * (1.0 - p)) + prior * eye
+    robust, model_based = _sandwich(m, n, p, information)
+    return ContextualFit(theta=params[:n], beta=params[n:], covariance=robust, model_covariance=model_based)
+
+
+def _sandwich(
+    m: Matches, n: int, p: NDArray[np.float64], information: NDArray[np.float64]
+) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
     meat = _outer_sum(m, n, m.weight * (m.score - p) ** 2)
     bread = np.asarray(np.linalg.inv(information), dtype=np.float64)
-    return ContextualFit(theta=params[:n], beta=params[n:], covariance=bread @ meat @ bread, model_covariance=bread)
+    return bread @ meat @ bread, bread
+
+
+def sandwich_covariance(
+    m: Matches, params: NDArray[np.float64], n_models: int, *, prior: float = DEFAULT_PRIOR
+) -> NDArray[np.float64]:
+    """The sandwich covariance of all parameters at `params` (log-strengths first, then feature coefficients),
+    for a fit made elsewhere (e.g. `arena.ratings.fit_log_strengths` on the same matches)."""
+    p = 1.0 / (1.0 + np.exp(-_linear(m, params, n_models)))
+    information = _outer_sum(m, n_models, m.weight * p * (1.0 - p)) + prior * np.eye(len(params))
+    return _sandwich(m, n_models, p, information)[0]
+
+
+def reported_sd(covariance: NDArray[np.float64], n_models: int, anchor_index: int | None = None) -> NDArray[np.float64]:
+    """Standard errors of log-strengths as the leaderboard reports them: centred on their mean (the ratings
+    average a fixed value), or relative to an anchor model (whose own is then 0)."""
+    n = n_models
+    if anchor_index is None:
+        shift = np.eye(n) - np.full((n, n), 1.0 / n)
+    else:
+        shift = np.eye(n) - np.outer(np.ones(n), np.eye(n)[anchor_index])
+    cov = shift @ covariance[:n, :n] @ shift.T
+    sd: NDArray[np.float64] = np.sqrt(np.clip(np.diag(cov), 0.0, None))
+    return sd
 
 
 def standardise(values: NDArray[np.float64]) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.float64]]:

@@ -49,7 +49,7 @@ class OnlineElo:
     scale: float = 400.0
     base: float = 10.0
     name: str = "elo"
-    summary: str = "Online Elo (K=4) replayed in random vote orders, as the first Chatbot Arena; bootstrap intervals."
+    summary: str = "Online Elo (K=4) replayed in random vote orders, as the first Chatbot Arena."
 
     def replay(self, votes: Votes, order: NDArray[np.intp], n: int) -> NDArray[np.float64]:
         """Ratings (rows, models), centred on 0, after replaying the votes `order[row]` in each row."""
@@ -85,3 +85,7 @@ class OnlineElo:
             return np.zeros((rounds, len(models)))
         picks = rng.integers(0, len(votes[0]), size=(rounds, len(votes[0])))
         return self._strengths(self.replay(votes, picks, len(models)))
+
+    def sandwich(self, counts: PairCounts, models: list[str], theta: Strengths) -> Strengths | None:
+        """None: online Elo maximises no likelihood, so it has bootstrap intervals only."""
+        return None

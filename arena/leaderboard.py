@@ -1,4 +1,5 @@
-"""The leaderboard: Bradley–Terry ratings with bootstrap 95% intervals, ranks and matrices, from vote counts."""
+"""The leaderboard: Bradley–Terry ratings with 95% intervals (bootstrap or sandwich), ranks and matrices, from vote
+counts."""
 
 from __future__ import annotations
 
@@ -10,10 +11,12 @@ from datetime import UTC, datetime
 
 import numpy as np
 
+from arena.contextual_bt import Z95, reported_sd
 from arena.domain import Outcome, VoteFilter
 from arena.rating_methods import BradleyTerry, RatingMethod
 from arena.ratings import (
     DEFAULT_PRIOR,
+    POINTS_PER_NAT,
     Strengths,
     arena_ranks,
     outcome_counts,
@@ -24,6 +27,12 @@ from arena.ratings import (
 from arena.store.repository import Repository
 
 PairOutcomes = Sequence[tuple[str, str, Outcome, int]]
+
+INTERVALS: dict[str, str] = {
+    "bootstrap": "95% intervals from {rounds} bootstrap resamples of the votes.",
+    "sandwich": "95% intervals from the sandwich (robust) covariance: analytic, no resampling.",
+}
+"""How the 95% intervals can be computed, each with the sentence that says so."""
 
 
 @dataclass(frozen=True)
@@ -49,9 +58,15 @@ class Leaderboard:
     battles: list[list[int]]
     votes: int
     rounds: int
+    intervals: str = "bootstrap"  # a key of INTERVALS
     computed_at: datetime = field(default_factory=lambda: datetime.now(UTC))
     db_seconds: float = 0.0
     fit_seconds: float = 0.0
+
+    @property
+    def intervals_taken(self) -> str:
+        """How the intervals were taken, in a few words for status lines."""
+        return f"{self.rounds} bootstrap rounds" if self.intervals == "bootstrap" else "sandwich intervals"
 
 
 def build_leaderboard(
@@ -63,11 +78,14 @@ def build_leaderboard(
     anchor: tuple[str, float] | None = None,
     prior: float = DEFAULT_PRIOR,
     method: RatingMethod | None = None,
+    intervals: str = "bootstrap",
 ) -> Leaderboard:
-    """Fit, bootstrap and rank (Bradley–Terry unless `method` says otherwise); `models` adds configured models that
-    have no votes yet (listed last)."""
+    """Fit, take the intervals (bootstrap or sandwich) and rank (Bradley–Terry unless `method` says otherwise);
+    `models` adds configured models that have no votes yet (listed last)."""
     if method is None:
         method = BradleyTerry(prior)
+    if intervals not in INTERVALS:
+        raise ValueError(f"unknown intervals '{intervals}' (known: {', '.join(INTERVALS)})")
     rng = np.random.default_rng(seed)
     counts = outcome_counts(outcomes)
     rated = sorted({m for pair in counts for m in pair})
@@ -77,14 +95,23 @@ def build_leaderboard(
     anchor_rating = anchor[1] if anchor is not None else 1000.0
     if not rated:
         empty = [Standing(model=m, votes=0) for m in models]
-        return Leaderboard(standings=empty, models=[], win_rates=[], battles=[], votes=0, rounds=rounds)
+        return Leaderboard(
+            standings=empty, models=[], win_rates=[], battles=[], votes=0, rounds=rounds, intervals=intervals
+        )
     point = to_ratings(theta, anchor_index=anchor_index, anchor_rating=anchor_rating)
-    samples = to_ratings(
-        method.bootstrap(counts, rated, rounds=rounds, rng=rng, start=theta),
-        anchor_index=anchor_index,
-        anchor_rating=anchor_rating,
-    )
-    lower, upper = np.percentile(samples, 2.5, axis=0), np.percentile(samples, 97.5, axis=0)
+    if intervals == "sandwich":
+        covariance = method.sandwich(counts, rated, theta)
+        if covariance is None:
+            raise ValueError(f"The {method.name} rating method has no sandwich intervals: use bootstrap intervals.")
+        half = Z95 * reported_sd(covariance, len(rated), anchor_index) * POINTS_PER_NAT
+        lower, upper = point - half, point + half
+    else:
+        samples = to_ratings(
+            method.bootstrap(counts, rated, rounds=rounds, rng=rng, start=theta),
+            anchor_index=anchor_index,
+            anchor_rating=anchor_rating,
+        )
+        lower, upper = np.percentile(samples, 2.5, axis=0), np.percentile(samples, 97.5, axis=0)
     standings = _standings(rated, wins, point, lower, upper)
     standings.sort(key=lambda s: (s.rank or 0, -(s.rating or 0.0)))
     order = [rated.index(s.model) for s in standings]
@@ -98,6 +125,7 @@ def build_leaderboard(
         battles=[[round(float(x)) for x in row] for row in battles],
         votes=int(sum(n for *_, n in outcomes)),
         rounds=rounds,
+        intervals=intervals,
     )
 
 
@@ -131,11 +159,13 @@ class LeaderboardService:
         *,
         models: Sequence[str] = (),
         method: RatingMethod | None = None,
+        intervals: str = "bootstrap",
         clock: Callable[[], float] = time.perf_counter,
     ) -> None:
         self._repo = repo
         self._models = list(models)
         self._method: RatingMethod = method or BradleyTerry()
+        self.intervals = intervals  # a key of INTERVALS
         self._clock = clock
 
     @property
@@ -152,6 +182,8 @@ class LeaderboardService:
         start = self._clock()
         outcomes = self._repo.pair_outcomes(filters)
         fetched = self._clock()
-        board = build_leaderboard(outcomes, models=self._models, rounds=rounds, seed=seed, method=self._method)
+        board = build_leaderboard(
+            outcomes, models=self._models, rounds=rounds, seed=seed, method=self._method, intervals=self.intervals
+        )
         done = self._clock()
         return replace(board, db_seconds=fetched - start, fit_seconds=done - fetched)

@@ -40,6 +40,11 @@ class RatingMethod(Protocol):
         """Log-strengths refitted on `rounds` resamples of the votes: an array (rounds, models)."""
         ...
 
+    def sandwich(self, counts: PairCounts, models: list[str], theta: Strengths) -> Strengths | None:
+        """The sandwich (robust) covariance of the log-strengths at `theta`, (models, models); None where the
+        method has no likelihood to take it from."""
+        ...
+
 
 @dataclass(frozen=True)
 class BradleyTerry:
@@ -47,7 +52,7 @@ class BradleyTerry:
 
     prior: float = DEFAULT_PRIOR
     name: str = "bradley-terry"
-    summary: str = "Bradley–Terry maximum likelihood over all votes (order does not matter), bootstrap 95% intervals."
+    summary: str = "Bradley–Terry maximum likelihood over all votes (order does not matter)."
 
     def fit(self, counts: PairCounts, models: list[str], rng: Generator) -> Strengths:
         """The penalised maximum-likelihood fit."""
@@ -58,6 +63,13 @@ class BradleyTerry:
     ) -> Strengths:
         """Batched refits on multinomial resamples of the pair counts, started from the full fit."""
         return bootstrap_log_strengths(counts, models, rounds=rounds, rng=rng, prior=self.prior, start=start)
+
+    def sandwich(self, counts: PairCounts, models: list[str], theta: Strengths) -> Strengths | None:
+        """J⁻¹ M J⁻¹ of the penalised likelihood (a slight preference's half win and half tie count as two half
+        votes, a close approximation of its one ¾ score)."""
+        from arena.contextual_bt import Matches, sandwich_covariance
+
+        return sandwich_covariance(Matches.from_pair_counts(counts, models), theta, len(models), prior=self.prior)
 
 
 DEFAULT_METHOD = "bradley-terry"

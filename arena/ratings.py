@@ -20,6 +20,9 @@ PairCounts: TypeAlias = Mapping[tuple[str, str], tuple[float, float, float]]
 DEFAULT_PRIOR = 0.01
 """Precision of the Gaussian prior on natural-log strengths: a standard deviation of 10 nats (~1,737 points)."""
 
+POINTS_PER_NAT = 400.0 / math.log(10.0)
+"""Rating points per natural-log unit of strength on the default scale (400 points per factor of ten in odds)."""
+
 _MAX_NEWTON_STEPS = 100
 _TOLERANCE = 1e-10
 

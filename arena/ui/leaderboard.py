@@ -9,7 +9,7 @@ import gradio as gr
 import plotly.graph_objects as go
 
 from arena.domain import VoteFilter
-from arena.leaderboard import Leaderboard, LeaderboardService
+from arena.leaderboard import INTERVALS, Leaderboard, LeaderboardService
 
 ALL = "All languages"
 COLUMNS = ["Rank", "Model", "Rating", "95% interval", "Votes", "Win rate"]
@@ -97,7 +97,8 @@ class LeaderboardPresenter:
 
     def explain(self) -> str:
         """The text above the table, naming the rating method."""
-        return EXPLAIN.format(method=self._service.method.summary)
+        intervals = INTERVALS[self._service.intervals].format(rounds=self._rounds)
+        return EXPLAIN.format(method=f"{self._service.method.summary} {intervals}")
 
     def view(self, choice: object) -> LeaderboardView:
         """The leaderboard of the chosen language (anything else than a language name: all languages)."""
@@ -106,7 +107,7 @@ class LeaderboardPresenter:
         when = board.computed_at.strftime("%Y-%m-%d %H:%M:%S UTC")
         took = board.db_seconds + board.fit_seconds
         votes = f"**{board.votes:,}** vote{'' if board.votes == 1 else 's'}"
-        note = f"Computed {when} from {votes} in {took:.2f} s ({board.rounds} bootstrap rounds)."
+        note = f"Computed {when} from {votes} in {took:.2f} s ({board.intervals_taken})."
         languages = [ALL, *self._service.languages()]
         return LeaderboardView(note, table(board), board, languages, chosen if chosen in languages else ALL)
 

@@ -116,6 +116,14 @@ def test_the_default_config_loads_before_its_variants_exist(tmp_path: Path) -> N
         ),
         (lambda d: d["models"][0].update(weight=0), "models[0].weight: Input should be greater than 0"),
         (lambda d: d.update(models=[]), "models: List should have at least 1 item"),
+        (
+            lambda d: d.setdefault("arena", {}).update(rating_method="elo", leaderboard_intervals="sandwich"),
+            "leaderboard_intervals: sandwich needs a likelihood; the elo method has bootstrap only",
+        ),
+        (
+            lambda d: d.setdefault("arena", {}).update(leaderboard_intervals="jackknife"),
+            "arena.leaderboard_intervals: Input should be 'bootstrap' or 'sandwich'",
+        ),
     ],
 )
 def test_semantic_errors(tmp_path: Path, demo_models: DemoModels, mutate: Any, message: str) -> None:

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from arena.domain import Outcome, Side, VoteFilter, Voter
+from arena.elo import OnlineElo
 from arena.leaderboard import LeaderboardService, build_leaderboard
 from arena.ratings import (
     arena_ranks,
@@ -59,6 +60,28 @@ def test_intervals_shrink_with_more_votes() -> None:
         return float(np.mean([(s.upper or 0) - (s.lower or 0) for s in board.standings]))  # type: ignore[attr-defined]
 
     assert width(large) < width(small) / 5
+
+
+def test_sandwich_intervals_match_the_bootstrap_and_rank_the_same() -> None:
+    outcomes = simulated(20000, tie_rate=0.0)
+    boot = build_leaderboard(outcomes, rounds=2000)
+    sandwich = build_leaderboard(outcomes, rounds=2000, intervals="sandwich")
+    assert sandwich.intervals == "sandwich" and boot.intervals == "bootstrap"
+    assert sandwich.intervals_taken == "sandwich intervals" and boot.intervals_taken == "2000 bootstrap rounds"
+    assert [s.model for s in sandwich.standings] == [s.model for s in boot.standings]
+    assert [s.rank for s in sandwich.standings] == [s.rank for s in boot.standings] == [1, 2, 3]
+    for b, w in zip(boot.standings, sandwich.standings, strict=True):
+        assert b.rating == pytest.approx(w.rating)
+        assert w.lower is not None and w.upper is not None and w.rating is not None
+        assert w.upper - w.rating == pytest.approx(w.rating - w.lower)  # symmetric, on the rating scale
+        assert (w.upper - w.lower) / ((b.upper or 0) - (b.lower or 0)) == pytest.approx(1.0, abs=0.08)
+
+
+def test_sandwich_intervals_need_a_likelihood_and_unknown_kinds_are_refused() -> None:
+    with pytest.raises(ValueError, match="elo rating method has no sandwich intervals"):
+        build_leaderboard(simulated(500), rounds=20, method=OnlineElo(), intervals="sandwich")
+    with pytest.raises(ValueError, match="unknown intervals 'jackknife'"):
+        build_leaderboard(simulated(500), rounds=20, intervals="jackknife")
 
 
 def test_batched_bootstrap_equals_fitting_each_resample_alone() -> None:
@@ -160,6 +183,16 @@ def test_cli_formats(db_url: str, repo: Repository) -> None:
     assert run("--format", "csv").splitlines()[0] == "rank,model,rating,lower,upper,votes,win_rate"
     assert "m1" in run()
     assert json.loads(run("--format", "json", "--language", "English"))["votes"] == 0
+    sandwich = json.loads(run("--format", "json", "--intervals", "sandwich"))
+    assert sandwich["intervals"] == "sandwich" and [s["model"] for s in sandwich["standings"]] == ["m1", "m2"]
+    refused = subprocess.run(
+        [sys.executable, "-m", "arena", "leaderboard", "--db", db_url, "--method", "elo", "--intervals", "sandwich"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert refused.returncode == 2 and "bootstrap intervals only" in refused.stderr
 
 
 def test_cli_refuses_a_missing_database(tmp_path: object) -> None:

@@ -43,8 +43,13 @@ def test_the_leaderboard_per_language_and_its_method(repo: Repository) -> None:
     assert english.language == "English" and [row[1] for row in english.rows][:2] == ["y", "x"]
     assert presenter.view("Klingon").language == ALL  # a language with no votes: the board of none, shown as all
     assert "from **1** vote in" in english.note
+    assert "95% intervals from 50 bootstrap resamples of the votes." in presenter.explain()
+    assert "(50 bootstrap rounds)" in everything.note
     elo = LeaderboardPresenter(LeaderboardService(repo, method=OnlineElo()), rounds=20)
     assert elo.explain().startswith("Online Elo")
+    sandwich = LeaderboardPresenter(LeaderboardService(repo, models=["x", "y"], intervals="sandwich"), rounds=50)
+    assert "95% intervals from the sandwich (robust) covariance" in sandwich.explain()
+    assert "(sandwich intervals)" in sandwich.view(ALL).note
 
 
 def test_an_export_from_the_form_and_its_refusals(repo: Repository, tmp_path: Path) -> None:
