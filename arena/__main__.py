@@ -22,6 +22,7 @@ from arena.vote_filter_cli import add_vote_filter_arguments, vote_filter
 
 if TYPE_CHECKING:
     from arena.leaderboard import Leaderboard, Standing
+    from arena.store.repository import Repository
 
 
 def _leaderboard_arguments(p: argparse.ArgumentParser, settings: Settings) -> None:
@@ -43,25 +44,34 @@ def _leaderboard_arguments(p: argparse.ArgumentParser, settings: Settings) -> No
     p.set_defaults(run=_leaderboard)
 
 
-def _leaderboard(args: argparse.Namespace) -> int:
+def _repository(db: str) -> Repository | None:
+    """The repository on an up-to-date database, or None (and a sentence) when there is no database there."""
     from sqlalchemy.engine import make_url
 
-    from arena.leaderboard import LeaderboardService
-    from arena.rating_methods import rating_method
     from arena.store.engine import make_engine
     from arena.store.migrate import upgrade
     from arena.store.repository import Repository
 
-    url = make_url(args.db)
+    url = make_url(db)
     if url.get_backend_name() == "sqlite" and url.database and not Path(url.database).exists():
         print(f"arena: no database at {url.database} (give --db or DATABASE_URL)", file=sys.stderr)
-        return 2
-    engine = make_engine(args.db)
+        return None
+    engine = make_engine(db)
     upgrade(engine)  # a report on an older database needs its newer tables (vote counts)
+    return Repository(engine)
+
+
+def _leaderboard(args: argparse.Namespace) -> int:
+    from arena.leaderboard import LeaderboardService
+    from arena.rating_methods import rating_method
+
     if args.intervals == "sandwich" and args.method == "elo":
         print("arena: the elo method has bootstrap intervals only (no likelihood for sandwich ones)", file=sys.stderr)
         return 2
-    service = LeaderboardService(Repository(engine), method=rating_method(args.method), intervals=args.intervals)
+    repo = _repository(args.db)
+    if repo is None:
+        return 2
+    service = LeaderboardService(repo, method=rating_method(args.method), intervals=args.intervals)
     board = service.compute(vote_filter(args), rounds=args.rounds, seed=args.seed)
     rows = [_row(s) for s in board.standings]
     if args.format == "json":
@@ -117,6 +127,40 @@ def _print_table(board: Leaderboard, rows: list[dict[str, Any]]) -> None:
     )
 
 
+def _audit_arguments(p: argparse.ArgumentParser, settings: Settings) -> None:
+    """Give the audit sub-command its arguments."""
+    p.add_argument("--db", default=settings.db_url, help="SQLAlchemy URL")
+    add_vote_filter_arguments(p)
+    p.add_argument("--rounds", type=int, default=1000, help="bootstrap rounds for rank stability")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--format", choices=["text", "json"], default="text")
+    p.set_defaults(run=_audit)
+
+
+def _audit(args: argparse.Namespace) -> int:
+    from arena.audit import BARS, QUIET, audit, counted
+
+    repo = _repository(args.db)
+    if repo is None:
+        return 2
+    report = audit(repo.voter_outcomes(vote_filter(args)), rounds=args.rounds, seed=args.seed)
+    if args.format == "json":
+        findings = [{"check": f.check, "sentence": f.sentence} for f in report.findings]
+        data = {"votes": report.votes, "voters": report.voters, "models": report.models, "findings": findings}
+        print(json.dumps({**data, "stability": report.stability, "bars": BARS}, indent=2, ensure_ascii=False))
+        return 0
+    who = f"{counted(report.votes, 'vote')} from {counted(report.voters, 'voter')}"
+    print(f"Audit of {who} on {counted(len(report.models), 'model')}.\n")
+    for finding in report.findings:
+        print(f"- {finding.sentence}")
+    if not report.findings:
+        print(QUIET)
+    print("\nWhat each check looks for, and when it speaks:")
+    for check, bar in BARS.items():
+        print(f"  {check}: {bar}")
+    return 0
+
+
 @dataclass(frozen=True)
 class SubCommand:
     """One sub-command: its line in the overview and what gives it its arguments (importing what it alone needs)."""
@@ -128,6 +172,9 @@ class SubCommand:
 SUBCOMMANDS: dict[str, SubCommand] = {
     "leaderboard": SubCommand(
         "ratings (Bradley–Terry by default) with 95%% intervals (bootstrap or sandwich)", _leaderboard_arguments
+    ),
+    "audit": SubCommand(
+        "whether the votes support the leaderboard: biases, cycles, heavy voters, stability", _audit_arguments
     ),
     "export": SubCommand(EXPORT_HELP, add_export_arguments),
     "prune": SubCommand(PRUNE_HELP, add_prune_arguments),

@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 
 import numpy as np
 
+from arena.audit import Audit, audit
 from arena.contextual_bt import Z95, reported_sd
 from arena.domain import Outcome, VoteFilter
 from arena.rating_methods import BradleyTerry, RatingMethod
@@ -176,6 +177,10 @@ class LeaderboardService:
     def languages(self) -> list[str]:
         """Languages with votes, most voted first."""
         return self._repo.languages()
+
+    def audit(self, filters: VoteFilter = VoteFilter(), *, rounds: int = 1000, seed: int = 0) -> Audit:
+        """The audit of the votes these filters keep (`arena.audit`)."""
+        return audit(self._repo.voter_outcomes(filters), rounds=rounds, seed=seed)
 
     def compute(self, filters: VoteFilter = VoteFilter(), *, rounds: int = 1000, seed: int = 0) -> Leaderboard:
         """The leaderboard for these filters, with DB and fit times."""

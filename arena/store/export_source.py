@@ -192,6 +192,19 @@ _STORED_TURN_COLUMNS: dict[str, Any] = {
 }
 
 
+def counted_votes(query: Select[Any], f: VoteFilter) -> Select[Any]:
+    """Keep the votes the filters count, on a query that joins votes to their battles: days, models, languages,
+    depth, and the named / leaked / self-play flags (which the exports count as left out instead)."""
+    query = ExportSource.scope(query, f)
+    if not f.include_named:
+        query = query.where(VoteRow.anonymous.is_(True))
+    if not f.include_leaks:
+        query = query.where(VoteRow.identity_leak.is_(False))
+    if not f.include_self_play:
+        query = query.where(BattleRow.mode != BattleMode.SELF_PLAY.value)
+    return query
+
+
 class LeftOut:
     """Why the vote filters keep a vote out, checked in this order: a vote both named and leaked counts as named."""
 
@@ -258,7 +271,7 @@ class ExportSource:
     # --- votes ----------------------------------------------------------------------------------------
 
     @staticmethod
-    def _scope(query: Select[Any], f: VoteFilter) -> Select[Any]:
+    def scope(query: Select[Any], f: VoteFilter) -> Select[Any]:
         """Keep the votes in the filters' days, models, languages and depth (the other filters are `left_out`)."""
         query = _between(_dated(query, VoteRow.created_at, f), f)
         if f.languages is not None:
@@ -281,7 +294,7 @@ class ExportSource:
             reads = [case((and_(*kept), column), else_=None) for column in reads]
         columns = [*_PAGE_COLUMNS, *(read.label(side.value) for read, side in zip(reads, Side, strict=True))]
         query: Select[Any] = select(*columns).join(BattleRow, VoteRow.battle_id == BattleRow.id)
-        page = self._scope(query, f).where(VoteRow.id > bindparam("after"))
+        page = self.scope(query, f).where(VoteRow.id > bindparam("after"))
         page = page.order_by(VoteRow.id).limit(bindparam("limit", type_=Integer))
         whole = _PAGE_SQL[dialect].format(columns=", ".join(c.key for c in _PAGE_COLUMNS))
         paged: Any = select(literal_column(whole), literal_column("max(id)"))

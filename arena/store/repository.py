@@ -17,7 +17,15 @@ from arena.store import retention
 from arena.store.errors import DuplicateFeedback, DuplicateVote, UnknownBattle
 from arena.store.hot_writes import Values, for_driver, hot_writes
 from arena.store.retention import PruneAction, PruneReport
-from arena.store.schema import ConversationRow, FeedbackRow, MessageRow, VoteCountRow, VoteRow, VoteTotalRow
+from arena.store.schema import (
+    BattleRow,
+    ConversationRow,
+    FeedbackRow,
+    MessageRow,
+    VoteCountRow,
+    VoteRow,
+    VoteTotalRow,
+)
 
 
 @dataclass(frozen=True)
@@ -223,6 +231,20 @@ class Repository:
             query = query.where(c.model_a.in_(list(f.models)), c.model_b.in_(list(f.models)))
         with self._tx() as s:
             return [(a, b, Outcome(o), int(n)) for a, b, o, n in s.execute(query)]
+
+    def voter_outcomes(self, f: VoteFilter = VoteFilter()) -> list[tuple[str, str, str, Outcome, int]]:
+        """The votes `f` keeps, aggregated to (voter, model_a, model_b, outcome, count), side A as shown: what the
+        audit reads. A voter is the salted IP hash, or the session where none was kept (one row per vote at
+        worst: this reads the votes themselves, not the counts table)."""
+        from arena.store.export_source import counted_votes
+
+        voter = func.coalesce(VoteRow.ip_hash, VoteRow.session_id)
+        columns = (voter, BattleRow.model_a, BattleRow.model_b, VoteRow.outcome)
+        joined: Any = select(*columns, func.count()).join(BattleRow, VoteRow.battle_id == BattleRow.id)
+        query = counted_votes(joined, f).group_by(*columns)
+        with self._tx() as s:
+            rows: list[Any] = list(s.execute(query))
+        return [(str(v), str(a), str(b), Outcome(o), int(n)) for v, a, b, o, n in rows]
 
     def languages(self) -> list[str]:
         """Languages that have counted votes, most voted first."""

@@ -8,6 +8,7 @@ from typing import Any
 import gradio as gr
 import plotly.graph_objects as go
 
+from arena.audit import BARS, QUIET, counted
 from arena.domain import VoteFilter
 from arena.leaderboard import INTERVALS, Leaderboard, LeaderboardService
 
@@ -111,6 +112,26 @@ class LeaderboardPresenter:
         languages = [ALL, *self._service.languages()]
         return LeaderboardView(note, table(board), board, languages, chosen if chosen in languages else ALL)
 
+    def audit(self, choice: object) -> str:
+        """The audit of the chosen language's votes, as Markdown."""
+        chosen = choice if isinstance(choice, str) and choice != ALL else None
+        report = self._service.audit(VoteFilter(languages=(chosen,) if chosen else None), rounds=self._rounds)
+        return audit_markdown(report.votes, report.voters, [f.sentence for f in report.findings])
+
+
+AUDIT_HELP = (
+    "Whether the votes support the ranking above: side bias, ties, heavy voters, cycles, stability, separation. "
+    "A line appears only when the evidence clears its bar."
+)
+
+
+def audit_markdown(votes: int, voters: int, sentences: list[str]) -> str:
+    """The audit as Markdown: what was read, then one bullet per finding, or a sentence saying none fired."""
+    head = f"Audit of {counted(votes, 'vote')} from {counted(voters, 'voter')}."
+    body = "\n".join(f"- {s}" for s in sentences) or QUIET
+    bars = "\n".join(f"- *{check}*: {bar}" for check, bar in BARS.items())
+    return f"{head}\n\n{body}\n\n<details><summary>When each check speaks</summary>\n\n{bars}\n\n</details>"
+
 
 def build_leaderboard_tab(service: LeaderboardService, concurrency_limit: int, tab: gr.Tab, *, rounds: int) -> None:
     """Lay out the Leaderboard tab and wire its refreshes (inside an open gr.Blocks)."""
@@ -131,8 +152,14 @@ def build_leaderboard_tab(service: LeaderboardService, concurrency_limit: int, t
         charts = rating_chart(view.board), win_rate_chart(view.board), battles_chart(view.board)
         return (view.note, view.rows, *charts, gr.update(choices=view.languages, value=view.language))
 
+    with gr.Accordion("Audit of the votes", open=False, elem_id="leaderboard-audit-panel"):
+        gr.Markdown(AUDIT_HELP)
+        run_audit = gr.Button("Audit", elem_id="leaderboard-audit-run")
+        audit_report = gr.Markdown(elem_id="leaderboard-audit")
+
     outputs = [status, frame, ratings, rates, counts, language]
     common: dict[str, Any] = {"concurrency_limit": concurrency_limit, "concurrency_id": "leaderboard"}
     refresh.click(compute, [language], outputs, api_name="leaderboard", **common)
     language.input(compute, [language], outputs, api_visibility="private", **common)
     tab.select(compute, [language], outputs, api_visibility="private", **common)
+    run_audit.click(presenter.audit, [language], [audit_report], api_visibility="private", **common)

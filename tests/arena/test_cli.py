@@ -66,6 +66,7 @@ def heavy(modules: set[str], *extra: str) -> list[str]:
     [
         ("leaderboard", (*EXPORTS, "sqlalchemy")),  # argument parsing needs the rating methods only
         ("export", ("numpy", "arena.leaderboard")),  # the format registry, not the ratings
+        ("audit", ("numpy", "sqlalchemy", "arena.leaderboard", *EXPORTS)),
         ("prune", ("numpy", "sqlalchemy", *EXPORTS)),
         ("backup", ("numpy", "sqlalchemy", *EXPORTS)),
     ],
@@ -130,4 +131,4 @@ def test_only_the_named_sub_command_gets_its_arguments() -> None:
     assert p.parse_args(["prune", "--days", "3"]).days == 3
     with pytest.raises(SystemExit):
         p.parse_args(["leaderboard", "--rounds", "3"])  # not built: the caller named another sub-command
-    assert set(SUBCOMMANDS) == {"leaderboard", "export", "prune", "backup"}
+    assert set(SUBCOMMANDS) == {"leaderboard", "audit", "export", "prune", "backup"}

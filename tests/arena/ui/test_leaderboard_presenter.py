@@ -47,6 +47,10 @@ def test_the_leaderboard_per_language_and_its_method(repo: Repository) -> None:
     assert "(50 bootstrap rounds)" in everything.note
     elo = LeaderboardPresenter(LeaderboardService(repo, method=OnlineElo()), rounds=20)
     assert elo.explain().startswith("Online Elo")
+    audited = presenter.audit(ALL)
+    assert audited.startswith("Audit of 4 votes from 1 voter.")
+    assert "- x and y are not separated" in audited and "<summary>When each check speaks</summary>" in audited
+    assert presenter.audit("English").startswith("Audit of 1 vote from 1 voter.")
     sandwich = LeaderboardPresenter(LeaderboardService(repo, models=["x", "y"], intervals="sandwich"), rounds=50)
     assert "95% intervals from the sandwich (robust) covariance" in sandwich.explain()
     assert "(sandwich intervals)" in sandwich.view(ALL).note
