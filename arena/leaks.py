@@ -179,8 +179,9 @@ class LeakDetector:
         self.reach = 3 * longest + 16
 
     def find(self, text: str, since: int = 0) -> str | None:
-        """The first term found in the text, as configured, or None; with `since`, only a term that ends after
-        that position is looked for (text before `since - reach` is not read), as for a text that keeps growing."""
+        """The first term found in the text, as configured, or None. With `since` (a text that keeps growing, read
+        up to `since` before), only text from `since - reach` on is read: any term that ends after `since` lies
+        there, and one found there that ended before is one a whole reading would find as well."""
         if self._candidates is None or not text:
             return None
         begin = max(0, since - self.reach)

@@ -1,4 +1,4 @@
-"""Cleaning text that strangers type and that models print."""
+"""Cleaning text that strangers type and that models print, and the mark a failed answer carries in its pane."""
 
 from __future__ import annotations
 
@@ -27,3 +27,11 @@ def clean_user_message(text: object, *, max_chars: int) -> str:
             f"Your message is {len(cleaned):,} characters long; the limit is {max_chars:,}. Please shorten it."
         )
     return cleaned
+
+
+ERROR_MARK = "Error:"  # before a failed answer's sentence in its pane (text, not an emoji: no emoji font needed)
+
+
+def shows_error(text: str) -> bool:
+    """Whether a pane's last answer is a failed one: its last paragraph is the error sentence after ERROR_MARK."""
+    return text.rpartition("\n\n")[2].startswith(ERROR_MARK)

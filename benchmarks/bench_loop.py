@@ -39,7 +39,7 @@ from typing import Any
 
 import yaml
 
-from arena.ui.common import shows_error
+from arena.text import shows_error
 from benchmarks.harness import machine, pane_text
 from benchmarks.processes import Process, free_port, wait_for_port
 

@@ -30,7 +30,7 @@ from typing import Any
 import httpx
 from gradio_client.utils import apply_diff
 
-from arena.ui.common import shows_error
+from arena.text import shows_error
 from benchmarks.processes import Process, RunningApp, free_port, start_app, start_workers, wait_for_port
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -12,7 +12,7 @@ from gradio_client import Client
 from arena.domain import Side
 from arena.store.engine import make_engine
 from arena.store.repository import Repository
-from arena.ui.common import ERROR_MARK
+from arena.text import ERROR_MARK
 from tests.support.faults import FaultServer
 from tests.support.helpers import Process, RunningApp, free_port, start_app
 from tests.support.store_reads import reads

@@ -22,7 +22,7 @@ from gradio_client import Client
 from arena.battle import VOTE_NOT_SAVED
 from arena.maintenance import PREFIX_CHARS, instance_prefix
 from arena.sampling import NOT_ENOUGH
-from arena.ui.common import ERROR_MARK
+from arena.text import ERROR_MARK
 from arena.workers import answers
 from backends.base import BackendError
 from backends.demo import DemoModels

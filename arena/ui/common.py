@@ -12,6 +12,7 @@ import gradio as gr
 
 from arena.domain import Reply, ReplyStatus, Voter
 from arena.privacy import hash_ip
+from arena.text import ERROR_MARK
 from backends.base import Message
 
 VoterOf = Callable[[gr.Request], Voter]
@@ -64,9 +65,6 @@ async def wait_stored(stored: Awaitable[None], seconds: float) -> None:
             await stored
 
 
-ERROR_MARK = "Error:"  # before a failed answer's sentence in its pane (text, not an emoji: no emoji font needed)
-
-
 def shown(reply: Reply) -> str:
     """A reply as the pane shows it: its text, and the error sentence if it failed."""
     if reply.status is ReplyStatus.ERROR:
@@ -74,11 +72,6 @@ def shown(reply: Reply) -> str:
     if reply.status is ReplyStatus.STOPPED:
         return f"{reply.text}\n\n*(stopped)*".strip()
     return reply.text or ("…" if reply.status is ReplyStatus.STREAMING else "")
-
-
-def shows_error(text: str) -> bool:
-    """Whether a pane's last answer, as `shown` made it, is a failed one (its last paragraph is the error)."""
-    return text.rpartition("\n\n")[2].startswith(ERROR_MARK)
 
 
 def pane(history: Sequence[Message], reply: Reply | None, streaming: bool) -> list[dict[str, str]]:

@@ -18,7 +18,8 @@ Serialise = Callable[[Any], Any]
 
 
 def chat_messages(messages: Sequence[dict[str, str]] | None) -> list[dict[str, Any]]:
-    """`gr.Chatbot.postprocess(messages).model_dump()` for plain text messages (role and string content)."""
+    """`gr.Chatbot.postprocess(messages).model_dump()` for plain text messages: a role and string content (the
+    only messages Corral shows; metadata, options and files are not carried)."""
     return [
         {
             "role": m["role"],
@@ -67,6 +68,8 @@ class WireOutputs:
 
     @staticmethod
     def _one(serialise: Serialise, value: Any) -> Any:
+        if isinstance(value, gr.blocks.Block):  # a component returned as an update: Gradio turns it into one
+            return value
         if not _is_update(value):
             return serialise(value)
         if "value" not in value:

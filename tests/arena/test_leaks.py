@@ -138,7 +138,7 @@ PIECES = [
 
 
 @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(st.lists(st.sampled_from(PIECES), max_size=40), st.lists(st.integers(1, 9), min_size=1, max_size=40))
+@given(st.lists(st.sampled_from(PIECES), max_size=120), st.lists(st.integers(1, 150), min_size=1, max_size=40))
 def test_a_growing_text_is_flagged_at_the_same_moment_as_by_reading_it_whole(
     detector: LeakDetector, pieces: list[str], cuts: list[int]
 ) -> None:

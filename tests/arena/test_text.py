@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from arena.errors import InputRejected
-from arena.text import clean_text, clean_user_message
+from arena.text import ERROR_MARK, clean_text, clean_user_message, shows_error
 
 
 def test_control_characters_and_surrogates_are_dropped() -> None:
@@ -30,3 +30,10 @@ def test_too_long_message_states_the_limit() -> None:
 def test_non_text_is_refused() -> None:
     with pytest.raises(InputRejected, match="as text"):
         clean_user_message(None, max_chars=10)
+
+
+def test_a_failed_answer_is_recognised_by_its_last_paragraph() -> None:
+    assert shows_error(f"{ERROR_MARK} The model is busy.")
+    assert shows_error(f"Half an answer\n\n{ERROR_MARK} The connection was lost.")
+    assert not shows_error(f"{ERROR_MARK} in the middle\n\nthen a normal ending")
+    assert not shows_error("Paris.")

@@ -23,7 +23,7 @@ import pytest
 import yaml
 from gradio_client import Client
 
-from arena.ui.common import ERROR_MARK
+from arena.text import ERROR_MARK
 from backends import base
 from backends import openai as openai_kind
 from backends import tgi as tgi_kind

@@ -7,8 +7,9 @@ from collections.abc import AsyncGenerator
 
 from arena.chat import ChatService
 from arena.domain import Voter
+from arena.text import ERROR_MARK
 from arena.ui.chat_presenter import BAD, GOOD, NOT_RATEABLE, WAIT_FOR_ANSWER, ChatPresenter, ChatView, Cleared, Slot
-from arena.ui.common import ERROR_MARK, KEEP
+from arena.ui.common import KEEP
 from tests.support.store_reads import StoreReads
 
 VOTER = Voter(session_id="ui-chat-1", ip_hash="h")

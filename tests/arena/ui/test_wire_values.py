@@ -71,6 +71,11 @@ def test_updates_keep_their_props_and_their_value_is_put_in_wire_form() -> None:
     )
 
 
+def test_a_component_returned_as_an_update_is_left_to_gradio() -> None:
+    button = gr.Button(interactive=True, render=False)
+    assert WireOutputs([gr.Button()])([button]) == (button,)
+
+
 def test_an_output_without_a_wire_form_is_refused_when_the_tab_is_built() -> None:
     with pytest.raises(ValueError, match="Number"):
         WireOutputs([gr.Number()])
@@ -114,3 +119,10 @@ def test_the_page_receives_the_same_bytes_with_and_without_gradios_postprocess(
             plain = render(fn, answer)
             expected = asyncio.run(page_data(fn, plain, postprocess=True))
             assert asyncio.run(page_data(fn, list(WireOutputs(fn.outputs)(plain)), postprocess=False)) == expected
+
+        # and as updates, with and without a value (kept, or changed along with a prop)
+        def updates(fn: Any = fn) -> list[Any]:  # fresh dicts each time: Gradio pops "value" out of an update
+            return [gr.update(value=v, visible=True) if k % 2 else gr.update() for k, v in enumerate(render(fn, "x"))]
+
+        expected = asyncio.run(page_data(fn, updates(), postprocess=True))
+        assert asyncio.run(page_data(fn, list(WireOutputs(fn.outputs)(updates())), postprocess=False)) == expected
