@@ -211,7 +211,7 @@ def cycles(rows: VoterOutcomes, models: list[str], limit: int = 5) -> list[Findi
         for a, b, c in permutations(trio):
             if a == min(trio) and (a, b) in beats and (b, c) in beats and (c, a) in beats:
                 parts = [
-                    f"{x} beats {y} ({100 * beats[(x, y)][0]:.0f}% of {beats[(x, y)][1]} votes)"
+                    f"{x} beats {y} ({100 * beats[(x, y)][0]:.0f}% of {beats[(x, y)][1]:,} votes)"
                     for x, y in ((a, b), (b, c), (c, a))
                 ]
                 found.append(Finding("cycles", "; ".join(parts) + ": a circle no rating can show."))
