@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import numpy as np
-from numpy.typing import NDArray
+if TYPE_CHECKING:  # numpy only where differences are taken: the store imports this module on every write path
+    import numpy as np
+    from numpy.typing import NDArray
 
 STYLE_FEATURES: tuple[str, ...] = ("length", "headers", "lists", "bold")
 """The features, in the order of every array here."""
@@ -67,6 +69,8 @@ def style_differences(counts_a: NDArray[np.float64], counts_b: NDArray[np.float6
 
     `counts_a`, `counts_b`: arrays (battles, features) of each side's counts (tokens summed over the rounds).
     """
+    import numpy as np
+
     a = np.asarray(counts_a, dtype=np.float64)
     b = np.asarray(counts_b, dtype=np.float64)
     return (a - b) / (a + b + 1.0)

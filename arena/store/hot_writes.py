@@ -83,7 +83,8 @@ SUPERSEDE = """
     WHERE conversation_id IN (:conv_a, :conv_b) AND turn_index = :turn_index AND role = 'assistant'
       AND status <> 'superseded'"""
 MESSAGE_COLUMNS = """conversation_id, turn_index, role, content, model, status, error, ttft_ms, total_ms,
-                     token_count, generation_params, created_at, language"""
+                     token_count, generation_params, created_at, language,
+                     style_tokens, style_headers, style_lists, style_bold"""
 ANSWERS = f"""
     SELECT count(*) FROM messages
     WHERE conversation_id IN (:conv_a, :conv_b) AND turn_index = :turn_index AND role = 'assistant'
@@ -109,11 +110,13 @@ def vote_refusal(check: Row[Any] | None, vote: Values) -> UnknownBattle:
 def _sqlite_rows(user: bool) -> str:
     """The round's messages: a question and an answer per side, or only the answers of a regenerated round."""
     user_row = (
-        "(:conv_{side}, :turn_index, 'user', :user_text, NULL, 'ok', NULL, NULL, NULL, NULL, 'null', :now, :language)"
+        "(:conv_{side}, :turn_index, 'user', :user_text, NULL, 'ok', NULL, NULL, NULL, NULL, 'null', :now, :language,"
+        " NULL, NULL, NULL, NULL)"
     )
     answer = (
         "(:conv_{side}, :turn_index, 'assistant', :text_{side}, :model_{side}, :status_{side}, :error_{side},"
-        " :ttft_{side}, :total_{side}, :tokens_{side}, :params_{side}, :now, NULL)"
+        " :ttft_{side}, :total_{side}, :tokens_{side}, :params_{side}, :now, NULL,"
+        " :style_tokens_{side}, :style_headers_{side}, :style_lists_{side}, :style_bold_{side})"
     )
     rows = [row.format(side=side) for side in "ab" for row in ([user_row] if user else []) + [answer]]
     return f"INSERT INTO messages ({MESSAGE_COLUMNS}) VALUES {', '.join(rows)}"
@@ -165,11 +168,17 @@ def _sqlite_record_vote(conn: Connection, vote: Values) -> None:
 @functools.cache
 def _postgresql_round(user: bool) -> str:
     """The round's statement: the battle updated, the replaced answers superseded (regenerated), the new stored."""
-    user_row = "(:conv_{side}, 'user', :user_text, NULL, 'ok', NULL, NULL, NULL, NULL, CAST('null' AS json), :language)"
+    no_style = ", ".join(["CAST(NULL AS integer)"] * 4)
+    user_row = (
+        "(:conv_{side}, 'user', :user_text, NULL, 'ok', NULL, NULL, NULL, NULL, CAST('null' AS json), :language, "
+        + no_style
+        + ")"
+    )
+    style = ", ".join(f"CAST(:style_{name}_{{side}} AS integer)" for name in ("tokens", "headers", "lists", "bold"))
     answer = (
         "(:conv_{side}, 'assistant', :text_{side}, battle.model_{side}, :status_{side}, :error_{side},"
         " CAST(:ttft_{side} AS double precision), CAST(:total_{side} AS double precision),"
-        " CAST(:tokens_{side} AS integer), :params_{side}, CAST(NULL AS varchar))"
+        " CAST(:tokens_{side} AS integer), :params_{side}, CAST(NULL AS varchar), " + style + ")"
     )
     rows = [row.format(side=side) for side in "ab" for row in ([user_row] if user else []) + [answer]]
     supersede = "" if user else f"superseded AS ({SUPERSEDE}),"
@@ -179,10 +188,11 @@ def _postgresql_round(user: bool) -> str:
     stored AS (
         INSERT INTO messages ({MESSAGE_COLUMNS})
         SELECT r.conversation_id, :turn_index, r.role, r.content, r.model, r.status, r.error, r.ttft_ms, r.total_ms,
-               r.token_count, r.generation_params, :now, r.language
+               r.token_count, r.generation_params, :now, r.language,
+               r.style_tokens, r.style_headers, r.style_lists, r.style_bold
         FROM battle, LATERAL (VALUES {", ".join(rows)})
             AS r (conversation_id, role, content, model, status, error, ttft_ms, total_ms, token_count,
-                  generation_params, language)
+                  generation_params, language, style_tokens, style_headers, style_lists, style_bold)
     )
     SELECT count(*) AS battles FROM battle"""
 

@@ -26,6 +26,7 @@ from arena.store.schema import (
     VoteRow,
     VoteTotalRow,
 )
+from arena.style import style_counts
 
 
 @dataclass(frozen=True)
@@ -354,6 +355,7 @@ def _answer_status(reply: Reply) -> str:
 
 def _answer_values(side: Side, reply: Reply, params: dict[str, Any]) -> dict[str, Any]:
     """One side's answer as the round's parameters (text_a, status_a, … params_a)."""
+    style = style_counts(reply.text)
     values = {
         "text": reply.text,
         "status": _answer_status(reply),
@@ -362,6 +364,10 @@ def _answer_values(side: Side, reply: Reply, params: dict[str, Any]) -> dict[str
         "total": reply.total_ms,
         "tokens": reply.tokens,
         "params": params,
+        "style_tokens": style.tokens,
+        "style_headers": style.headers,
+        "style_lists": style.lists,
+        "style_bold": style.bold,
     }
     return {f"{name}_{side.value}": value for name, value in values.items()}
 

@@ -65,6 +65,12 @@ class MessageRow(Base):
     generation_params: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     language: Mapped[str | None] = mapped_column(String(32))
+    # a battle answer's style (arena.style), counted when it is stored: estimated tokens (one count for every
+    # model's tokenizer), markdown headers, list items and bold spans outside code; NULL for questions and chats
+    style_tokens: Mapped[int | None] = mapped_column(Integer)
+    style_headers: Mapped[int | None] = mapped_column(Integer)
+    style_lists: Mapped[int | None] = mapped_column(Integer)
+    style_bold: Mapped[int | None] = mapped_column(Integer)
 
 
 class VoteRow(Base):

@@ -1,0 +1,71 @@
+"""Each battle answer's style is counted when it is stored, and a migration counts the answers stored before."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy import text
+
+from arena.domain import Side, Voter
+from arena.store.engine import make_engine
+from arena.store.migrate import upgrade
+from arena.store.repository import Repository
+from arena.style import style_counts
+from tests.arena.store.test_repository import ok
+from tests.support.battles import store_round
+
+MARKDOWN = "# Plan\n\n1. **First** step\n2. Second step\n\n```\n# not a header\n```"
+STYLE = "SELECT role, style_tokens, style_headers, style_lists, style_bold FROM messages ORDER BY id"
+
+
+def test_answers_are_counted_when_stored_and_questions_are_not(repo: Repository) -> None:
+    repo.create_battle(battle_id="s" * 32, models={Side.A: "x", Side.B: "y"}, voter=Voter("s1"))
+    store_round(repo, "s" * 32, (ok(MARKDOWN), ok("Plain words.")), text="# A question with a header")
+    with repo.engine.connect() as conn:
+        rows = [tuple(r) for r in conn.execute(text(STYLE))]
+    assert style_counts(MARKDOWN).as_tuple() == (24, 1, 2, 1)
+    assert rows == [
+        ("user", None, None, None, None),
+        ("assistant", 24, 1, 2, 1),
+        ("user", None, None, None, None),
+        ("assistant", 3, 0, 0, 0),
+    ]
+
+
+def test_the_migration_counts_the_battle_answers_already_stored(empty_db_url: str) -> None:
+    engine = make_engine(empty_db_url)
+    upgrade(engine, "0003")  # as the release before left it
+    now = datetime(2026, 11, 1, tzinfo=UTC)
+    with engine.begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO battles (id, model_a, model_b, anonymous, status, session_id, started_at, mode, "
+                "identity_leak) VALUES ('b1', 'x', 'y', true, 'open', 's', :now, 'anonymous', false)"
+            ),
+            {"now": now},
+        )
+        for conv, kind, battle in (("b1-a", "battle", "b1"), ("c1", "chat", None)):
+            conn.execute(
+                text(
+                    "INSERT INTO conversations (id, kind, battle_id, side, model, session_id, created_at) "
+                    "VALUES (:id, :kind, :battle, NULL, 'x', 's', :now)"
+                ),
+                {"id": conv, "kind": kind, "battle": battle, "now": now},
+            )
+        for conv, role, content in (
+            ("b1-a", "user", "# question"),
+            ("b1-a", "assistant", MARKDOWN),
+            ("c1", "assistant", MARKDOWN),
+        ):
+            conn.execute(
+                text(
+                    "INSERT INTO messages (conversation_id, turn_index, role, content, status, created_at) "
+                    "VALUES (:conv, 0, :role, :content, 'ok', :now)"
+                ),
+                {"conv": conv, "role": role, "content": content, "now": now},
+            )
+    upgrade(engine)
+    with engine.connect() as conn:
+        rows = [tuple(r) for r in conn.execute(text(STYLE))]
+    assert rows == [("user", None, None, None, None), ("assistant", 24, 1, 2, 1), ("assistant", None, None, None, None)]
+    engine.dispose()
