@@ -90,7 +90,18 @@ ANSWERS = f"""
     WHERE conversation_id IN (:conv_a, :conv_b) AND turn_index = :turn_index AND role = 'assistant'
       AND status IN ({", ".join(f"'{status}'" for status in ANSWERED)})"""
 VOTE_CHECK = f"SELECT status, session_id, ({ANSWERS}) AS answers FROM battles WHERE id = :battle_id"
-VOTE_COLUMNS = "battle_id, turn_index, outcome, anonymous, session_id, ip_hash, created_at, identity_leak, language"
+STYLE_NAMES = ("tokens", "headers", "lists", "bold")
+VOTE_COLUMNS = (
+    "battle_id, turn_index, outcome, anonymous, session_id, ip_hash, created_at, identity_leak, language, "
+    + ", ".join(f"style_{side}_{name}" for side in "ab" for name in STYLE_NAMES)
+)
+# each side's style up to the judged round: sums over its stored answers (a regenerated round's newest only)
+VOTE_STYLE = ", ".join(
+    f"(SELECT SUM(style_{name}) FROM messages WHERE conversation_id = :conv_{side} AND turn_index <= :turn_index"
+    " AND role = 'assistant' AND status <> 'superseded')"
+    for side in "ab"
+    for name in STYLE_NAMES
+)
 CELL = "model_a, model_b, outcome, anonymous, identity_leak, mode, language"
 COUNT_DAY = f"ON CONFLICT ({CELL}, day) DO UPDATE SET count = vote_counts.count + 1"
 COUNT_TOTAL = f"ON CONFLICT ({CELL}) DO UPDATE SET count = vote_totals.count + 1"
@@ -128,7 +139,8 @@ SQLITE_VOTED = f"""
     RETURNING model_a, model_b, mode"""
 SQLITE_INSERT_VOTE = f"""
     INSERT INTO votes ({VOTE_COLUMNS})
-    VALUES (:battle_id, :turn_index, :outcome, :anonymous, :session_id, :ip_hash, :now, :identity_leak, :language)"""
+    VALUES (:battle_id, :turn_index, :outcome, :anonymous, :session_id, :ip_hash, :now, :identity_leak, :language,
+            {VOTE_STYLE})"""
 SQLITE_COUNT_DAY = f"""
     INSERT INTO vote_counts ({CELL}, day, count)
     VALUES (:model_a, :model_b, :outcome, :anonymous, :identity_leak, :mode, :cell_language, :day, 1) {COUNT_DAY}"""
@@ -206,7 +218,8 @@ POSTGRESQL_VOTE = f"""
     allowed AS (SELECT * FROM battle WHERE status <> 'errored' AND session_id = :session_id AND answers = 2),
     vote AS (
         INSERT INTO votes ({VOTE_COLUMNS})
-        SELECT id, :turn_index, :outcome, :anonymous, :session_id, :ip_hash, :now, :identity_leak, :language
+        SELECT id, :turn_index, :outcome, :anonymous, :session_id, :ip_hash, :now, :identity_leak, :language,
+               {VOTE_STYLE}
         FROM allowed
         RETURNING battle_id
     ),

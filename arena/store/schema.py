@@ -88,6 +88,15 @@ class VoteRow(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
     identity_leak: Mapped[bool] = mapped_column(Boolean, default=False)
     language: Mapped[str | None] = mapped_column(String(32))
+    # each side's style up to the judged round (sums over its stored answers), taken when the vote is stored
+    style_a_tokens: Mapped[int | None] = mapped_column(Integer)
+    style_a_headers: Mapped[int | None] = mapped_column(Integer)
+    style_a_lists: Mapped[int | None] = mapped_column(Integer)
+    style_a_bold: Mapped[int | None] = mapped_column(Integer)
+    style_b_tokens: Mapped[int | None] = mapped_column(Integer)
+    style_b_headers: Mapped[int | None] = mapped_column(Integer)
+    style_b_lists: Mapped[int | None] = mapped_column(Integer)
+    style_b_bold: Mapped[int | None] = mapped_column(Integer)
 
 
 class _CountCell:

@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 from sqlalchemy import text
 
-from arena.domain import Side, Voter
+from arena.domain import Outcome, Side, Voter
 from arena.store.engine import make_engine
 from arena.store.migrate import upgrade
 from arena.store.repository import Repository
@@ -64,8 +64,45 @@ def test_the_migration_counts_the_battle_answers_already_stored(empty_db_url: st
                 ),
                 {"conv": conv, "role": role, "content": content, "now": now},
             )
+    with engine.begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO votes (battle_id, turn_index, outcome, anonymous, session_id, created_at, "
+                "identity_leak) VALUES ('b1', 0, 'a', true, 's', :now, false)"
+            ),
+            {"now": now},
+        )
     upgrade(engine)
     with engine.connect() as conn:
         rows = [tuple(r) for r in conn.execute(text(STYLE))]
     assert rows == [("user", None, None, None, None), ("assistant", 24, 1, 2, 1), ("assistant", None, None, None, None)]
+    with engine.connect() as conn:
+        votes = [tuple(r) for r in conn.execute(text(VOTE_STYLE))]
+    assert votes == [(0, 24, 1, 2, 1, None, None, None, None)]  # side b has no stored answer here
     engine.dispose()
+
+
+VOTE_STYLE = (
+    "SELECT turn_index, style_a_tokens, style_a_headers, style_a_lists, style_a_bold, "
+    "style_b_tokens, style_b_headers, style_b_lists, style_b_bold FROM votes ORDER BY turn_index"
+)
+
+
+def test_a_vote_keeps_both_sides_style_up_to_its_round(repo: Repository) -> None:
+    voter = Voter("s2")
+    repo.create_battle(battle_id="t" * 32, models={Side.A: "x", Side.B: "y"}, voter=voter)
+    store_round(repo, "t" * 32, (ok(MARKDOWN), ok("Plain words.")))
+    repo.record_vote(battle_id="t" * 32, turn_index=0, outcome=Outcome.A, anonymous=True, voter=voter)
+    store_round(repo, "t" * 32, (ok("**Bold** again."), ok("- one\n- two")), turn=1)
+    repo.record_battle_turn(  # round 1 regenerated: only the new answers count
+        battle_id="t" * 32,
+        turn_index=1,
+        user_text="q",
+        replies={Side.A: ok("Short."), Side.B: ok("- one\n- two\n- three")},
+        params={Side.A: {}, Side.B: {}},
+        regenerated=True,
+    )
+    repo.record_vote(battle_id="t" * 32, turn_index=1, outcome=Outcome.B, anonymous=False, voter=voter)
+    with repo.engine.connect() as conn:
+        rows = [tuple(r) for r in conn.execute(text(VOTE_STYLE))]
+    assert rows == [(0, 24, 1, 2, 1, 3, 0, 0, 0), (1, 24 + 2, 1, 2, 1, 3 + 6, 0, 3, 0)]

@@ -1,6 +1,7 @@
 """Each battle answer's style (estimated tokens, markdown headers, list items, bold spans outside code), for
-style-controlled ratings: four columns on messages, counted when an answer is stored, backfilled here for the
-battle answers already stored (in batches, so a large database is not read into memory at once).
+style-controlled ratings: four columns on messages, counted when an answer is stored, and on each vote both
+sides' sums up to the judged round, taken when the vote is stored. Backfilled here for what is already stored
+(messages in batches, so a large database is not read into memory at once; then one UPDATE of the votes).
 
 Revision ID: 0004
 Revises: 0003
@@ -17,6 +18,7 @@ branch_labels = None
 depends_on = None
 
 COLUMNS = ("style_tokens", "style_headers", "style_lists", "style_bold")
+VOTE_COLUMNS = tuple(f"style_{side}_{name}" for side in "ab" for name in ("tokens", "headers", "lists", "bold"))
 BATCH = 5000
 
 
@@ -53,9 +55,24 @@ def upgrade() -> None:
         bind.execute(fill, counted)
         after = rows[-1][0]
 
+    with op.batch_alter_table("votes") as batch:
+        for name in VOTE_COLUMNS:
+            batch.add_column(sa.Column(name, sa.Integer, nullable=True))
+    sums = ", ".join(
+        f"style_{side}_{name} = (SELECT SUM(m.style_{name}) FROM messages m "
+        f"WHERE m.conversation_id = votes.battle_id || '-{side}' AND m.turn_index <= votes.turn_index "
+        "AND m.role = 'assistant' AND m.status <> 'superseded')"
+        for side in "ab"
+        for name in ("tokens", "headers", "lists", "bold")
+    )
+    op.execute(f"UPDATE votes SET {sums}")
+
 
 def downgrade() -> None:
     """Drop the columns."""
+    with op.batch_alter_table("votes") as batch:
+        for name in reversed(VOTE_COLUMNS):
+            batch.drop_column(name)
     with op.batch_alter_table("messages") as batch:
         for name in reversed(COLUMNS):
             batch.drop_column(name)
