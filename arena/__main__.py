@@ -23,6 +23,7 @@ from arena.vote_filter_cli import add_vote_filter_arguments, vote_filter
 if TYPE_CHECKING:
     from arena.leaderboard import Leaderboard, Standing
     from arena.store.repository import Repository
+    from arena.style_board import StyleBoard
 
 
 def _leaderboard_arguments(p: argparse.ArgumentParser, settings: Settings) -> None:
@@ -40,6 +41,7 @@ def _leaderboard_arguments(p: argparse.ArgumentParser, settings: Settings) -> No
     )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--method", choices=list(RATING_METHODS), default=DEFAULT_METHOD, help="rating method")
+    p.add_argument("--style", action="store_true", help="also the ratings with answer length and markdown held equal")
     p.add_argument("--format", choices=["table", "json", "csv"], default="table")
     p.set_defaults(run=_leaderboard)
 
@@ -74,8 +76,10 @@ def _leaderboard(args: argparse.Namespace) -> int:
     service = LeaderboardService(repo, method=rating_method(args.method), intervals=args.intervals)
     board = service.compute(vote_filter(args), rounds=args.rounds, seed=args.seed)
     rows = [_row(s) for s in board.standings]
+    style = service.style_board(vote_filter(args)) if args.style else None
     if args.format == "json":
-        print(json.dumps({**_meta(board, args.method), "standings": rows}, indent=2))
+        extra = {} if style is None else {"style_controlled": _style_json(style)}
+        print(json.dumps({**_meta(board, args.method), "standings": rows, **extra}, indent=2))
     elif args.format == "csv":
         out = io.StringIO()
         writer = csv.DictWriter(out, fieldnames=list(rows[0]) if rows else ["rank", "model"])
@@ -84,7 +88,46 @@ def _leaderboard(args: argparse.Namespace) -> int:
         print(out.getvalue(), end="")
     else:
         _print_table(board, rows)
+        if style is not None:
+            _print_style(style)
     return 0
+
+
+def _style_json(style: StyleBoard) -> dict[str, Any]:
+    standings = [
+        {
+            "rank": s.rank,
+            "model": s.model,
+            "rating": round(s.rating, 1),
+            "lower": round(s.lower, 1),
+            "upper": round(s.upper, 1),
+            "votes": s.votes,
+        }
+        for s in style.standings
+    ]
+    effects = [
+        {
+            "feature": e.feature,
+            "points": round(e.points, 1),
+            "lower": round(e.lower, 1),
+            "upper": round(e.upper, 1),
+            "sentence": e.sentence,
+        }
+        for e in style.effects
+    ]
+    return {"votes": style.votes, "standings": standings, "effects": effects}
+
+
+def _print_style(style: StyleBoard) -> None:
+    from arena.audit import counted
+
+    print(f"\nWith answer length and markdown held equal ({counted(style.votes, 'vote')} with style):")
+    print(f"{'rank':>4}  {'model':<32} {'rating':>7}  {'95% interval':>15}  {'votes':>8}")
+    for s in style.standings:
+        interval = f"{s.lower:.0f} – {s.upper:.0f}"
+        print(f"{s.rank:>4}  {s.model:<32} {s.rating:>7.0f}  {interval:>15}  {s.votes:>8}")
+    for e in style.effects:
+        print(f"  {e.sentence}")
 
 
 def _row(s: Standing) -> dict[str, Any]:

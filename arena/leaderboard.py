@@ -26,6 +26,7 @@ from arena.ratings import (
     win_rate_matrix,
 )
 from arena.store.repository import Repository
+from arena.style_board import StyleBoard, build_style_board
 
 PairOutcomes = Sequence[tuple[str, str, Outcome, int]]
 
@@ -177,6 +178,10 @@ class LeaderboardService:
     def languages(self) -> list[str]:
         """Languages with votes, most voted first."""
         return self._repo.languages()
+
+    def style_board(self, filters: VoteFilter = VoteFilter()) -> StyleBoard:
+        """Ratings with answer length and markdown held equal, and what each is worth (`arena.style_board`)."""
+        return build_style_board(self._repo.style_outcomes(filters))
 
     def audit(self, filters: VoteFilter = VoteFilter(), *, rounds: int = 1000, seed: int = 0) -> Audit:
         """The audit of the votes these filters keep (`arena.audit`)."""

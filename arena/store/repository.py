@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from arena.domain import BattleMode, Outcome, Reply, ReplyStatus, Side, VoteFilter, Voter, conversation_id
 from arena.store import retention
 from arena.store.errors import DuplicateFeedback, DuplicateVote, UnknownBattle
-from arena.store.hot_writes import Values, for_driver, hot_writes
+from arena.store.hot_writes import STYLE_NAMES, Values, for_driver, hot_writes
 from arena.store.retention import PruneAction, PruneReport
 from arena.store.schema import (
     BattleRow,
@@ -246,6 +246,19 @@ class Repository:
         with self._tx() as s:
             rows: list[Any] = list(s.execute(query))
         return [(str(v), str(a), str(b), Outcome(o), int(n)) for v, a, b, o, n in rows]
+
+    def style_outcomes(self, f: VoteFilter = VoteFilter()) -> list[tuple[Any, ...]]:
+        """The votes `f` keeps that carry both sides' style, aggregated to (model_a, model_b, outcome, the four
+        style sums of side A, then of side B, count): what style-controlled ratings are fitted on."""
+        from arena.store.export_source import counted_votes
+
+        style = [getattr(VoteRow, f"style_{side}_{name}") for side in "ab" for name in STYLE_NAMES]
+        columns = (BattleRow.model_a, BattleRow.model_b, VoteRow.outcome, *style)
+        joined: Any = select(*columns, func.count()).join(BattleRow, VoteRow.battle_id == BattleRow.id)
+        query = counted_votes(joined, f).where(*(c.is_not(None) for c in style)).group_by(*columns)
+        with self._tx() as s:
+            rows: list[Any] = list(s.execute(query))
+        return [(str(a), str(b), Outcome(o), *(int(x) for x in rest)) for a, b, o, *rest in rows]
 
     def languages(self) -> list[str]:
         """Languages that have counted votes, most voted first."""

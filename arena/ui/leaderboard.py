@@ -112,6 +112,16 @@ class LeaderboardPresenter:
         languages = [ALL, *self._service.languages()]
         return LeaderboardView(note, table(board), board, languages, chosen if chosen in languages else ALL)
 
+    def style(self, choice: object) -> tuple[list[list[Any]], str]:
+        """The chosen language's style-controlled standings as table rows, and what each style feature is worth."""
+        chosen = choice if isinstance(choice, str) and choice != ALL else None
+        board = self._service.style_board(VoteFilter(languages=(chosen,) if chosen else None))
+        rows = [[s.rank, s.model, round(s.rating), f"{s.lower:.0f} – {s.upper:.0f}", s.votes] for s in board.standings]
+        if not board.standings:
+            return rows, "No vote with both answers' style yet."
+        effects = "\n".join(f"- {e.sentence}" for e in board.effects)
+        return rows, f"From {board.votes:,} votes, with answer length and markdown held equal:\n\n{effects}"
+
     def audit(self, choice: object) -> str:
         """The audit of the chosen language's votes, as Markdown."""
         chosen = choice if isinstance(choice, str) and choice != ALL else None
@@ -119,6 +129,12 @@ class LeaderboardPresenter:
         return audit_markdown(report.votes, report.voters, [f.sentence for f in report.findings])
 
 
+STYLE_COLUMNS = ["Rank", "Model", "Rating", "95% interval", "Votes"]
+STYLE_HELP = (
+    "Voters tend to prefer longer answers and ones with more formatting. This ranking holds answer length and "
+    "markdown (headers, list items, bold) equal between the two sides, as Chatbot Arena's default board does; "
+    "the lines under it say what each was worth in these votes. Intervals: sandwich, 95%."
+)
 AUDIT_HELP = (
     "Whether the votes support the ranking above: side bias, ties, heavy voters, cycles, stability, separation. "
     "A line appears only when the evidence clears its bar."
@@ -152,6 +168,10 @@ def build_leaderboard_tab(service: LeaderboardService, concurrency_limit: int, t
         charts = rating_chart(view.board), win_rate_chart(view.board), battles_chart(view.board)
         return (view.note, view.rows, *charts, gr.update(choices=view.languages, value=view.language))
 
+    with gr.Accordion("Style-controlled ranking", open=False, elem_id="leaderboard-style-panel"):
+        gr.Markdown(STYLE_HELP)
+        style_frame = gr.Dataframe(headers=STYLE_COLUMNS, interactive=False, elem_id="leaderboard-style-table")
+        style_effects = gr.Markdown(elem_id="leaderboard-style-effects")
     with gr.Accordion("Audit of the votes", open=False, elem_id="leaderboard-audit-panel"):
         gr.Markdown(AUDIT_HELP)
         run_audit = gr.Button("Audit", elem_id="leaderboard-audit-run")
@@ -163,3 +183,6 @@ def build_leaderboard_tab(service: LeaderboardService, concurrency_limit: int, t
     language.input(compute, [language], outputs, api_visibility="private", **common)
     tab.select(compute, [language], outputs, api_visibility="private", **common)
     run_audit.click(presenter.audit, [language], [audit_report], api_visibility="private", **common)
+    styled = [style_frame, style_effects]
+    for trigger in (refresh.click, language.input, tab.select):
+        trigger(presenter.style, [language], styled, api_visibility="private", **common)

@@ -183,6 +183,10 @@ def test_cli_formats(db_url: str, repo: Repository) -> None:
     assert run("--format", "csv").splitlines()[0] == "rank,model,rating,lower,upper,votes,win_rate"
     assert "m1" in run()
     assert json.loads(run("--format", "json", "--language", "English"))["votes"] == 0
+    styled = json.loads(run("--format", "json", "--style"))["style_controlled"]
+    assert styled["votes"] == 1 and [s["model"] for s in styled["standings"]] == ["m1", "m2"]
+    assert [e["feature"] for e in styled["effects"]] == ["length", "headers", "lists", "bold"]
+    assert "With answer length and markdown held equal (1 vote with style)" in run("--style")
     sandwich = json.loads(run("--format", "json", "--intervals", "sandwich"))
     assert sandwich["intervals"] == "sandwich" and [s["model"] for s in sandwich["standings"]] == ["m1", "m2"]
     refused = subprocess.run(

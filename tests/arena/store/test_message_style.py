@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 from sqlalchemy import text
 
-from arena.domain import Outcome, Side, Voter
+from arena.domain import Outcome, Side, VoteFilter, Voter
 from arena.store.engine import make_engine
 from arena.store.migrate import upgrade
 from arena.store.repository import Repository
@@ -106,3 +106,6 @@ def test_a_vote_keeps_both_sides_style_up_to_its_round(repo: Repository) -> None
     with repo.engine.connect() as conn:
         rows = [tuple(r) for r in conn.execute(text(VOTE_STYLE))]
     assert rows == [(0, 24, 1, 2, 1, 3, 0, 0, 0), (1, 24 + 2, 1, 2, 1, 3 + 6, 0, 3, 0)]
+    # what style-controlled ratings read: the anonymous vote only, by default
+    assert repo.style_outcomes() == [("x", "y", Outcome.A, 24, 1, 2, 1, 3, 0, 0, 0, 1)]
+    assert len(repo.style_outcomes(VoteFilter(include_named=True))) == 2

@@ -1,0 +1,135 @@
+"""The style-controlled leaderboard: ratings with answer length and markdown held equal, and what each is worth.
+
+Chatbot Arena's definition: per vote and feature, the normalised difference (a - b) / (a + b + 1) of the two
+sides' counts up to the judged round (`arena.style`), standardised over the votes; a contextual Bradley–Terry fit
+(`arena.contextual_bt`) gives each model's strength with style held equal, and each feature's coefficient, all
+with sandwich intervals. The coefficients are also said in points: what a typical difference is worth.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from arena.contextual_bt import Z95, Matches, fit_contextual, reported_sd
+from arena.domain import Outcome
+from arena.ratings import POINTS_PER_NAT, outcome_counts, score_of_a, to_ratings, win_matrix
+from arena.style import STYLE_FEATURES, style_differences
+
+StyleRows = Sequence[tuple[Any, ...]]
+"""(model_a, model_b, outcome, 4 style sums of A, 4 of B, count), as `Repository.style_outcomes` reads them."""
+
+
+FEATURE_WORDS = {"length": "length", "headers": "markdown headers", "lists": "list items", "bold": "bold spans"}
+
+
+@dataclass(frozen=True)
+class StyleEffect:
+    """What one style feature is worth, with its 95% interval, in rating points for a stated difference."""
+
+    feature: str
+    points: float
+    lower: float
+    upper: float
+    sentence: str
+
+
+@dataclass(frozen=True)
+class StyleStanding:
+    """One model's style-controlled line."""
+
+    model: str
+    votes: int
+    rank: int
+    rating: float
+    lower: float
+    upper: float
+
+
+@dataclass(frozen=True)
+class StyleBoard:
+    """Style-controlled standings (best first) and the style effects; empty without votes that carry style."""
+
+    standings: list[StyleStanding]
+    effects: list[StyleEffect]
+    votes: int
+
+
+def _weighted_standardise(values: np.ndarray, weight: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    total = weight.sum()
+    mean = (values * weight[:, None]).sum(axis=0) / total
+    std = np.sqrt(((values - mean) ** 2 * weight[:, None]).sum(axis=0) / total)
+    return (values - mean) / np.where(std > 0, std, 1.0), std
+
+
+def _examples(counts_a: np.ndarray, counts_b: np.ndarray, weight: np.ndarray) -> list[tuple[float, str]]:
+    """Per feature, a typical difference as a normalised difference, and how it is said."""
+    both = np.concatenate([counts_a, counts_b])
+    weights = np.concatenate([weight, weight])
+    order = np.argsort(both[:, 0], kind="stable")
+    cumulative = np.cumsum(weights[order])
+    median_tokens = float(both[order[np.searchsorted(cumulative, cumulative[-1] / 2)], 0])
+    length = 100.0 / (2 * median_tokens + 100.0 + 1.0)
+    return [
+        (length, f"an answer 100 tokens longer than its rival (both about {median_tokens:.0f} tokens)"),
+        (0.5, "one markdown header against none"),
+        (0.5, "one list item against none"),
+        (0.5, "one bold span against none"),
+    ]
+
+
+def build_style_board(rows: StyleRows) -> StyleBoard:
+    """Fit ratings with style held equal; self-play rows are left out, as from every rating."""
+    kept = [r for r in rows if r[0] != r[1] and int(r[-1]) > 0]
+    if not kept:
+        return StyleBoard(standings=[], effects=[], votes=0)
+    models = sorted({str(m) for r in kept for m in (r[0], r[1])})
+    index = {m: k for k, m in enumerate(models)}
+    a = np.array([index[str(r[0])] for r in kept], dtype=np.intp)
+    b = np.array([index[str(r[1])] for r in kept], dtype=np.intp)
+    score = np.array([score_of_a(Outcome(r[2])) for r in kept])
+    weight = np.array([float(r[-1]) for r in kept])
+    counts_a = np.array([r[3:7] for r in kept], dtype=np.float64)
+    counts_b = np.array([r[7:11] for r in kept], dtype=np.float64)
+    features, std = _weighted_standardise(style_differences(counts_a, counts_b), weight)
+    fit = fit_contextual(Matches(a, b, score, weight, features), len(models))
+    point = to_ratings(fit.theta)
+    half = Z95 * reported_sd(fit.covariance, len(models)) * POINTS_PER_NAT
+    wins = win_matrix(outcome_counts((r[0], r[1], r[2], int(r[-1])) for r in kept), models)
+    votes_per_model = (wins + wins.T).sum(axis=1)
+    lower, upper = point - half, point + half
+    ranks = [1 + int(np.sum(lower > upper[k])) for k in range(len(models))]
+    standings = sorted(
+        (
+            StyleStanding(
+                models[k], round(float(votes_per_model[k])), ranks[k], float(point[k]), float(lower[k]), float(upper[k])
+            )
+            for k in range(len(models))
+        ),
+        key=lambda s: (s.rank, -s.rating),
+    )
+    beta_sd = fit.beta_sd()
+    effects = []
+    for k, (feature, (delta, said)) in enumerate(
+        zip(STYLE_FEATURES, _examples(counts_a, counts_b, weight), strict=True)
+    ):
+        if std[k] == 0:  # every vote had the same difference (e.g. no answer used a header): nothing to measure
+            sentence = f"No two answers differed in {FEATURE_WORDS[feature]}: its effect is not measured."
+            effects.append(StyleEffect(feature, 0.0, 0.0, 0.0, sentence))
+            continue
+        per_unit = POINTS_PER_NAT * delta / std[k]
+        points, spread = float(fit.beta[k] * per_unit), float(Z95 * beta_sd[k] * per_unit)
+        effects.append(
+            StyleEffect(
+                feature,
+                points,
+                points - spread,
+                points + spread,
+                f"{said[0].upper()}{said[1:]} is worth {points:+.0f} points "
+                f"(95% interval {points - spread:+.0f} to {points + spread:+.0f}).",
+            )
+        )
+    return StyleBoard(standings=standings, effects=effects, votes=int(weight.sum()))
