@@ -181,7 +181,7 @@ class LeaderboardService:
 
     def style_board(self, filters: VoteFilter = VoteFilter()) -> StyleBoard:
         """Ratings with answer length and markdown held equal, and what each is worth (`arena.style_board`)."""
-        return build_style_board(self._repo.style_outcomes(filters))
+        return build_style_board(self._repo.style_votes(filters))
 
     def audit(self, filters: VoteFilter = VoteFilter(), *, rounds: int = 1000, seed: int = 0) -> Audit:
         """The audit of the votes these filters keep (`arena.audit`)."""

@@ -27,6 +27,21 @@ _WORDISH = re.compile(r"\w+|[^\w\s]", re.UNICODE)
 
 
 @dataclass(frozen=True)
+class StyleVotes:
+    """Votes with both sides' style, as columns: one entry per vote (side A as shown), counts (votes, features)."""
+
+    model_a: list[str]
+    model_b: list[str]
+    outcome: list[str]
+    counts_a: NDArray[np.float64]
+    counts_b: NDArray[np.float64]
+
+    def __len__(self) -> int:
+        """The number of votes."""
+        return len(self.outcome)
+
+
+@dataclass(frozen=True)
 class StyleCounts:
     """One answer's length in tokens and its markdown headers, list items and bold spans."""
 

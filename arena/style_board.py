@@ -8,20 +8,14 @@ with sandwich intervals. The coefficients are also said in points: what a typica
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 
 from arena.contextual_bt import Z95, Matches, fit_contextual, reported_sd
 from arena.domain import Outcome
-from arena.ratings import POINTS_PER_NAT, outcome_counts, score_of_a, to_ratings, win_matrix
-from arena.style import STYLE_FEATURES, style_differences
-
-StyleRows = Sequence[tuple[Any, ...]]
-"""(model_a, model_b, outcome, 4 style sums of A, 4 of B, count), as `Repository.style_outcomes` reads them."""
-
+from arena.ratings import POINTS_PER_NAT, score_of_a, to_ratings
+from arena.style import STYLE_FEATURES, StyleVotes, style_differences
 
 FEATURE_WORDS = {"length": "length", "headers": "markdown headers", "lists": "list items", "bold": "bold spans"}
 
@@ -81,25 +75,26 @@ def _examples(counts_a: np.ndarray, counts_b: np.ndarray, weight: np.ndarray) ->
     ]
 
 
-def build_style_board(rows: StyleRows) -> StyleBoard:
-    """Fit ratings with style held equal; self-play rows are left out, as from every rating."""
-    kept = [r for r in rows if r[0] != r[1] and int(r[-1]) > 0]
-    if not kept:
+def build_style_board(votes: StyleVotes) -> StyleBoard:
+    """Fit ratings with style held equal; self-play votes are left out, as from every rating."""
+    kept = np.fromiter((a != b for a, b in zip(votes.model_a, votes.model_b, strict=True)), bool, len(votes))
+    if not kept.any():
         return StyleBoard(standings=[], effects=[], votes=0)
-    models = sorted({str(m) for r in kept for m in (r[0], r[1])})
+    pairs = zip(votes.model_a, votes.model_b, strict=True)
+    models = sorted({m for a, b in pairs if a != b for m in (a, b)})
     index = {m: k for k, m in enumerate(models)}
-    a = np.array([index[str(r[0])] for r in kept], dtype=np.intp)
-    b = np.array([index[str(r[1])] for r in kept], dtype=np.intp)
-    score = np.array([score_of_a(Outcome(r[2])) for r in kept])
-    weight = np.array([float(r[-1]) for r in kept])
-    counts_a = np.array([r[3:7] for r in kept], dtype=np.float64)
-    counts_b = np.array([r[7:11] for r in kept], dtype=np.float64)
+    scores = {o.value: score_of_a(o) for o in Outcome}
+    n = len(votes)
+    a = np.fromiter((index.get(m, -1) for m in votes.model_a), np.intp, n)[kept]
+    b = np.fromiter((index.get(m, -1) for m in votes.model_b), np.intp, n)[kept]
+    score = np.fromiter((scores[o] for o in votes.outcome), np.float64, n)[kept]
+    weight = np.ones(len(a))
+    counts_a, counts_b = votes.counts_a[kept], votes.counts_b[kept]
     features, std = _weighted_standardise(style_differences(counts_a, counts_b), weight)
     fit = fit_contextual(Matches(a, b, score, weight, features), len(models))
     point = to_ratings(fit.theta)
     half = Z95 * reported_sd(fit.covariance, len(models)) * POINTS_PER_NAT
-    wins = win_matrix(outcome_counts((r[0], r[1], r[2], int(r[-1])) for r in kept), models)
-    votes_per_model = (wins + wins.T).sum(axis=1)
+    votes_per_model = np.bincount(a, minlength=len(models)) + np.bincount(b, minlength=len(models))
     lower, upper = point - half, point + half
     ranks = [1 + int(np.sum(lower > upper[k])) for k in range(len(models))]
     standings = sorted(

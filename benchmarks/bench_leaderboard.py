@@ -1,10 +1,12 @@
 """`python -m benchmarks.bench_leaderboard`: the full leaderboard (1,000 bootstrap rounds) from a SQLite file.
 
 Builds SQLite files with 20 models and 10k, 100k and 1M votes (battles and votes inserted directly at schema
-0002, then migration 0003 backfills vote_counts exactly as an upgrade does), and times LeaderboardService.compute
-end to end: the DB read and the fit separately, median of 5 runs. Target: under 1 s at 1M votes.
+0002, then migration 0003 backfills vote_counts exactly as an upgrade does; each vote then gets random style sums
+for both sides), and times LeaderboardService.compute end to end: the DB read and the fit separately, median of 5
+runs. Target: under 1 s at 1M votes. Then the style-controlled board (`style_board`: per-vote style read from the
+votes, contextual fit, sandwich intervals), median of 3 runs; target: under 1 s at 1M votes.
 Saves benchmarks/results/bench_leaderboard.json; the last line printed is
-`votes=1000000 models=20 rounds=1000 seconds=S db_seconds=D fit_seconds=F`.
+`votes=1000000 models=20 rounds=1000 seconds=S db_seconds=D fit_seconds=F style_seconds=T`.
 """
 
 from __future__ import annotations
@@ -63,8 +65,26 @@ def build(path: Path, votes: int, seed: int = 0) -> float:
             "identity_leak, language) VALUES (?,?,?,?,?,?,?,?,?)",
             rows,
         )
-    upgrade(make_engine(url))  # 0003 backfills vote_counts from the votes
+    upgrade(make_engine(url))  # 0003 backfills vote_counts from the votes; 0004 adds the style columns
+    sums = ", ".join(
+        f"style_{side}_{name} = {low} + abs(random()) % {spread}"
+        for side in "ab"
+        for name, low, spread in (("tokens", 40, 500), ("headers", 0, 4), ("lists", 0, 9), ("bold", 0, 6))
+    )
+    with sqlite3.connect(path) as conn:
+        conn.execute(f"UPDATE votes SET {sums}")
     return time.perf_counter() - start
+
+
+def measure_style(path: Path, runs: int = 3) -> dict[str, float]:
+    """Median seconds of the style-controlled board (read and fit) over `runs` fresh services."""
+    totals = []
+    for _ in range(runs):
+        service = LeaderboardService(Repository(make_engine(f"sqlite:///{path}")))
+        start = time.perf_counter()
+        board = service.style_board()
+        totals.append(time.perf_counter() - start)
+    return {"style_seconds": round(statistics.median(totals), 4), "style_votes": board.votes}
 
 
 def measure(path: Path) -> dict[str, float]:
@@ -92,7 +112,7 @@ def main() -> int:
         for size in SIZES:
             path = Path(tmp) / f"votes-{size}.db"
             built = build(path, size)
-            figures = measure(path)
+            figures = {**measure(path), **measure_style(path)}
             cells = sqlite3.connect(path).execute("SELECT COUNT(*) FROM vote_counts").fetchone()[0]
             row = {
                 "votes": size,
@@ -104,13 +124,18 @@ def main() -> int:
             }
             results.append(row)
             print(json.dumps(row))
-    summary = {"machine": f"{os.cpu_count()} CPU cores, no GPU", "target_seconds": 1.0, "results": results}
+    summary = {
+        "machine": f"{os.cpu_count()} CPU cores, no GPU",
+        "target_seconds": 1.0,
+        "target_style_seconds": 1.0,
+        "results": results,
+    }
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(summary, indent=2) + "\n")
     last = results[-1]
     print(
         f"votes={last['votes']} models={last['models']} rounds={last['rounds']} seconds={last['seconds']} "
-        f"db_seconds={last['db_seconds']} fit_seconds={last['fit_seconds']}"
+        f"db_seconds={last['db_seconds']} fit_seconds={last['fit_seconds']} style_seconds={last['style_seconds']}"
     )
     return 0
 

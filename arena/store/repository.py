@@ -26,7 +26,7 @@ from arena.store.schema import (
     VoteRow,
     VoteTotalRow,
 )
-from arena.style import style_counts
+from arena.style import StyleVotes, style_counts
 
 
 @dataclass(frozen=True)
@@ -247,18 +247,30 @@ class Repository:
             rows: list[Any] = list(s.execute(query))
         return [(str(v), str(a), str(b), Outcome(o), int(n)) for v, a, b, o, n in rows]
 
-    def style_outcomes(self, f: VoteFilter = VoteFilter()) -> list[tuple[Any, ...]]:
-        """The votes `f` keeps that carry both sides' style, aggregated to (model_a, model_b, outcome, the four
-        style sums of side A, then of side B, count): what style-controlled ratings are fitted on."""
+    def style_votes(self, f: VoteFilter = VoteFilter()) -> StyleVotes:
+        """The votes `f` keeps that carry both sides' style, as columns (one entry per vote, read in the database's
+        order, not grouped: style sums rarely repeat, so grouping would only sort): what style-controlled ratings
+        are fitted on."""
+        import numpy as np
+
         from arena.store.export_source import counted_votes
 
         style = [getattr(VoteRow, f"style_{side}_{name}") for side in "ab" for name in STYLE_NAMES]
-        columns = (BattleRow.model_a, BattleRow.model_b, VoteRow.outcome, *style)
-        joined: Any = select(*columns, func.count()).join(BattleRow, VoteRow.battle_id == BattleRow.id)
-        query = counted_votes(joined, f).where(*(c.is_not(None) for c in style)).group_by(*columns)
+        joined: Any = select(BattleRow.model_a, BattleRow.model_b, VoteRow.outcome, *style).join(
+            BattleRow, VoteRow.battle_id == BattleRow.id
+        )
+        query = counted_votes(joined, f).where(*(c.is_not(None) for c in style))
         with self._tx() as s:
-            rows: list[Any] = list(s.execute(query))
-        return [(str(a), str(b), Outcome(o), *(int(x) for x in rest)) for a, b, o, *rest in rows]
+            rows: list[Any] = list(s.execute(query).all())
+        columns = list(zip(*rows, strict=True)) if rows else [()] * (3 + len(style))
+        counts = np.array(columns[3:], dtype=np.float64).reshape(len(style), len(rows)).T
+        return StyleVotes(
+            model_a=list(columns[0]),
+            model_b=list(columns[1]),
+            outcome=list(columns[2]),
+            counts_a=counts[:, : len(STYLE_NAMES)],
+            counts_b=counts[:, len(STYLE_NAMES) :],
+        )
 
     def languages(self) -> list[str]:
         """Languages that have counted votes, most voted first."""

@@ -107,5 +107,7 @@ def test_a_vote_keeps_both_sides_style_up_to_its_round(repo: Repository) -> None
         rows = [tuple(r) for r in conn.execute(text(VOTE_STYLE))]
     assert rows == [(0, 24, 1, 2, 1, 3, 0, 0, 0), (1, 24 + 2, 1, 2, 1, 3 + 6, 0, 3, 0)]
     # what style-controlled ratings read: the anonymous vote only, by default
-    assert repo.style_outcomes() == [("x", "y", Outcome.A, 24, 1, 2, 1, 3, 0, 0, 0, 1)]
-    assert len(repo.style_outcomes(VoteFilter(include_named=True))) == 2
+    kept = repo.style_votes()
+    assert (kept.model_a, kept.model_b, kept.outcome) == (["x"], ["y"], ["a"])
+    assert kept.counts_a.tolist() == [[24, 1, 2, 1]] and kept.counts_b.tolist() == [[3, 0, 0, 0]]
+    assert len(repo.style_votes(VoteFilter(include_named=True))) == 2
