@@ -445,7 +445,15 @@ def services(
     from arena.store.facade import AsyncStore
 
     store, guards, method = AsyncStore(repo), guards_for(config), rating_method(config.arena.rating_method)
-    matchmaker = Matchmaker(config, random.Random(), repo.pair_outcomes, method=method)
+    from arena.style_board import style_ratings
+
+    matchmaker = Matchmaker(
+        config,
+        random.Random(),
+        repo.pair_outcomes,
+        method=method,
+        style_ratings=lambda: style_ratings(repo.style_votes()),
+    )
     new_id = battle_ids(prefix)
     battles = BattleService(
         config=config, backends=wired.backends, store=store, matchmaker=matchmaker, guards=guards, new_id=new_id

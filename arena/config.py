@@ -49,6 +49,8 @@ class SamplingConfig(_Strict):
     boost: float = Field(default=3.0, ge=1)
     target_pairs: list[TargetPair] = []
     active_strength: float = Field(default=4.0, ge=0)
+    # which ratings active mode weighs pairs by: the leaderboard's (plain), or with answer style held equal
+    ratings: Literal["plain", "style"] = "plain"
 
 
 class LimitsConfig(_Strict):

@@ -43,9 +43,12 @@ class Matchmaker:
         *,
         clock: Callable[[], float] = time.monotonic,
         method: RatingMethod | None = None,
+        style_ratings: Callable[[], dict[str, float]] | None = None,
     ) -> None:
         self._config = config
         self._method = method or BradleyTerry()
+        # with `sampling.ratings: style`, active mode weighs pairs by these (read once per refresh, like the votes)
+        self._style_ratings = style_ratings if config.arena.sampling.ratings == "style" else None
         self._rng = rng
         self._stats = stats
         self._clock = clock
@@ -113,6 +116,8 @@ class Matchmaker:
             names = sorted({m for pair in counts for m in pair} | {m.name for m in self._config.models})
             theta = self._method.fit(counts, names, np.random.default_rng(0))
             self._cached_ratings = dict(zip(names, to_ratings(theta).tolist(), strict=True))
+            if self._style_ratings is not None:  # a model without votes that carry style keeps its plain rating
+                self._cached_ratings.update(self._style_ratings())
         return self._cached_ratings
 
     def _params(self, name: str) -> GenerationParams:

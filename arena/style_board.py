@@ -128,3 +128,8 @@ def build_style_board(votes: StyleVotes) -> StyleBoard:
             )
         )
     return StyleBoard(standings=standings, effects=effects, votes=int(weight.sum()))
+
+
+def style_ratings(votes: StyleVotes) -> dict[str, float]:
+    """Each model's style-controlled rating (what active sampling weighs pairs by with `sampling.ratings: style`)."""
+    return {s.model: s.rating for s in build_style_board(votes).standings}
