@@ -192,17 +192,22 @@ _STORED_TURN_COLUMNS: dict[str, Any] = {
 }
 
 
+def kept_flags(f: VoteFilter) -> list[Any]:
+    """The conditions on a vote's named / leaked / self-play flags that the filters keep (votes joined to battles)."""
+    kept: list[Any] = []
+    if not f.include_named:
+        kept.append(VoteRow.anonymous.is_(True))
+    if not f.include_leaks:
+        kept.append(VoteRow.identity_leak.is_(False))
+    if not f.include_self_play:
+        kept.append(BattleRow.mode != BattleMode.SELF_PLAY.value)
+    return kept
+
+
 def counted_votes(query: Select[Any], f: VoteFilter) -> Select[Any]:
     """Keep the votes the filters count, on a query that joins votes to their battles: days, models, languages,
     depth, and the named / leaked / self-play flags (which the exports count as left out instead)."""
-    query = ExportSource.scope(query, f)
-    if not f.include_named:
-        query = query.where(VoteRow.anonymous.is_(True))
-    if not f.include_leaks:
-        query = query.where(VoteRow.identity_leak.is_(False))
-    if not f.include_self_play:
-        query = query.where(BattleRow.mode != BattleMode.SELF_PLAY.value)
-    return query
+    return ExportSource.scope(query, f).where(*kept_flags(f))
 
 
 class LeftOut:
@@ -282,13 +287,7 @@ class ExportSource:
 
     def _judged_query(self, f: VoteFilter, dialect: str) -> Select[Any]:
         """The next `:limit` votes after id `:after`, as one JSON text, and the last id among them."""
-        kept: list[Any] = []
-        if not f.include_named:
-            kept.append(VoteRow.anonymous.is_(True))
-        if not f.include_leaks:
-            kept.append(VoteRow.identity_leak.is_(False))
-        if not f.include_self_play:
-            kept.append(BattleRow.mode != BattleMode.SELF_PLAY.value)
+        kept = kept_flags(f)
         reads = [_history(dialect, side) for side in Side]
         if kept:  # the database reads no history for a vote that is only counted as left out
             reads = [case((and_(*kept), column), else_=None) for column in reads]
