@@ -67,6 +67,9 @@ def _leaderboard(args: argparse.Namespace) -> int:
     from arena.leaderboard import LeaderboardService
     from arena.rating_methods import rating_method
 
+    if args.style and args.format == "csv":
+        print("arena: the style-controlled board is shown in the table and json formats, not csv", file=sys.stderr)
+        return 2
     if args.intervals == "sandwich" and args.method == "elo":
         print("arena: the elo method has bootstrap intervals only (no likelihood for sandwich ones)", file=sys.stderr)
         return 2
@@ -146,7 +149,7 @@ def _row(s: Standing) -> dict[str, Any]:
 def _meta(board: Leaderboard, method: str) -> dict[str, Any]:
     return {
         "votes": board.votes,
-        "rounds": board.rounds,
+        "rounds": board.rounds if board.intervals == "bootstrap" else None,
         "intervals": board.intervals,
         "method": method,
         "computed_at": board.computed_at.isoformat(),

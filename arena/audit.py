@@ -22,20 +22,25 @@ from itertools import combinations, pairwise, permutations
 
 import numpy as np
 
-from arena.contextual_bt import Z95, Matches, fit_contextual
+from arena.contextual_bt import Z95, Matches, fit_contextual, reported_sd
 from arena.domain import Outcome
 from arena.ratings import POINTS_PER_NAT, bootstrap_log_strengths, outcome_counts, score_of_a
 
 VoterOutcomes = Sequence[tuple[str, str, str, Outcome, int]]
 """(voter id, model on side A, model on side B, outcome, votes), as `Repository.voter_outcomes` reads them."""
 
+MIN_VOTES = 200  # below this the side parameter's interval is not trusted (near-unanimous votes shrink it)
+MIN_PAIR_VOTES = 20  # a pair with fewer votes takes no part in a cycle
+
 BARS: dict[str, str] = {
-    "position": "side A's share of the score between equal models, shown when its 95% interval excludes 50%",
+    "position": f"side A's share of the score between equal models, from {MIN_VOTES} votes on, shown when its 95% "
+    "interval excludes 50% and it is 1 point or more away from it",
     "ties": "a model whose tie-or-both-bad share differs from the median model's by 5 points or more, "
     "significant at 5% after Holm's correction over the models",
-    "voters": "the top 1% of voters casting 10% of the votes or more, or the top 10% whose removal changes a rank",
-    "cycles": "three models beating each other in a circle, each win significant at 5% after Bonferroni's "
-    "correction over the pairs",
+    "voters": "with 100 voters or more, the top 1% casting 10% of the votes or more; with 10 or more, the top 10% "
+    "whose removal changes a rank (by the 95% intervals)",
+    "cycles": f"three models beating each other in a circle, each pair with {MIN_PAIR_VOTES} votes or more and "
+    "its win significant at 5% (two-sided) after Bonferroni's correction over the pairs",
     "stability": "a model keeping its place in fewer than half of the bootstrap resamples",
     "separation": "neighbours in the ranking whose 95% interval of the difference includes 0",
 }
@@ -83,13 +88,13 @@ def position_bias(rows: VoterOutcomes, models: list[str]) -> Finding | None:
     """Side A's advantage, fitted with the models' strengths; a finding when its interval excludes none."""
     counts = outcome_counts((a, b, o, n) for _, a, b, o, n in rows)
     plain = Matches.from_pair_counts(counts, models)
-    if len(plain.a) == 0:
+    if plain.weight.sum() < MIN_VOTES:
         return None
     with_side = Matches(plain.a, plain.b, plain.score, plain.weight, np.ones((len(plain.a), 1)))
     fit = fit_contextual(with_side, len(models))
     gamma, sd = float(fit.beta[0]), float(fit.beta_sd()[0])
     low, high = _sigmoid(gamma - Z95 * sd), _sigmoid(gamma + Z95 * sd)
-    if low <= 0.5 <= high:
+    if low <= 0.5 <= high or abs(_sigmoid(gamma) - 0.5) < 0.01:
         return None
     side = "A (left)" if gamma > 0 else "B (right)"
     return Finding(
@@ -154,35 +159,51 @@ def _order(theta: np.ndarray, models: list[str]) -> list[str]:
     return [models[k] for k in np.argsort(-theta, kind="stable")]
 
 
+def _ranks(rows: VoterOutcomes, models: list[str]) -> dict[str, int]:
+    """Each model's rank by the 95% sandwich intervals (1 + the models better beyond doubt)."""
+    counts = outcome_counts((a, b, o, n) for _, a, b, o, n in rows)
+    fit = fit_contextual(Matches.from_pair_counts(counts, models), len(models))
+    half = Z95 * reported_sd(fit.covariance, len(models))
+    lower, upper = fit.theta - half, fit.theta + half
+    return {m: 1 + int(np.sum(lower > upper[k])) for k, m in enumerate(models)}
+
+
 def voter_concentration(rows: VoterOutcomes, models: list[str]) -> Finding | None:
-    """A few voters casting much of the vote, and what the ranking is without them."""
+    """A few voters casting much of the vote, and what the ranking is without them (rows of pruned votes, whose
+    voter is no longer known, are counted as votes but not as a voter)."""
     per_voter: Counter[str] = Counter()
     for voter, _, _, _, n in rows:
-        per_voter[voter] += n
+        if voter:
+            per_voter[voter] += n
     if len(per_voter) < 10:
-        return None  # too few voters for a top 1% or 10% to mean anything
+        return None  # too few voters for a top 10% to mean anything
     ranked = [v for v, _ in per_voter.most_common()]
-    total = sum(per_voter.values())
-    top1 = ranked[: max(1, math.ceil(len(ranked) / 100))]
-    top10 = ranked[: max(1, math.ceil(len(ranked) / 10))]
+    total = sum(n for *_, n in rows)
+    top1 = ranked[: math.ceil(len(ranked) / 100)]
+    top10 = ranked[: math.ceil(len(ranked) / 10)]
     share1 = sum(per_voter[v] for v in top1) / total
     share10 = sum(per_voter[v] for v in top10) / total
-    before = _order(_board(rows, models), models)
     heavy = set(top10)
-    after = _order(_board([r for r in rows if r[0] not in heavy], models), models)
-    if share1 < 0.10 and before == after:
+    rest = [r for r in rows if r[0] not in heavy]
+    before = _ranks(rows, models)
+    after = _ranks(rest, models) if rest else before
+    moved = [m for m in models if before[m] != after[m]]
+    concentrated = len(ranked) >= 100 and share1 >= 0.10
+    if not concentrated and not moved:
         return None
-    moved = [m for m in before if before.index(m) != after.index(m)]
     effect = (
-        "without the top 10% the ranking stays the same"
+        "without the top 10% no model's rank changes"
         if not moved
-        else "without the top 10% the order changes for " + ", ".join(moved) + " (now " + " > ".join(after) + ")"
+        else "without the top 10% the ranks change: "
+        + ", ".join(f"{m} {before[m]} → {after[m]}" for m in sorted(moved, key=lambda m: before[m]))
     )
-    return Finding(
-        "voters",
+    head = (
         f"The top 1% of voters ({len(top1)} of {len(ranked)}) cast {100 * share1:.0f}% of the votes and the top 10% "
-        f"cast {100 * share10:.0f}%; {effect}.",
+        f"cast {100 * share10:.0f}%"
+        if len(ranked) >= 100
+        else f"The top 10% of voters ({len(top10)} of {len(ranked)}) cast {100 * share10:.0f}% of the votes"
     )
+    return Finding("voters", f"{head}; {effect}.")
 
 
 def cycles(rows: VoterOutcomes, models: list[str], limit: int = 5) -> list[Finding]:
@@ -201,8 +222,11 @@ def cycles(rows: VoterOutcomes, models: list[str], limit: int = 5) -> list[Findi
     beats: dict[tuple[str, str], tuple[float, int]] = {}
     for (x, y), (count, total, squares) in scores.items():
         mean = total / count
-        var = max(squares / count - mean * mean, 1e-12)
-        p = _normal_sf(abs(mean - 0.5) / math.sqrt(var / count))
+        # the spread of a vote's score around an even ½ (a decisive vote ¼, a tie 0), the variance if they were even
+        null = squares / count - total / count + 0.25
+        if count < MIN_PAIR_VOTES or null <= 0:
+            continue
+        p = 2 * _normal_sf(abs(mean - 0.5) / math.sqrt(null / count))
         if p * pairs < 0.05:
             winner, loser, share = (x, y, mean) if mean > 0.5 else (y, x, 1.0 - mean)
             beats[(winner, loser)] = (share, round(count))
@@ -211,7 +235,7 @@ def cycles(rows: VoterOutcomes, models: list[str], limit: int = 5) -> list[Findi
         for a, b, c in permutations(trio):
             if a == min(trio) and (a, b) in beats and (b, c) in beats and (c, a) in beats:
                 parts = [
-                    f"{x} beats {y} ({100 * beats[(x, y)][0]:.0f}% of {beats[(x, y)][1]:,} votes)"
+                    f"{x} beats {y} ({100 * beats[(x, y)][0]:.0f}% of {counted(beats[(x, y)][1], 'vote')})"
                     for x, y in ((a, b), (b, c), (c, a))
                 ]
                 found.append(Finding("cycles", "; ".join(parts) + ": a circle no rating can show."))
@@ -243,17 +267,18 @@ def separation(rows: VoterOutcomes, models: list[str], limit: int = 5) -> list[F
         if d - Z95 * sd > 0:
             continue
         p = _sigmoid(d)
-        needed = (1 / (d / Z95) ** 2 - 1 / var) / (p * (1 - p)) if d > 1e-9 else math.inf
-        more = "more than 100,000" if needed > 100_000 else f"about {math.ceil(max(needed, 1)):,}"
-        found.append(
-            Finding(
-                "separation",
-                f"{models[upper]} and {models[lower]} are not separated: {models[upper]} leads by "
-                f"{d * POINTS_PER_NAT:.0f} points (95% interval {(d - Z95 * sd) * POINTS_PER_NAT:.0f} to "
-                f"{(d + Z95 * sd) * POINTS_PER_NAT:.0f}); {more} more votes between them would separate them if "
-                "the lead is real.",
+        needed = (1 / (d / Z95) ** 2 - 1 / var) / (p * (1 - p)) if d * POINTS_PER_NAT >= 0.5 else math.inf
+        interval = f"95% interval {(d - Z95 * sd) * POINTS_PER_NAT:.0f} to {(d + Z95 * sd) * POINTS_PER_NAT:.0f}"
+        if math.isinf(needed):
+            said = f"they are level ({interval} points): no number of votes separates two equal models"
+        else:
+            votes = math.ceil(max(needed, 1))
+            more = "more than 100,000 more votes" if votes > 100_000 else "about " + counted(votes, "more vote")
+            said = (
+                f"{models[upper]} leads by {d * POINTS_PER_NAT:.0f} points ({interval}); {more} between them would "
+                "separate them if the lead is real"
             )
-        )
+        found.append(Finding("separation", f"{models[upper]} and {models[lower]} are not separated: {said}."))
     return found[:limit]
 
 
@@ -262,7 +287,7 @@ def audit(rows: VoterOutcomes, *, rounds: int = 1000, seed: int = 0) -> Audit:
     rows = [r for r in rows if r[1] != r[2] and r[4] > 0]
     models = sorted({m for _, a, b, _, _ in rows for m in (a, b)})
     votes = sum(r[4] for r in rows)
-    voters = len({r[0] for r in rows})
+    voters = len({r[0] for r in rows if r[0]})  # a pruned vote ("") has no voter any more
     if len(models) < 2:
         return Audit(findings=[], votes=votes, voters=voters, models=models, stability={})
     theta = _board(rows, models)

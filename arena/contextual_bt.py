@@ -8,9 +8,10 @@ penalised maximum likelihood with damped Newton steps. Every sum over rows is a 
 matrix product, so a million rows fit in a fraction of a second, and with no features it is the plain
 Bradley–Terry fit of `arena.ratings`.
 
-Intervals: the sandwich covariance J⁻¹ M J⁻¹ (J: the penalised information; M: the sum of each row's score
-outer product) stays right when the model is not exactly true (ties are not Bradley–Terry outcomes, voters
-differ); on data the model describes it agrees with the bootstrap (`tests/arena/test_contextual_bt.py`).
+Intervals: the sandwich covariance J⁻¹ M J⁻¹ (J: the penalised information; M: the sum of each vote's score
+outer product) stays right when the outcome model is not exactly true (a tie scores ½, which Bradley–Terry does
+not produce), as long as votes are independent (it is not clustered by voter); on data the model describes it
+agrees with the bootstrap (`tests/arena/test_contextual_bt.py`).
 """
 
 from __future__ import annotations
@@ -177,12 +178,3 @@ def reported_sd(covariance: NDArray[np.float64], n_models: int, anchor_index: in
     cov = shift @ covariance[:n, :n] @ shift.T
     sd: NDArray[np.float64] = np.sqrt(np.clip(np.diag(cov), 0.0, None))
     return sd
-
-
-def standardise(values: NDArray[np.float64]) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.float64]]:
-    """Columns shifted to mean 0 and scaled to standard deviation 1 (a constant column is left at 0): the values,
-    the means and the standard deviations used."""
-    mean = values.mean(axis=0) if len(values) else np.zeros(values.shape[1])
-    std = values.std(axis=0) if len(values) else np.ones(values.shape[1])
-    std = np.where(std > 0, std, 1.0)
-    return (values - mean) / std, mean, std

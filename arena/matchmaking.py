@@ -116,8 +116,8 @@ class Matchmaker:
             names = sorted({m for pair in counts for m in pair} | {m.name for m in self._config.models})
             theta = self._method.fit(counts, names, np.random.default_rng(0))
             self._cached_ratings = dict(zip(names, to_ratings(theta).tolist(), strict=True))
-            if self._style_ratings is not None:  # a model without votes that carry style keeps its plain rating
-                self._cached_ratings.update(self._style_ratings())
+            if self._style_ratings is not None:
+                self._cached_ratings.update(_on_scale_of(self._style_ratings(), self._cached_ratings))
         return self._cached_ratings
 
     def _params(self, name: str) -> GenerationParams:
@@ -128,3 +128,14 @@ class Matchmaker:
         if self._cached is None or now - self._cached[0] > STATS_SECONDS:
             self._cached, self._cached_ratings = (now, self._stats()), None
         return self._cached[1]
+
+
+def _on_scale_of(ratings: dict[str, float], reference: dict[str, float]) -> dict[str, float]:
+    """`ratings` shifted so that their models average what they average in `reference`: the style-controlled
+    ratings are centred over the models with styled votes, the plain ones over every model, and a model without
+    styled votes keeps its plain rating beside them."""
+    shared = [m for m in ratings if m in reference]
+    if not shared:
+        return ratings
+    shift = sum(reference[m] - ratings[m] for m in shared) / len(shared)
+    return {m: r + shift for m, r in ratings.items()}

@@ -65,8 +65,9 @@ class BradleyTerry:
         return bootstrap_log_strengths(counts, models, rounds=rounds, rng=rng, prior=self.prior, start=start)
 
     def sandwich(self, counts: PairCounts, models: list[str], theta: Strengths) -> Strengths | None:
-        """J⁻¹ M J⁻¹ of the penalised likelihood (a slight preference's half win and half tie count as two half
-        votes, a close approximation of its one ¾ score)."""
+        """J⁻¹ M J⁻¹ of the penalised likelihood. A slight preference counts as half a win and half a tie, as in the
+        fit and the bootstrap, so its share of M is that of two half votes rather than of one ¾ score (larger near
+        an even pair)."""
         from arena.contextual_bt import Matches, sandwich_covariance
 
         return sandwich_covariance(Matches.from_pair_counts(counts, models), theta, len(models), prior=self.prior)

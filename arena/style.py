@@ -19,7 +19,8 @@ if TYPE_CHECKING:  # numpy only where differences are taken: the store imports t
 STYLE_FEATURES: tuple[str, ...] = ("length", "headers", "lists", "bold")
 """The features, in the order of every array here."""
 
-_FENCED = re.compile(r"^[ \t]*(```|~~~).*?^[ \t]*\1[ \t]*$", re.MULTILINE | re.DOTALL)
+_FENCE = re.compile(r"[ \t]{0,3}(`{3,}|~{3,})")
+_RULE = re.compile(r"[ \t]{0,3}([-*_])(?:[ \t]*\1){2,}[ \t]*")  # a thematic break (---, * * *), not a list item
 _HEADER = re.compile(r"^[ \t]{0,3}#{1,6}[ \t]+\S", re.MULTILINE)
 _LIST_ITEM = re.compile(r"^[ \t]*(?:[-*+]|\d{1,9}[.)])[ \t]+\S", re.MULTILINE)
 _BOLD = re.compile(r"\*\*(?=\S)[^*\n]+?\*\*|__(?=\S)[^_\n]+?__")
@@ -68,9 +69,31 @@ def _unspaced(piece: str) -> bool:
     return any("\u3040" <= c <= "\u30ff" or "\u3400" <= c <= "\u9fff" or "\uf900" <= c <= "\ufaff" for c in piece)
 
 
+def _outside_code(text: str) -> str:
+    """The text without fenced code blocks, in one pass over its lines (a fence closes on a line of the same
+    character at least as long; an unclosed one runs to the end, as in CommonMark), and without thematic breaks."""
+    kept: list[str] = []
+    fence = ""
+    for line in text.split("\n"):
+        opened = _FENCE.match(line)
+        if fence:
+            if (
+                opened
+                and opened.group(1)[0] == fence[0]
+                and len(opened.group(1)) >= len(fence)
+                and not line[opened.end() :].strip()
+            ):
+                fence = ""
+        elif opened:
+            fence = opened.group(1)
+        elif not _RULE.fullmatch(line):
+            kept.append(line)
+    return "\n".join(kept)
+
+
 def style_counts(text: str, tokens: int | None = None) -> StyleCounts:
     """The style of one answer; `tokens` is the backend's count when it gave one."""
-    prose = _FENCED.sub("", text)
+    prose = _outside_code(text)
     return StyleCounts(
         tokens=tokens if tokens is not None and tokens >= 0 else estimate_tokens(text),
         headers=len(_HEADER.findall(prose)),

@@ -52,11 +52,15 @@ class StyleBoard:
     votes: int
 
 
+def _points(value: float) -> str:
+    return "point" if round(abs(value)) == 1 else "points"
+
+
 def _weighted_standardise(values: np.ndarray, weight: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     total = weight.sum()
     mean = (values * weight[:, None]).sum(axis=0) / total
     std = np.sqrt(((values - mean) ** 2 * weight[:, None]).sum(axis=0) / total)
-    return (values - mean) / np.where(std > 0, std, 1.0), std
+    return (values - mean) / np.where(std > 1e-9, std, 1.0), std
 
 
 def _examples(counts_a: np.ndarray, counts_b: np.ndarray, weight: np.ndarray) -> list[tuple[float, str]]:
@@ -68,7 +72,7 @@ def _examples(counts_a: np.ndarray, counts_b: np.ndarray, weight: np.ndarray) ->
     median_tokens = float(both[order[np.searchsorted(cumulative, cumulative[-1] / 2)], 0])
     length = 100.0 / (2 * median_tokens + 100.0 + 1.0)
     return [
-        (length, f"an answer 100 tokens longer than its rival (both about {median_tokens:.0f} tokens)"),
+        (length, f"an answer 100 tokens longer than its rival's {median_tokens:.0f} (the median length)"),
         (0.5, "one markdown header against none"),
         (0.5, "one list item against none"),
         (0.5, "one bold span against none"),
@@ -111,7 +115,7 @@ def build_style_board(votes: StyleVotes) -> StyleBoard:
     for k, (feature, (delta, said)) in enumerate(
         zip(STYLE_FEATURES, _examples(counts_a, counts_b, weight), strict=True)
     ):
-        if std[k] == 0:  # every vote had the same difference (e.g. no answer used a header): nothing to measure
+        if std[k] <= 1e-9:  # every vote had the same difference (e.g. no answer used a header): nothing to measure
             sentence = f"No two answers differed in {FEATURE_WORDS[feature]}: its effect is not measured."
             effects.append(StyleEffect(feature, 0.0, 0.0, 0.0, sentence))
             continue
@@ -123,7 +127,7 @@ def build_style_board(votes: StyleVotes) -> StyleBoard:
                 points,
                 points - spread,
                 points + spread,
-                f"{said[0].upper()}{said[1:]} is worth {points:+.0f} points "
+                f"{said[0].upper()}{said[1:]} is worth {points:+.0f} {_points(points)} "
                 f"(95% interval {points - spread:+.0f} to {points + spread:+.0f}).",
             )
         )

@@ -8,7 +8,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, Engine, func, select, update
+from sqlalchemy import Connection, Engine, and_, case, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -235,11 +235,13 @@ class Repository:
 
     def voter_outcomes(self, f: VoteFilter = VoteFilter()) -> list[tuple[str, str, str, Outcome, int]]:
         """The votes `f` keeps, aggregated to (voter, model_a, model_b, outcome, count), side A as shown: what the
-        audit reads. A voter is the salted IP hash, or the session where none was kept (one row per vote at
-        worst: this reads the votes themselves, not the counts table)."""
+        audit reads. A voter is the salted IP hash, or the session where none was kept, or "" for a pruned vote
+        (one row per vote at worst: this reads the votes themselves, not the counts table)."""
         from arena.store.export_source import counted_votes
 
-        voter = func.coalesce(VoteRow.ip_hash, VoteRow.session_id)
+        # a pruned vote has lost its voter (no IP hash, session "pruned"): "" keeps it out of the voter counts
+        pruned = and_(VoteRow.ip_hash.is_(None), VoteRow.session_id == retention.PRUNED)
+        voter = case((pruned, ""), else_=func.coalesce(VoteRow.ip_hash, VoteRow.session_id))
         columns = (voter, BattleRow.model_a, BattleRow.model_b, VoteRow.outcome)
         joined: Any = select(*columns, func.count()).join(BattleRow, VoteRow.battle_id == BattleRow.id)
         query = counted_votes(joined, f).group_by(*columns)

@@ -114,13 +114,13 @@ class LeaderboardPresenter:
 
     def style(self, choice: object) -> tuple[list[list[Any]], str]:
         """The chosen language's style-controlled standings as table rows, and what each style feature is worth."""
-        chosen = choice if isinstance(choice, str) and choice != ALL else None
+        chosen = choice if isinstance(choice, str) and choice in self._service.languages() else None
         board = self._service.style_board(VoteFilter(languages=(chosen,) if chosen else None))
         rows = [[s.rank, s.model, round(s.rating), f"{s.lower:.0f} – {s.upper:.0f}", s.votes] for s in board.standings]
         if not board.standings:
             return rows, "No vote with both answers' style yet."
         effects = "\n".join(f"- {e.sentence}" for e in board.effects)
-        return rows, f"From {board.votes:,} votes, with answer length and markdown held equal:\n\n{effects}"
+        return rows, f"From {counted(board.votes, 'vote')}, with answer length and markdown held equal:\n\n{effects}"
 
     def audit(self, choice: object) -> str:
         """The audit of the chosen language's votes, as Markdown."""
@@ -133,7 +133,8 @@ STYLE_COLUMNS = ["Rank", "Model", "Rating", "95% interval", "Votes"]
 STYLE_HELP = (
     "Voters tend to prefer longer answers and ones with more formatting. This ranking holds answer length and "
     "markdown (headers, list items, bold) equal between the two sides, as Chatbot Arena's default board does; "
-    "the lines under it say what each was worth in these votes. Intervals: sandwich, 95%."
+    "the lines under it say what each was worth in these votes. Intervals: sandwich, 95%. It reads every vote, "
+    "so it is computed when asked."
 )
 AUDIT_HELP = (
     "Whether the votes support the ranking above: side bias, ties, heavy voters, cycles, stability, separation. "
@@ -170,6 +171,7 @@ def build_leaderboard_tab(service: LeaderboardService, concurrency_limit: int, t
 
     with gr.Accordion("Style-controlled ranking", open=False, elem_id="leaderboard-style-panel"):
         gr.Markdown(STYLE_HELP)
+        run_style = gr.Button("Compute", elem_id="leaderboard-style-run")
         style_frame = gr.Dataframe(headers=STYLE_COLUMNS, interactive=False, elem_id="leaderboard-style-table")
         style_effects = gr.Markdown(elem_id="leaderboard-style-effects")
     with gr.Accordion("Audit of the votes", open=False, elem_id="leaderboard-audit-panel"):
@@ -183,6 +185,5 @@ def build_leaderboard_tab(service: LeaderboardService, concurrency_limit: int, t
     language.input(compute, [language], outputs, api_visibility="private", **common)
     tab.select(compute, [language], outputs, api_visibility="private", **common)
     run_audit.click(presenter.audit, [language], [audit_report], api_visibility="private", **common)
-    styled = [style_frame, style_effects]
-    for trigger in (refresh.click, language.input, tab.select):
-        trigger(presenter.style, [language], styled, api_visibility="private", **common)
+    # on demand, like the audit: it reads every vote (seconds at a million), the board above reads the counts
+    run_style.click(presenter.style, [language], [style_frame, style_effects], api_visibility="private", **common)

@@ -14,6 +14,7 @@ import pytest
 from arena.audit import BARS, audit, cycles, position_bias, separation
 from arena.domain import BattleMode, Outcome, Side, VoteFilter, Voter
 from arena.store.repository import Repository
+from arena.store.retention import PRUNED
 from tests.arena.store.test_repository import ok
 from tests.support.battles import store_round
 from tests.support.helpers import ROOT
@@ -84,7 +85,7 @@ def test_a_planted_heavy_voter_fires_only_its_line() -> None:
     rows = votes(heavy_share=0.3)
     assert fired(rows) == ["voters"]
     (finding,) = [f for f in audit(rows, rounds=300).findings]
-    assert "of 301) cast 31% of the votes" in finding.sentence and "the ranking stays the same" in finding.sentence
+    assert "of 301) cast 31% of the votes" in finding.sentence and "no model's rank changes" in finding.sentence
 
 
 def test_a_model_with_many_ties_fires_only_its_line() -> None:
@@ -133,14 +134,38 @@ def test_the_repository_reads_votes_per_voter_and_the_cli_reports_them(db_url: s
         ("ip-2", "x", "y", Outcome.B, 1),
     ]
     assert len(repo.voter_outcomes(VoteFilter(include_named=True))) == 4
+    pruned = Voter(session_id=PRUNED, ip_hash=None)  # what `prune --action anonymise` leaves on old votes
+    repo.create_battle(battle_id="p" * 32, models={Side.A: "x", Side.B: "y"}, voter=pruned)
+    store_round(repo, "p" * 32, (ok("a"), ok("b")))
+    repo.record_vote(battle_id="p" * 32, turn_index=0, outcome=Outcome.A, anonymous=True, voter=pruned)
+    assert ("", "x", "y", Outcome.A, 1) in repo.voter_outcomes(VoteFilter())
 
     cmd = [sys.executable, "-m", "arena", "audit", "--db", db_url, "--rounds", "50", "--format", "json"]
     result = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     data = json.loads(result.stdout)
-    assert (data["votes"], data["voters"], data["models"]) == (3, 2, ["x", "y"])
+    assert (data["votes"], data["voters"], data["models"]) == (4, 2, ["x", "y"])  # the pruned vote has no voter
     assert [f["check"] for f in data["findings"]] == ["separation"]  # three votes separate nothing
     assert set(data["bars"]) == set(BARS)
     text = subprocess.run(cmd[:-2], cwd=ROOT, capture_output=True, text=True, timeout=120).stdout
-    assert text.startswith("Audit of 3 votes from 2 voters on 2 models.")
+    assert text.startswith("Audit of 4 votes from 2 voters on 2 models.")
     assert "\n- x and y are not separated" in text and "separation: neighbours in the ranking" in text
+
+
+def test_a_handful_of_votes_makes_no_bias_cycle_or_voter_claim() -> None:
+    circle = [("v1", "x", "y", Outcome.A, 1), ("v2", "y", "z", Outcome.A, 1), ("v3", "z", "x", Outcome.A, 1)]
+    assert not {"position", "cycles", "voters"} & set(fired(circle))
+    one_sided = [("v1", "x", "y", Outcome.A, 3), ("v2", "y", "x", Outcome.A, 2)]
+    assert "position" not in fired(one_sided)
+
+
+def test_ten_voters_casting_alike_are_not_a_concentration() -> None:
+    rows = [(f"v{k}", "x", "y", Outcome.A if k % 2 else Outcome.B, 3) for k in range(10)]
+    assert "voters" not in fired(rows)
+
+
+def test_pruned_votes_count_as_votes_but_not_as_one_heavy_voter() -> None:
+    rows = votes()
+    pruned = [("", a, b, o, n * 4) for _, a, b, o, n in rows]  # four times as many votes whose voter is gone
+    assert fired(rows + pruned) == []
+    assert audit(rows + pruned, rounds=50).voters == 300

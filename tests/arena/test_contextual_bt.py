@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from arena.contextual_bt import Z95, Matches, fit_contextual, standardise
+from arena.contextual_bt import Z95, Matches, fit_contextual
 from arena.ratings import bootstrap_log_strengths, fit_log_strengths, win_matrix
 
 MODELS = [f"m{k:02d}" for k in range(10)]
@@ -85,13 +85,6 @@ def test_a_planted_length_bias_is_recovered_and_removed_from_the_ratings() -> No
     plain -= plain.mean()
     # without style control the long-winded models look better: the last model is rated far above the first
     assert plain[-1] - plain[0] > 10 * (fit.strength_sd()[-1] + fit.strength_sd()[0])
-
-
-def test_standardise_scales_columns_and_leaves_a_constant_column_at_zero() -> None:
-    values = np.array([[1.0, 5.0], [3.0, 5.0], [5.0, 5.0]])
-    z, mean, std = standardise(values)
-    assert np.allclose(z[:, 0], [-1.224744871, 0.0, 1.224744871])
-    assert np.allclose(z[:, 1], 0.0) and std[1] == 1.0 and mean[1] == 5.0
 
 
 def test_an_anchor_moves_the_uncertainty_onto_the_others() -> None:

@@ -197,6 +197,10 @@ def test_cli_formats(db_url: str, repo: Repository) -> None:
         timeout=120,
     )
     assert refused.returncode == 2 and "bootstrap intervals only" in refused.stderr
+    assert sandwich["rounds"] is None  # no resampling took place
+    as_csv = [sys.executable, "-m", "arena", "leaderboard", "--db", db_url, "--style", "--format", "csv"]
+    refused = subprocess.run(as_csv, cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert refused.returncode == 2 and "table and json formats, not csv" in refused.stderr
 
 
 def test_cli_refuses_a_missing_database(tmp_path: object) -> None:

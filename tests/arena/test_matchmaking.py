@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import random
 
+import pytest
+
 from arena.config import AppConfig
 from arena.domain import Outcome
 from arena.matchmaking import Matchmaker, PairOutcomes
@@ -29,8 +31,12 @@ def test_style_ratings_replace_the_plain_ones_once_per_refresh(demo_config: AppC
         styled.next(names)
     assert calls == [1]  # read once, with the votes, not per battle drawn
     ratings = styled._ratings(votes)
-    assert ratings[names[0]] == ratings[names[1]] == 1000.0 and ratings[names[2]] < 1000.0  # no style: plain
+    plain_ratings = plain._ratings(votes)
+    assert ratings[names[0]] == ratings[names[1]]  # even, as the style-controlled ratings say
+    # shifted onto the plain scale (the two models average what they average there); the third keeps its plain one
+    assert ratings[names[0]] + ratings[names[1]] == pytest.approx(plain_ratings[names[0]] + plain_ratings[names[1]])
+    assert ratings[names[2]] == plain_ratings[names[2]]
     for _ in range(20):
         plain.next(names)
-    assert calls == [1]  # plain ratings never ask for the style-controlled ones
+    assert calls == [1]  # plain ratings never ask for the style-controlled ones (nor did the reads above)
     assert plain._ratings(votes)[names[0]] > plain._ratings(votes)[names[1]]

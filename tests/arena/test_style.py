@@ -60,3 +60,10 @@ def test_differences_are_normalised_between_minus_one_and_one() -> None:
     assert np.allclose(diff[0], [50 / 151, 2 / 3, 0.0, -2 / 5])
     assert np.allclose(diff[1], [-0.9, 0.0, 0.0, 0.0])
     assert np.all(np.abs(diff) < 1)
+
+
+def test_an_unclosed_fence_runs_to_the_end_and_rules_are_not_list_items() -> None:
+    text = "- item\n\n* * *\n---\n```python\n# code\n- code\n" + "```python\nx\n" * 5000
+    assert style_counts(text).as_tuple()[1:] == (0, 1, 0)  # one list item; the rules and all the code are left out
+    longer = "````\n```\n# inside\n````\n# outside"
+    assert style_counts(longer).headers == 1  # a ```` fence is not closed by ```

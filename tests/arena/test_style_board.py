@@ -46,7 +46,9 @@ def test_a_planted_length_preference_is_measured_and_held_equal() -> None:
     board = build_style_board(style_votes(data))
     assert board.votes == 20_000
     effects = {e.feature: e for e in board.effects}
-    assert effects["length"].lower > 0 and effects["length"].sentence.startswith("An answer 100 tokens longer")
+    assert effects["length"].lower > 0 and effects["length"].sentence.startswith(
+        "An answer 100 tokens longer than its rival's"
+    )
     assert effects["bold"].lower < 0 < effects["bold"].upper  # bold was planted to count for nothing
     ratings = [s.rating for s in board.standings]  # equally good once length is held equal: all near 1000
     assert max(ratings) - min(ratings) < 15 and all(abs(r - 1000) < 10 for r in ratings), board.standings

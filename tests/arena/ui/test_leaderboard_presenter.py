@@ -50,7 +50,7 @@ def test_the_leaderboard_per_language_and_its_method(repo: Repository) -> None:
     style_rows, style_note = presenter.style(ALL)
     assert [row[1] for row in style_rows] == ["x", "y"] and style_note.startswith("From 4 votes")
     assert "No two answers differed in length: its effect is not measured." in style_note
-    assert presenter.style("Klingon") == ([], "No vote with both answers' style yet.")
+    assert presenter.style("Klingon") == (style_rows, style_note)  # a language with no votes: all, as the board
     audited = presenter.audit(ALL)
     assert audited.startswith("Audit of 4 votes from 1 voter.")
     assert "- x and y are not separated" in audited and "<summary>When each check speaks</summary>" in audited
