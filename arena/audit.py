@@ -24,7 +24,7 @@ import numpy as np
 
 from arena.contextual_bt import Z95, Matches, fit_contextual, reported_sd
 from arena.domain import Outcome
-from arena.ratings import POINTS_PER_NAT, bootstrap_log_strengths, outcome_counts, score_of_a
+from arena.ratings import POINTS_PER_NAT, arena_ranks, bootstrap_log_strengths, outcome_counts, score_of_a
 
 VoterOutcomes = Sequence[tuple[str, str, str, Outcome, int]]
 """(voter id, model on side A, model on side B, outcome, votes), as `Repository.voter_outcomes` reads them."""
@@ -165,7 +165,7 @@ def _ranks(rows: VoterOutcomes, models: list[str]) -> dict[str, int]:
     fit = fit_contextual(Matches.from_pair_counts(counts, models), len(models))
     half = Z95 * reported_sd(fit.covariance, len(models))
     lower, upper = fit.theta - half, fit.theta + half
-    return {m: 1 + int(np.sum(lower > upper[k])) for k, m in enumerate(models)}
+    return dict(zip(models, arena_ranks(lower, upper), strict=True))
 
 
 def voter_concentration(rows: VoterOutcomes, models: list[str]) -> Finding | None:

@@ -14,7 +14,7 @@ import numpy as np
 
 from arena.contextual_bt import Z95, Matches, fit_contextual, reported_sd
 from arena.domain import Outcome
-from arena.ratings import POINTS_PER_NAT, score_of_a, to_ratings
+from arena.ratings import POINTS_PER_NAT, arena_ranks, score_of_a, to_ratings
 from arena.style import STYLE_FEATURES, StyleVotes, style_differences
 
 FEATURE_WORDS = {"length": "length", "headers": "markdown headers", "lists": "list items", "bold": "bold spans"}
@@ -56,20 +56,15 @@ def _points(value: float) -> str:
     return "point" if round(abs(value)) == 1 else "points"
 
 
-def _weighted_standardise(values: np.ndarray, weight: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    total = weight.sum()
-    mean = (values * weight[:, None]).sum(axis=0) / total
-    std = np.sqrt(((values - mean) ** 2 * weight[:, None]).sum(axis=0) / total)
+def _standardise(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    mean, std = values.mean(axis=0), values.std(axis=0)
     return (values - mean) / np.where(std > 1e-9, std, 1.0), std
 
 
-def _examples(counts_a: np.ndarray, counts_b: np.ndarray, weight: np.ndarray) -> list[tuple[float, str]]:
+def _examples(counts_a: np.ndarray, counts_b: np.ndarray) -> list[tuple[float, str]]:
     """Per feature, a typical difference as a normalised difference, and how it is said."""
-    both = np.concatenate([counts_a, counts_b])
-    weights = np.concatenate([weight, weight])
-    order = np.argsort(both[:, 0], kind="stable")
-    cumulative = np.cumsum(weights[order])
-    median_tokens = float(both[order[np.searchsorted(cumulative, cumulative[-1] / 2)], 0])
+    tokens = np.concatenate([counts_a[:, 0], counts_b[:, 0]])
+    median_tokens = float(np.partition(tokens, (len(tokens) - 1) // 2)[(len(tokens) - 1) // 2])  # the lower median
     length = 100.0 / (2 * median_tokens + 100.0 + 1.0)
     return [
         (length, f"an answer 100 tokens longer than its rival's {median_tokens:.0f} (the median length)"),
@@ -92,15 +87,14 @@ def build_style_board(votes: StyleVotes) -> StyleBoard:
     a = np.fromiter((index.get(m, -1) for m in votes.model_a), np.intp, n)[kept]
     b = np.fromiter((index.get(m, -1) for m in votes.model_b), np.intp, n)[kept]
     score = np.fromiter((scores[o] for o in votes.outcome), np.float64, n)[kept]
-    weight = np.ones(len(a))
     counts_a, counts_b = votes.counts_a[kept], votes.counts_b[kept]
-    features, std = _weighted_standardise(style_differences(counts_a, counts_b), weight)
-    fit = fit_contextual(Matches(a, b, score, weight, features), len(models))
+    features, std = _standardise(style_differences(counts_a, counts_b))
+    fit = fit_contextual(Matches(a, b, score, np.ones(len(a)), features), len(models))
     point = to_ratings(fit.theta)
     half = Z95 * reported_sd(fit.covariance, len(models)) * POINTS_PER_NAT
     votes_per_model = np.bincount(a, minlength=len(models)) + np.bincount(b, minlength=len(models))
     lower, upper = point - half, point + half
-    ranks = [1 + int(np.sum(lower > upper[k])) for k in range(len(models))]
+    ranks = arena_ranks(lower, upper)
     standings = sorted(
         (
             StyleStanding(
@@ -112,9 +106,7 @@ def build_style_board(votes: StyleVotes) -> StyleBoard:
     )
     beta_sd = fit.beta_sd()
     effects = []
-    for k, (feature, (delta, said)) in enumerate(
-        zip(STYLE_FEATURES, _examples(counts_a, counts_b, weight), strict=True)
-    ):
+    for k, (feature, (delta, said)) in enumerate(zip(STYLE_FEATURES, _examples(counts_a, counts_b), strict=True)):
         if std[k] <= 1e-9:  # every vote had the same difference (e.g. no answer used a header): nothing to measure
             sentence = f"No two answers differed in {FEATURE_WORDS[feature]}: its effect is not measured."
             effects.append(StyleEffect(feature, 0.0, 0.0, 0.0, sentence))
@@ -131,7 +123,7 @@ def build_style_board(votes: StyleVotes) -> StyleBoard:
                 f"(95% interval {points - spread:+.0f} to {points + spread:+.0f}).",
             )
         )
-    return StyleBoard(standings=standings, effects=effects, votes=int(weight.sum()))
+    return StyleBoard(standings=standings, effects=effects, votes=len(a))
 
 
 def style_ratings(votes: StyleVotes) -> dict[str, float]:
