@@ -79,10 +79,12 @@ def _leaderboard(args: argparse.Namespace) -> int:
     service = LeaderboardService(repo, method=rating_method(args.method), intervals=args.intervals)
     board = service.compute(vote_filter(args), rounds=args.rounds, seed=args.seed)
     rows = [_row(s) for s in board.standings]
+    scope = _scope(args)
     style = service.style_board(vote_filter(args)) if args.style else None
     if args.format == "json":
         extra = {} if style is None else {"style_controlled": _style_json(style)}
-        print(json.dumps({**_meta(board, args.method), "standings": rows, **extra}, indent=2))
+        meta = {**_meta(board, args.method), "category": args.category, "languages": args.language}
+        print(json.dumps({**meta, "standings": rows, **extra}, indent=2))
     elif args.format == "csv":
         out = io.StringIO()
         writer = csv.DictWriter(out, fieldnames=list(rows[0]) if rows else ["rank", "model"])
@@ -90,7 +92,7 @@ def _leaderboard(args: argparse.Namespace) -> int:
         writer.writerows(rows)
         print(out.getvalue(), end="")
     else:
-        _print_table(board, rows)
+        _print_table(board, rows, scope)
         if style is not None:
             _print_style(style)
     return 0
@@ -158,7 +160,16 @@ def _meta(board: Leaderboard, method: str) -> dict[str, Any]:
     }
 
 
-def _print_table(board: Leaderboard, rows: list[dict[str, Any]]) -> None:
+def _scope(args: argparse.Namespace) -> str:
+    """Which questions' votes a board counts, as its table says it: "Coding questions in French", or ""."""
+    from arena.categories import BY_NAME
+
+    what = f"{BY_NAME[args.category].label} questions" if args.category else ""
+    where = f"in {', '.join(args.language)}" if args.language else ""
+    return " ".join(part for part in (what or ("questions" if where else ""), where) if part)
+
+
+def _print_table(board: Leaderboard, rows: list[dict[str, Any]], scope: str = "") -> None:
     print(f"{'rank':>4}  {'model':<32} {'rating':>7}  {'95% interval':>15}  {'votes':>8}  {'win rate':>8}")
     for r in rows:
         interval = "" if r["lower"] is None else f"{r['lower']:.0f} – {r['upper']:.0f}"
@@ -167,7 +178,7 @@ def _print_table(board: Leaderboard, rows: list[dict[str, Any]]) -> None:
         rank = "" if r["rank"] is None else str(r["rank"])
         print(f"{rank:>4}  {r['model']:<32} {rating:>7}  {interval:>15}  {r['votes']:>8}  {rate:>8}")
     print(
-        f"\n{board.votes:,} votes, {board.intervals_taken}, "
+        f"\n{board.votes:,} votes{' on ' + scope if scope else ''}, {board.intervals_taken}, "
         f"{board.db_seconds + board.fit_seconds:.2f} s (database {board.db_seconds:.2f} s)",
         file=sys.stderr,
     )

@@ -167,6 +167,38 @@ def sandwich_covariance(
     return _sandwich(m, n_models, p, information)[0]
 
 
+def model_covariance(
+    m: Matches, params: NDArray[np.float64], n_models: int, *, prior: float = DEFAULT_PRIOR
+) -> NDArray[np.float64]:
+    """The model-based covariance (the inverse information, with the prior) of all parameters at `params`: what
+    the votes could tell if the model were right, however few they are."""
+    p = 1.0 / (1.0 + np.exp(-_linear(m, params, n_models)))
+    information = _outer_sum(m, n_models, m.weight * p * (1.0 - p)) + prior * np.eye(len(params))
+    return np.asarray(np.linalg.inv(information), dtype=np.float64)
+
+
+FEW_VOTES = 30
+"""Below this many votes a model's interval is at least its model-based one (see `floor_few_votes`)."""
+
+
+def floor_few_votes(
+    point: NDArray[np.float64],
+    lower: NDArray[np.float64],
+    upper: NDArray[np.float64],
+    votes: NDArray[np.float64] | NDArray[np.intp],
+    half_width: NDArray[np.float64],
+) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """Intervals widened to at least point ± `half_width` (the model-based one) for models with fewer than
+    FEW_VOTES votes. Resampling a handful of votes, or their residuals, cannot show how uncertain they leave a
+    rating: one vote resampled is always the same vote, and a model that won every vote has no residual left,
+    so bootstrap and sandwich intervals collapse to a point exactly where they should be widest."""
+    few = votes < FEW_VOTES
+    return (
+        np.where(few, np.minimum(lower, point - half_width), lower),
+        np.where(few, np.maximum(upper, point + half_width), upper),
+    )
+
+
 def reported_sd(covariance: NDArray[np.float64], n_models: int, anchor_index: int | None = None) -> NDArray[np.float64]:
     """Standard errors of log-strengths as the leaderboard reports them: centred on their mean (the ratings
     average a fixed value), or relative to an anchor model (whose own is then 0)."""

@@ -52,6 +52,7 @@ class VoteFilter:
     include_leaks: bool = False
     include_self_play: bool = False
     min_turns: int = 1  # the judged round is at least this deep in its conversation (1 = every round)
+    category: str | None = None  # only votes on questions of this category (arena.categories); None: every one
 
 
 class ReplyStatus(StrEnum):

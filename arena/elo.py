@@ -50,6 +50,7 @@ class OnlineElo:
     base: float = 10.0
     name: str = "elo"
     summary: str = "Online Elo (K=4) replayed in random vote orders, as the first Chatbot Arena."
+    has_likelihood: bool = False
 
     def replay(self, votes: Votes, order: NDArray[np.intp], n: int) -> NDArray[np.float64]:
         """Ratings (rows, models), centred on 0, after replaying the votes `order[row]` in each row."""

@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 import numpy as np
 
 from arena.audit import Audit, audit
-from arena.contextual_bt import Z95, reported_sd
+from arena.contextual_bt import FEW_VOTES, Z95, Matches, floor_few_votes, model_covariance, reported_sd
 from arena.domain import Outcome, VoteFilter
 from arena.rating_methods import BradleyTerry, RatingMethod
 from arena.ratings import (
@@ -114,6 +114,12 @@ def build_leaderboard(
             anchor_rating=anchor_rating,
         )
         lower, upper = np.percentile(samples, 2.5, axis=0), np.percentile(samples, 97.5, axis=0)
+    votes_per_model = (wins + wins.T).sum(axis=1)
+    if (votes_per_model < FEW_VOTES).any():  # the Bradley–Terry information of the votes, whatever the method
+        matches = Matches.from_pair_counts(counts, rated)
+        covariance = model_covariance(matches, theta, len(rated), prior=prior)
+        floor = Z95 * reported_sd(covariance, len(rated), anchor_index) * POINTS_PER_NAT
+        lower, upper = floor_few_votes(point, lower, upper, votes_per_model, floor)
     standings = _standings(rated, wins, point, lower, upper)
     standings.sort(key=lambda s: (s.rank or 0, -(s.rating or 0.0)))
     order = [rated.index(s.model) for s in standings]
@@ -175,6 +181,12 @@ class LeaderboardService:
         """How the ratings are fitted."""
         return self._method
 
+    @property
+    def interval_kinds(self) -> list[str]:
+        """The kinds of interval this service's method can take (keys of INTERVALS), the configured one first."""
+        kinds = [k for k in INTERVALS if k != "sandwich" or self._method.has_likelihood]
+        return sorted(kinds, key=lambda k: k != self.intervals)
+
     def languages(self) -> list[str]:
         """Languages with votes, most voted first."""
         return self._repo.languages()
@@ -187,13 +199,16 @@ class LeaderboardService:
         """The audit of the votes these filters keep (`arena.audit`)."""
         return audit(self._repo.voter_outcomes(filters), rounds=rounds, seed=seed)
 
-    def compute(self, filters: VoteFilter = VoteFilter(), *, rounds: int = 1000, seed: int = 0) -> Leaderboard:
-        """The leaderboard for these filters, with DB and fit times."""
+    def compute(
+        self, filters: VoteFilter = VoteFilter(), *, rounds: int = 1000, seed: int = 0, intervals: str | None = None
+    ) -> Leaderboard:
+        """The leaderboard for these filters, with DB and fit times (intervals: the service's unless named)."""
         start = self._clock()
         outcomes = self._repo.pair_outcomes(filters)
         fetched = self._clock()
+        taken = intervals or self.intervals
         board = build_leaderboard(
-            outcomes, models=self._models, rounds=rounds, seed=seed, method=self._method, intervals=self.intervals
+            outcomes, models=self._models, rounds=rounds, seed=seed, method=self._method, intervals=taken
         )
         done = self._clock()
         return replace(board, db_seconds=fetched - start, fit_seconds=done - fetched)

@@ -30,6 +30,11 @@ class RatingMethod(Protocol):
         """One sentence for the leaderboard page and the CLI."""
         ...
 
+    @property
+    def has_likelihood(self) -> bool:
+        """Whether the fit maximises a likelihood, so `sandwich` gives intervals."""
+        ...
+
     def fit(self, counts: PairCounts, models: list[str], rng: Generator) -> Strengths:
         """The point estimate of each model's log-strength."""
         ...
@@ -53,6 +58,7 @@ class BradleyTerry:
     prior: float = DEFAULT_PRIOR
     name: str = "bradley-terry"
     summary: str = "Bradley–Terry maximum likelihood over all votes (order does not matter)."
+    has_likelihood: bool = True
 
     def fit(self, counts: PairCounts, models: list[str], rng: Generator) -> Strengths:
         """The penalised maximum-likelihood fit."""

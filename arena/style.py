@@ -69,7 +69,7 @@ def _unspaced(piece: str) -> bool:
     return any("\u3040" <= c <= "\u30ff" or "\u3400" <= c <= "\u9fff" or "\uf900" <= c <= "\ufaff" for c in piece)
 
 
-def _outside_code(text: str) -> str:
+def outside_code(text: str) -> str:
     """The text without fenced code blocks, in one pass over its lines (a fence closes on a line of the same
     character at least as long; an unclosed one runs to the end, as in CommonMark), and without thematic breaks."""
     kept: list[str] = []
@@ -93,7 +93,7 @@ def _outside_code(text: str) -> str:
 
 def style_counts(text: str, tokens: int | None = None) -> StyleCounts:
     """The style of one answer; `tokens` is the backend's count when it gave one."""
-    prose = _outside_code(text)
+    prose = outside_code(text)
     return StyleCounts(
         tokens=tokens if tokens is not None and tokens >= 0 else estimate_tokens(text),
         headers=len(_HEADER.findall(prose)),

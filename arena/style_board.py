@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from arena.contextual_bt import Z95, Matches, fit_contextual, reported_sd
+from arena.contextual_bt import Z95, Matches, fit_contextual, floor_few_votes, reported_sd
 from arena.domain import Outcome
 from arena.ratings import POINTS_PER_NAT, arena_ranks, score_of_a, to_ratings
 from arena.style import STYLE_FEATURES, StyleVotes, style_differences
@@ -93,7 +93,8 @@ def build_style_board(votes: StyleVotes) -> StyleBoard:
     point = to_ratings(fit.theta)
     half = Z95 * reported_sd(fit.covariance, len(models)) * POINTS_PER_NAT
     votes_per_model = np.bincount(a, minlength=len(models)) + np.bincount(b, minlength=len(models))
-    lower, upper = point - half, point + half
+    floor = Z95 * reported_sd(fit.model_covariance, len(models)) * POINTS_PER_NAT
+    lower, upper = floor_few_votes(point, point - half, point + half, votes_per_model, floor)
     ranks = arena_ranks(lower, upper)
     standings = sorted(
         (

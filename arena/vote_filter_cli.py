@@ -1,4 +1,5 @@
-"""The vote-filter flags `leaderboard` and `export` share: one spelling, on the command line, of which votes count."""
+"""The vote-filter flags `leaderboard`, `audit` and `export` share: one spelling, on the command line, of which
+votes count."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import argparse
 from dataclasses import replace
 from datetime import date
 
+from arena.categories import BY_NAME, CATEGORIES
 from arena.domain import VoteFilter
 
 
@@ -22,7 +24,8 @@ def language(value: str) -> str:
 
 
 def add_vote_filter_arguments(p: argparse.ArgumentParser) -> None:
-    """Add the flags that choose votes: days, models, languages, and the kinds of vote left out by default."""
+    """Add the flags that choose votes: days, models, languages, a category, and the kinds of vote left out by
+    default."""
     p.add_argument("--since", type=date.fromisoformat, help="first UTC day (YYYY-MM-DD), inclusive")
     p.add_argument("--until", type=date.fromisoformat, help="last UTC day (YYYY-MM-DD), exclusive")
     p.add_argument("--model", action="append", help="only battles between these models (repeatable)")
@@ -31,6 +34,13 @@ def add_vote_filter_arguments(p: argparse.ArgumentParser) -> None:
         action="append",
         type=language,
         help="only these languages (repeatable; a name or code: French, fr)",
+    )
+    p.add_argument(
+        "--category",
+        choices=list(BY_NAME),
+        help="only votes on questions of this category ("
+        + "; ".join(f"{c.name}: {c.explain}" for c in CATEGORIES)
+        + ")",
     )
     p.add_argument("--include-named", action="store_true", help="also votes cast with the model names visible")
     p.add_argument("--include-leaks", action="store_true", help="also votes on rounds that revealed a model's name")
@@ -45,6 +55,7 @@ def vote_filter(args: argparse.Namespace, base: VoteFilter = VoteFilter()) -> Vo
         until=args.until,
         models=tuple(args.model) if args.model else None,
         languages=tuple(args.language) if args.language else None,
+        category=args.category,
         include_named=args.include_named,
         include_leaks=args.include_leaks,
         include_self_play=args.include_self_play,

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import yaml
 
+from arena.categories import BY_NAME
 from arena.domain import VoteFilter
 from arena.export import formats
 from arena.export.run import Summary
@@ -58,6 +59,9 @@ def card(summary: Summary, filters: VoteFilter, notes: Mapping[str, str], data_f
     ]
     lines += [f"- Skipped {n:,}: {reason}." for reason, n in sorted(summary.skipped.items())]
     lines += [f"- Left out {n:,} votes: {reason}." for reason, n in summary.excluded.items() if n]
+    if filters.category is not None:
+        category = BY_NAME[filters.category]
+        lines.append(f"- Only votes on {category.label.lower()} questions ({category.explain}; Corral's rules).")
     lines += ["", "| model | rows | license |", "|---|---:|---|"]
     lines += [
         f"| {model} | {n:,} | {notes.get(model, 'unknown — check the model card')} |"

@@ -205,7 +205,7 @@ def leaderboard_strengths(engine: Engine, filters: VoteFilter) -> dict[str, floa
     from arena.ratings import fit_bradley_terry, outcome_counts
     from arena.store.repository import Repository
 
-    # the leaderboard's counts keep neither the judged round's depth nor (here, as before) a language choice
-    rows = Repository(engine).pair_outcomes(replace(filters, languages=None, min_turns=1))
+    # the whole board: not narrowed to the judged round's depth, nor (as before) to a language or a category
+    rows = Repository(engine).pair_outcomes(replace(filters, languages=None, category=None, min_turns=1))
     ratings = fit_bradley_terry(outcome_counts(rows))
     return {model: (rating - 1000.0) * math.log(10) / 400.0 for model, rating in ratings.items()}

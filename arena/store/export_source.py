@@ -19,6 +19,7 @@ import orjson
 from sqlalchemy import Engine, Integer, Select, and_, bindparam, case, func, literal_column, or_, select
 from sqlalchemy.orm import Session
 
+from arena.categories import bit
 from arena.domain import BattleMode, Outcome, Side, VoteFilter, conversation_id
 from arena.store.schema import BattleRow, ConversationRow, FeedbackRow, MessageRow, VoteRow
 
@@ -35,6 +36,7 @@ class Turn(NamedTuple):
     content: str
     status: str
     language: str | None = None
+    categories: int | None = None  # a question's (arena.categories bit mask)
 
 
 @dataclass(slots=True)
@@ -56,6 +58,7 @@ class JudgedRound:
     history_a: list[dict[str, str]]  # side A's conversation up to and including the judged answer, as
     history_b: list[dict[str, str]]  # TRL's {"role", "content"} messages
     stopped: bool  # a judged answer was stopped by the voter before it ended
+    categories: int = 0  # the judged round's question's categories (arena.categories bit mask)
 
 
 @dataclass(slots=True)
@@ -89,6 +92,7 @@ class StoredTurn:
     tokens: int | None
     params: dict[str, Any] | None
     language: str | None
+    categories: int | None  # a question's (arena.categories bit mask); None for answers
     created_at: datetime
 
 
@@ -103,6 +107,7 @@ class RawVote:
     language: str | None
     session_id: str
     created_at: datetime
+    categories: int = 0  # the judged round's question's (arena.categories bit mask)
 
 
 @dataclass(frozen=True, slots=True)
@@ -175,7 +180,7 @@ _VOTE_COLUMNS = (
     VoteRow.created_at,
 )
 # the columns of a page of judged votes, then each side's history (see _HISTORY_SQL)
-_PAGE_COLUMNS = (VoteRow.id, *_VOTE_COLUMNS, BattleRow.model_a, BattleRow.model_b, BattleRow.mode)
+_PAGE_COLUMNS = (VoteRow.id, *_VOTE_COLUMNS, BattleRow.model_a, BattleRow.model_b, BattleRow.mode, VoteRow.categories)
 # StoredTurn's fields (but created_at, made UTC on reading) and the message columns they are read from
 _STORED_TURN_COLUMNS: dict[str, Any] = {
     "turn": MessageRow.turn_index,
@@ -189,6 +194,7 @@ _STORED_TURN_COLUMNS: dict[str, Any] = {
     "tokens": MessageRow.token_count,
     "params": MessageRow.generation_params,
     "language": MessageRow.language,
+    "categories": MessageRow.categories,
 }
 
 
@@ -283,6 +289,8 @@ class ExportSource:
             query = query.where(_language_in(VoteRow.language, f.languages))
         if f.min_turns > 1:
             query = query.where(VoteRow.turn_index >= f.min_turns - 1)
+        if f.category is not None:
+            query = query.where(VoteRow.categories.op("&")(bit(f.category)) != 0)
         return query
 
     def _judged_query(self, f: VoteFilter, dialect: str) -> Select[Any]:
@@ -323,9 +331,23 @@ class ExportSource:
 
         parse = datetime.fromisoformat
         for text in prefetched(pages()):
-            for a, b, vote, battle, turn, outcome, anon, leak, lang, session, when, m_a, m_b, mode in orjson.loads(
-                text
-            ):
+            for (
+                a,
+                b,
+                vote,
+                battle,
+                turn,
+                outcome,
+                anon,
+                leak,
+                lang,
+                session,
+                when,
+                m_a,
+                m_b,
+                mode,
+                cats,
+            ) in orjson.loads(text):
                 if a is None and (reason := left_out(filters, anon, leak, mode)) is not None:
                     self.left_out[reason] += 1
                     continue
@@ -346,6 +368,7 @@ class ExportSource:
                     a[0],
                     b[0],
                     bool(a[1] or b[1]),
+                    cats or 0,
                 )
 
     @staticmethod
@@ -356,7 +379,7 @@ class ExportSource:
         than the query itself.
         """
         cursor = conn.connection.driver_connection.cursor()
-        columns = "conversation_id, turn_index, role, content, status, language"
+        columns = "conversation_id, turn_index, role, content, status, language, categories"
         tail = "AND status <> 'superseded' ORDER BY conversation_id, turn_index, id"
         if conn.dialect.name == "postgresql":
             cursor.execute(
@@ -368,8 +391,8 @@ class ExportSource:
                 f"SELECT {columns} FROM messages WHERE conversation_id IN ({marks}) {tail}", conversation_ids
             )
         out: dict[str, list[tuple[int, Turn]]] = defaultdict(list)
-        for conv, index, role, content, status, language in cursor.fetchall():
-            out[conv].append((index, Turn(role, content, status, language)))
+        for conv, index, role, content, status, language, categories in cursor.fetchall():
+            out[conv].append((index, Turn(role, content, status, language, categories)))
         cursor.close()
         return out
 
@@ -397,6 +420,7 @@ class ExportSource:
         if filters.min_turns > 1:
             query = query.where(MessageRow.turn_index >= filters.min_turns - 1)
         wanted = _lowered(filters.languages)
+        chosen = bit(filters.category) if filters.category is not None else 0
         last = 0
         while True:
             with self._engine.connect() as conn:
@@ -413,6 +437,8 @@ class ExportSource:
                 question = [t for i, t in turns[r.conversation_id] if i == r.turn_index and t.role == "user"][:1]
                 language = question[0].language if question else None
                 if wanted is not None and not _language_matches(language, wanted):
+                    continue
+                if filters.category is not None and not (question and (question[0].categories or 0) & chosen):
                     continue
                 yield RatedAnswer(
                     feedback_id=r.id,
@@ -447,6 +473,8 @@ class ExportSource:
                 messages = self._stored_turns(s, [conversation_id(b.id, side) for b in page for side in Side])
                 votes = self._raw_votes(s, [b.id for b in page])
             for b in page:
+                if f.category is not None and not _asked(messages.get(conversation_id(b.id, Side.A), []), f.category):
+                    continue
                 yield RawRecord(
                     kind="battle",
                     id=b.id,
@@ -466,10 +494,12 @@ class ExportSource:
     @staticmethod
     def _raw_votes(s: Session, battle_ids: Sequence[str]) -> dict[str, list[RawVote]]:
         """The votes of these battles, in the order cast."""
-        query = select(*_VOTE_COLUMNS).where(VoteRow.battle_id.in_(battle_ids)).order_by(VoteRow.id)
+        query = select(*_VOTE_COLUMNS, VoteRow.categories).where(VoteRow.battle_id.in_(battle_ids))
         votes: dict[str, list[RawVote]] = defaultdict(list)
-        for battle, turn, outcome, anonymous, leak, language, session, created in s.execute(query):
-            votes[battle].append(RawVote(turn, Outcome(outcome), anonymous, leak, language, session, as_utc(created)))
+        for battle, turn, outcome, anon, leak, language, session, created, cats in s.execute(
+            query.order_by(VoteRow.id)
+        ):
+            votes[battle].append(RawVote(turn, Outcome(outcome), anon, leak, language, session, as_utc(created), cats))
         return votes
 
     def _raw_chats(self, f: VoteFilter) -> Iterator[RawRecord]:
@@ -498,6 +528,8 @@ class ExportSource:
                 turns = messages.get(c.id, [])
                 language = next((t.language for t in turns if t.role == "user" and t.language), None)
                 if wanted is not None and not _language_matches(language, wanted):
+                    continue
+                if f.category is not None and not _asked(turns, f.category):
                     continue
                 yield RawRecord(
                     kind="chat",
@@ -585,6 +617,12 @@ def prefetched(items: Iterator[T], depth: int = 2) -> Generator[T, None, None]:
     finally:
         stop.set()
         worker.join(timeout=5)
+
+
+def _asked(turns: Sequence[StoredTurn], category: str) -> bool:
+    """Whether a conversation asked at least one question of `category`."""
+    wanted = bit(category)
+    return any(t.role == "user" and (t.categories or 0) & wanted for t in turns)
 
 
 def _language_in(column: Any, languages: Collection[str]) -> Any:

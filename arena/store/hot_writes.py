@@ -84,7 +84,7 @@ SUPERSEDE = """
       AND status <> 'superseded'"""
 MESSAGE_COLUMNS = """conversation_id, turn_index, role, content, model, status, error, ttft_ms, total_ms,
                      token_count, generation_params, created_at, language,
-                     style_tokens, style_headers, style_lists, style_bold"""
+                     style_tokens, style_headers, style_lists, style_bold, categories"""
 ANSWERS = f"""
     SELECT count(*) FROM messages
     WHERE conversation_id IN (:conv_a, :conv_b) AND turn_index = :turn_index AND role = 'assistant'
@@ -92,9 +92,12 @@ ANSWERS = f"""
 VOTE_CHECK = f"SELECT status, session_id, ({ANSWERS}) AS answers FROM battles WHERE id = :battle_id"
 STYLE_NAMES = ("tokens", "headers", "lists", "bold")
 VOTE_COLUMNS = (
-    "battle_id, turn_index, outcome, anonymous, session_id, ip_hash, created_at, identity_leak, language, "
+    "battle_id, turn_index, outcome, anonymous, session_id, ip_hash, created_at, identity_leak, language, categories, "
     + ", ".join(f"style_{side}_{name}" for side in "ab" for name in STYLE_NAMES)
 )
+# the judged round's question's categories (0 for none: count keys compare)
+VOTE_CATEGORIES = """COALESCE((SELECT categories FROM messages
+    WHERE conversation_id = :conv_a AND turn_index = :turn_index AND role = 'user'), 0)"""
 # each side's style up to the judged round: sums over its stored answers (a regenerated round's newest only)
 VOTE_STYLE = ", ".join(
     f"(SELECT SUM(style_{name}) FROM messages WHERE conversation_id = :conv_{side} AND turn_index <= :turn_index"
@@ -102,7 +105,7 @@ VOTE_STYLE = ", ".join(
     for side in "ab"
     for name in STYLE_NAMES
 )
-CELL = "model_a, model_b, outcome, anonymous, identity_leak, mode, language"
+CELL = "model_a, model_b, outcome, anonymous, identity_leak, mode, language, categories"
 COUNT_DAY = f"ON CONFLICT ({CELL}, day) DO UPDATE SET count = vote_counts.count + 1"
 COUNT_TOTAL = f"ON CONFLICT ({CELL}) DO UPDATE SET count = vote_totals.count + 1"
 
@@ -122,12 +125,12 @@ def _sqlite_rows(user: bool) -> str:
     """The round's messages: a question and an answer per side, or only the answers of a regenerated round."""
     user_row = (
         "(:conv_{side}, :turn_index, 'user', :user_text, NULL, 'ok', NULL, NULL, NULL, NULL, 'null', :now, :language,"
-        " NULL, NULL, NULL, NULL)"
+        " NULL, NULL, NULL, NULL, :categories)"
     )
     answer = (
         "(:conv_{side}, :turn_index, 'assistant', :text_{side}, :model_{side}, :status_{side}, :error_{side},"
         " :ttft_{side}, :total_{side}, :tokens_{side}, :params_{side}, :now, NULL,"
-        " :style_tokens_{side}, :style_headers_{side}, :style_lists_{side}, :style_bold_{side})"
+        " :style_tokens_{side}, :style_headers_{side}, :style_lists_{side}, :style_bold_{side}, NULL)"
     )
     rows = [row.format(side=side) for side in "ab" for row in ([user_row] if user else []) + [answer]]
     return f"INSERT INTO messages ({MESSAGE_COLUMNS}) VALUES {', '.join(rows)}"
@@ -140,13 +143,16 @@ SQLITE_VOTED = f"""
 SQLITE_INSERT_VOTE = f"""
     INSERT INTO votes ({VOTE_COLUMNS})
     VALUES (:battle_id, :turn_index, :outcome, :anonymous, :session_id, :ip_hash, :now, :identity_leak, :language,
-            {VOTE_STYLE})"""
+            {VOTE_CATEGORIES}, {VOTE_STYLE})"""
+SQLITE_VOTED_CATEGORIES = "(SELECT categories FROM votes WHERE battle_id = :battle_id AND turn_index = :turn_index)"
 SQLITE_COUNT_DAY = f"""
     INSERT INTO vote_counts ({CELL}, day, count)
-    VALUES (:model_a, :model_b, :outcome, :anonymous, :identity_leak, :mode, :cell_language, :day, 1) {COUNT_DAY}"""
+    VALUES (:model_a, :model_b, :outcome, :anonymous, :identity_leak, :mode, :cell_language,
+            {SQLITE_VOTED_CATEGORIES}, :day, 1) {COUNT_DAY}"""
 SQLITE_COUNT_TOTAL = f"""
     INSERT INTO vote_totals ({CELL}, count)
-    VALUES (:model_a, :model_b, :outcome, :anonymous, :identity_leak, :mode, :cell_language, 1) {COUNT_TOTAL}"""
+    VALUES (:model_a, :model_b, :outcome, :anonymous, :identity_leak, :mode, :cell_language,
+            {SQLITE_VOTED_CATEGORIES}, 1) {COUNT_TOTAL}"""
 
 
 def _sqlite_create_battle(conn: Connection, battle: Values) -> None:
@@ -184,13 +190,13 @@ def _postgresql_round(user: bool) -> str:
     user_row = (
         "(:conv_{side}, 'user', :user_text, NULL, 'ok', NULL, NULL, NULL, NULL, CAST('null' AS json), :language, "
         + no_style
-        + ")"
+        + ", CAST(:categories AS integer))"
     )
     style = ", ".join(f"CAST(:style_{name}_{{side}} AS integer)" for name in ("tokens", "headers", "lists", "bold"))
     answer = (
         "(:conv_{side}, 'assistant', :text_{side}, battle.model_{side}, :status_{side}, :error_{side},"
         " CAST(:ttft_{side} AS double precision), CAST(:total_{side} AS double precision),"
-        " CAST(:tokens_{side} AS integer), :params_{side}, CAST(NULL AS varchar), " + style + ")"
+        " CAST(:tokens_{side} AS integer), :params_{side}, CAST(NULL AS varchar), " + style + ", CAST(NULL AS integer))"
     )
     rows = [row.format(side=side) for side in "ab" for row in ([user_row] if user else []) + [answer]]
     supersede = "" if user else f"superseded AS ({SUPERSEDE}),"
@@ -201,10 +207,10 @@ def _postgresql_round(user: bool) -> str:
         INSERT INTO messages ({MESSAGE_COLUMNS})
         SELECT r.conversation_id, :turn_index, r.role, r.content, r.model, r.status, r.error, r.ttft_ms, r.total_ms,
                r.token_count, r.generation_params, :now, r.language,
-               r.style_tokens, r.style_headers, r.style_lists, r.style_bold
+               r.style_tokens, r.style_headers, r.style_lists, r.style_bold, r.categories
         FROM battle, LATERAL (VALUES {", ".join(rows)})
             AS r (conversation_id, role, content, model, status, error, ttft_ms, total_ms, token_count,
-                  generation_params, language, style_tokens, style_headers, style_lists, style_bold)
+                  generation_params, language, style_tokens, style_headers, style_lists, style_bold, categories)
     )
     SELECT count(*) AS battles FROM battle"""
 
@@ -212,26 +218,29 @@ def _postgresql_round(user: bool) -> str:
 POSTGRESQL_BATTLE = f"WITH battle AS ({INSERT_BATTLE}) {INSERT_CONVERSATIONS}"
 POSTGRESQL_VOTE = f"""
     WITH battle AS (
-        SELECT id, model_a, model_b, mode, status, session_id, ({ANSWERS}) AS answers
+        SELECT id, model_a, model_b, mode, status, session_id, ({ANSWERS}) AS answers,
+               {VOTE_CATEGORIES} AS categories
         FROM battles WHERE id = :battle_id
     ),
     allowed AS (SELECT * FROM battle WHERE status <> 'errored' AND session_id = :session_id AND answers = 2),
     vote AS (
         INSERT INTO votes ({VOTE_COLUMNS})
         SELECT id, :turn_index, :outcome, :anonymous, :session_id, :ip_hash, :now, :identity_leak, :language,
-               {VOTE_STYLE}
+               categories, {VOTE_STYLE}
         FROM allowed
         RETURNING battle_id
     ),
     voted AS (UPDATE battles SET status = 'voted', finished_at = :now WHERE id IN (SELECT battle_id FROM vote)),
     daily AS (
         INSERT INTO vote_counts ({CELL}, day, count)
-        SELECT model_a, model_b, :outcome, :anonymous, :identity_leak, mode, :cell_language, :day, 1 FROM allowed
+        SELECT model_a, model_b, :outcome, :anonymous, :identity_leak, mode, :cell_language, categories, :day, 1
+        FROM allowed
         {COUNT_DAY}
     ),
     total AS (
         INSERT INTO vote_totals ({CELL}, count)
-        SELECT model_a, model_b, :outcome, :anonymous, :identity_leak, mode, :cell_language, 1 FROM allowed
+        SELECT model_a, model_b, :outcome, :anonymous, :identity_leak, mode, :cell_language, categories, 1
+        FROM allowed
         {COUNT_TOTAL}
     )
     SELECT status, session_id, answers, (SELECT count(*) FROM vote) AS stored FROM battle"""

@@ -12,6 +12,7 @@ from sqlalchemy import Connection, Engine, and_, case, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
+from arena.categories import bit, categorise
 from arena.domain import BattleMode, Outcome, Reply, ReplyStatus, Side, VoteFilter, Voter, conversation_id
 from arena.store import retention
 from arena.store.errors import DuplicateFeedback, DuplicateVote, UnknownBattle
@@ -138,6 +139,7 @@ class Repository:
             "language": language,
             "identity_leak": identity_leak,
             "regenerated": regenerated,
+            "categories": categorise(user_text, turn_index),
             "errored": any(r.status is ReplyStatus.ERROR for r in replies.values()),
             "now": self._clock(),
             **_conversations(battle_id),
@@ -230,6 +232,8 @@ class Repository:
             query = query.where(VoteCountRow.day < f.until.isoformat())
         if f.models is not None:
             query = query.where(c.model_a.in_(list(f.models)), c.model_b.in_(list(f.models)))
+        if f.category is not None:
+            query = query.where(c.categories.op("&")(bit(f.category)) != 0)
         with self._tx() as s:
             return [(a, b, Outcome(o), int(n)) for a, b, o, n in s.execute(query)]
 
@@ -417,7 +421,8 @@ def _message_values(
 def _user_values(
     conversation_id: str, turn_index: int, text: str, now: datetime, language: str | None = None
 ) -> dict[str, Any]:
-    return _message_values(conversation_id, turn_index, "user", text, now, language=language)
+    categories = categorise(text, turn_index)
+    return _message_values(conversation_id, turn_index, "user", text, now, language=language, categories=categories)
 
 
 def _assistant_values(

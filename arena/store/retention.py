@@ -136,20 +136,21 @@ def _uncount(s: Session, old_battles: Select[Any]) -> None:
             VoteRow.identity_leak,
             BattleRow.mode,
             VoteRow.language,
+            VoteRow.categories,
             VoteRow.created_at,
         )
         .join(BattleRow, VoteRow.battle_id == BattleRow.id)
         .where(VoteRow.battle_id.in_(old_battles))
     )
     daily: Counter[tuple[Any, ...]] = Counter()
-    for a, b, outcome, anonymous, leak, mode, language, created in rows:
-        daily[(a, b, outcome, anonymous, leak, mode, language or "unknown", _utc_day(created))] += 1
+    for a, b, outcome, anonymous, leak, mode, language, categories, created in rows:
+        daily[(a, b, outcome, anonymous, leak, mode, language or "unknown", categories or 0, _utc_day(created))] += 1
     totals: Counter[tuple[Any, ...]] = Counter()
     for key, n in daily.items():
         totals[key[:-1]] += n
     for table, cells in ((VoteCountRow, daily), (VoteTotalRow, totals)):
         t: Any = table
-        columns = [t.model_a, t.model_b, t.outcome, t.anonymous, t.identity_leak, t.mode, t.language]
+        columns = [t.model_a, t.model_b, t.outcome, t.anonymous, t.identity_leak, t.mode, t.language, t.categories]
         if table is VoteCountRow:
             columns.append(VoteCountRow.day)
         for key, n in cells.items():

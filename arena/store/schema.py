@@ -71,6 +71,8 @@ class MessageRow(Base):
     style_headers: Mapped[int | None] = mapped_column(Integer)
     style_lists: Mapped[int | None] = mapped_column(Integer)
     style_bold: Mapped[int | None] = mapped_column(Integer)
+    # a question's categories (arena.categories bit mask), taken when it is stored; NULL for answers
+    categories: Mapped[int | None] = mapped_column(Integer)
 
 
 class VoteRow(Base):
@@ -97,6 +99,8 @@ class VoteRow(Base):
     style_b_headers: Mapped[int | None] = mapped_column(Integer)
     style_b_lists: Mapped[int | None] = mapped_column(Integer)
     style_b_bold: Mapped[int | None] = mapped_column(Integer)
+    # the judged round's question's categories (arena.categories bit mask), taken when the vote is stored
+    categories: Mapped[int] = mapped_column(Integer, default=0)
 
 
 class _CountCell:
@@ -109,6 +113,7 @@ class _CountCell:
     identity_leak: Mapped[bool] = mapped_column(Boolean, primary_key=True)
     mode: Mapped[str] = mapped_column(String(16), primary_key=True)
     language: Mapped[str] = mapped_column(String(32), primary_key=True)  # "unknown" rather than NULL: keys compare
+    categories: Mapped[int] = mapped_column(Integer, primary_key=True)  # the question's bit mask (arena.categories)
 
 
 class VoteCountRow(_CountCell, Base):

@@ -1,4 +1,5 @@
-"""The Leaderboard tab: ratings with 95% intervals, win-rate and battle-count heatmaps, per language."""
+"""The Leaderboard tab: ratings with 95% intervals, win-rate and battle-count heatmaps, per language and category;
+the style-controlled ranking and the audit on demand."""
 
 from __future__ import annotations
 
@@ -9,10 +10,18 @@ import gradio as gr
 import plotly.graph_objects as go
 
 from arena.audit import BARS, QUIET, counted
+from arena.categories import BY_NAME, CATEGORIES
 from arena.domain import VoteFilter
 from arena.leaderboard import INTERVALS, Leaderboard, LeaderboardService
 
 ALL = "All languages"
+ALL_QUESTIONS = "All questions"
+CATEGORY_NAMES: dict[str, str] = {c.label: c.name for c in CATEGORIES}
+"""A category's label in the dropdown → its name."""
+INTERVAL_LABELS = {"bootstrap": "Bootstrap", "sandwich": "Sandwich (analytic)"}
+CATEGORY_HELP = "Categories come from Corral's offline rules: " + "; ".join(
+    f"*{c.label}*: {c.explain}" for c in CATEGORIES
+)
 COLUMNS = ["Rank", "Model", "Rating", "95% interval", "Votes", "Win rate"]
 EXPLAIN = (
     "{method} Ratings come from anonymous votes: a tie or *both bad* counts half a win to each side, a slight "
@@ -90,7 +99,8 @@ class LeaderboardView:
 
 
 class LeaderboardPresenter:
-    """Computes the leaderboard for the chosen language; plain values, tested without a browser."""
+    """Computes the boards for the chosen language, category and intervals; plain values, tested without a
+    browser. Anything but a known language or category name means all of them."""
 
     def __init__(self, service: LeaderboardService, *, rounds: int) -> None:
         self._service = service
@@ -101,31 +111,44 @@ class LeaderboardPresenter:
         intervals = INTERVALS[self._service.intervals].format(rounds=self._rounds)
         return EXPLAIN.format(method=f"{self._service.method.summary} {intervals}")
 
-    def view(self, choice: object) -> LeaderboardView:
-        """The leaderboard of the chosen language (anything else than a language name: all languages)."""
-        chosen = choice if isinstance(choice, str) and choice != ALL else None
-        board = self._service.compute(VoteFilter(languages=(chosen,) if chosen else None), rounds=self._rounds)
+    @property
+    def interval_choices(self) -> list[tuple[str, str]]:
+        """The interval kinds the method offers, as (label, value) pairs, the configured one first."""
+        return [(INTERVAL_LABELS[kind], kind) for kind in self._service.interval_kinds]
+
+    def _filters(self, language: object, category: object) -> tuple[VoteFilter, str | None, str | None]:
+        """The vote filter of a language and a category choice, and the language and category it kept."""
+        chosen = language if isinstance(language, str) and language in self._service.languages() else None
+        kind = CATEGORY_NAMES.get(category) if isinstance(category, str) else None
+        return VoteFilter(languages=(chosen,) if chosen else None, category=kind), chosen, kind
+
+    def view(self, language: object, category: object = ALL_QUESTIONS, intervals: object = None) -> LeaderboardView:
+        """The leaderboard of the chosen language and category, with the chosen kind of interval."""
+        filters, chosen, kind = self._filters(language, category)
+        taken = intervals if intervals in self._service.interval_kinds else None
+        board = self._service.compute(filters, rounds=self._rounds, intervals=taken)
         when = board.computed_at.strftime("%Y-%m-%d %H:%M:%S UTC")
         took = board.db_seconds + board.fit_seconds
         votes = f"**{board.votes:,}** vote{'' if board.votes == 1 else 's'}"
-        note = f"Computed {when} from {votes} in {took:.2f} s ({board.intervals_taken})."
+        on = f" on {BY_NAME[kind].label.lower()} questions" if kind else ""
+        note = f"Computed {when} from {votes}{on} in {took:.2f} s ({board.intervals_taken})."
         languages = [ALL, *self._service.languages()]
-        return LeaderboardView(note, table(board), board, languages, chosen if chosen in languages else ALL)
+        return LeaderboardView(note, table(board), board, languages, chosen or ALL)
 
-    def style(self, choice: object) -> tuple[list[list[Any]], str]:
-        """The chosen language's style-controlled standings as table rows, and what each style feature is worth."""
-        chosen = choice if isinstance(choice, str) and choice in self._service.languages() else None
-        board = self._service.style_board(VoteFilter(languages=(chosen,) if chosen else None))
+    def style(self, language: object, category: object = ALL_QUESTIONS) -> tuple[list[list[Any]], str]:
+        """The chosen votes' style-controlled standings as table rows, and what each style feature is worth."""
+        filters, _, _ = self._filters(language, category)
+        board = self._service.style_board(filters)
         rows = [[s.rank, s.model, round(s.rating), f"{s.lower:.0f} – {s.upper:.0f}", s.votes] for s in board.standings]
         if not board.standings:
             return rows, "No vote with both answers' style yet."
         effects = "\n".join(f"- {e.sentence}" for e in board.effects)
         return rows, f"From {counted(board.votes, 'vote')}, with answer length and markdown held equal:\n\n{effects}"
 
-    def audit(self, choice: object) -> str:
-        """The audit of the chosen language's votes, as Markdown."""
-        chosen = choice if isinstance(choice, str) and choice != ALL else None
-        report = self._service.audit(VoteFilter(languages=(chosen,) if chosen else None), rounds=self._rounds)
+    def audit(self, language: object, category: object = ALL_QUESTIONS) -> str:
+        """The audit of the chosen votes, as Markdown."""
+        filters, _, _ = self._filters(language, category)
+        report = self._service.audit(filters, rounds=self._rounds)
         return audit_markdown(report.votes, report.voters, [f.sentence for f in report.findings])
 
 
@@ -156,6 +179,18 @@ def build_leaderboard_tab(service: LeaderboardService, concurrency_limit: int, t
     gr.Markdown(presenter.explain())
     with gr.Row():
         language = gr.Dropdown([ALL], value=ALL, label="Language", elem_id="leaderboard-language", scale=3)
+        category = gr.Dropdown(
+            [ALL_QUESTIONS, *CATEGORY_NAMES],
+            value=ALL_QUESTIONS,
+            label="Category",
+            info=CATEGORY_HELP,
+            elem_id="leaderboard-category",
+            scale=3,
+        )
+        choices = presenter.interval_choices
+        intervals = gr.Radio(
+            choices, value=choices[0][1], label="95% intervals", elem_id="leaderboard-intervals", scale=2
+        )
         refresh = gr.Button("Refresh", elem_id="leaderboard-refresh", scale=1)
     status = gr.Markdown(elem_id="leaderboard-status")
     frame = gr.Dataframe(headers=COLUMNS, interactive=False, elem_id="leaderboard-table")
@@ -164,8 +199,8 @@ def build_leaderboard_tab(service: LeaderboardService, concurrency_limit: int, t
         rates = gr.Plot(elem_id="leaderboard-win-rates")
         counts = gr.Plot(elem_id="leaderboard-battles")
 
-    def compute(choice: Any) -> tuple[Any, ...]:
-        view = presenter.view(choice)
+    def compute(choice: Any, kind: Any, taken: Any) -> tuple[Any, ...]:
+        view = presenter.view(choice, kind, taken)
         charts = rating_chart(view.board), win_rate_chart(view.board), battles_chart(view.board)
         return (view.note, view.rows, *charts, gr.update(choices=view.languages, value=view.language))
 
@@ -181,9 +216,13 @@ def build_leaderboard_tab(service: LeaderboardService, concurrency_limit: int, t
 
     outputs = [status, frame, ratings, rates, counts, language]
     common: dict[str, Any] = {"concurrency_limit": concurrency_limit, "concurrency_id": "leaderboard"}
-    refresh.click(compute, [language], outputs, api_name="leaderboard", **common)
-    language.input(compute, [language], outputs, api_visibility="private", **common)
-    tab.select(compute, [language], outputs, api_visibility="private", **common)
-    run_audit.click(presenter.audit, [language], [audit_report], api_visibility="private", **common)
+    chosen = [language, category, intervals]
+    refresh.click(compute, chosen, outputs, api_name="leaderboard", **common)
+    for control in (language, category, intervals):
+        control.input(compute, chosen, outputs, api_visibility="private", **common)
+    tab.select(compute, chosen, outputs, api_visibility="private", **common)
+    run_audit.click(presenter.audit, [language, category], [audit_report], api_visibility="private", **common)
     # on demand, like the audit: it reads every vote (seconds at a million), the board above reads the counts
-    run_style.click(presenter.style, [language], [style_frame, style_effects], api_visibility="private", **common)
+    run_style.click(
+        presenter.style, [language, category], [style_frame, style_effects], api_visibility="private", **common
+    )

@@ -10,6 +10,7 @@ import sys
 import numpy as np
 import pytest
 
+from arena.contextual_bt import FEW_VOTES, floor_few_votes
 from arena.domain import Outcome, Side, VoteFilter, Voter
 from arena.elo import OnlineElo
 from arena.leaderboard import LeaderboardService, build_leaderboard
@@ -122,6 +123,28 @@ def test_zero_vote_model_two_models_and_a_model_that_never_lost() -> None:
     assert board.battles == [[0, 28], [28, 0]]
 
 
+@pytest.mark.parametrize(("method", "intervals"), [(None, "bootstrap"), (None, "sandwich"), (OnlineElo(), "bootstrap")])
+def test_one_vote_separates_nobody(method: OnlineElo | None, intervals: str) -> None:
+    # resampling one vote always gives that vote, and a model that won every vote leaves no residual: without the
+    # model-based floor both kinds of interval collapse to a point and one vote would rank the two models apart
+    board = build_leaderboard([("x", "y", Outcome.A, 1)], rounds=50, method=method, intervals=intervals)
+    assert [s.rank for s in board.standings] == [1, 1]
+    assert all(s.upper is not None and s.lower is not None and s.upper - s.lower > 400 for s in board.standings)
+
+
+def test_the_floor_leaves_well_voted_models_alone() -> None:
+    point, lower, upper = np.array([10.0, 0.0]), np.array([8.0, -2.0]), np.array([12.0, 2.0])
+    low, high = floor_few_votes(point, lower, upper, np.array([29.0, 30.0]), np.array([5.0, 5.0]))
+    assert low.tolist() == [5.0, -2.0] and high.tolist() == [15.0, 2.0]
+    wide, _ = floor_few_votes(point, np.array([0.0, -9.0]), upper, np.array([1.0, 1.0]), np.array([5.0, 5.0]))
+    assert wide.tolist() == [0.0, -9.0]  # never narrower than the method's own
+    many = [("x", "y", Outcome.A, 60), ("x", "y", Outcome.B, 40)]
+    assert FEW_VOTES <= 100
+    plain = build_leaderboard(many, rounds=200, intervals="sandwich")
+    x = plain.standings[0]
+    assert x.upper is not None and x.rating is not None and x.upper - x.rating < 60  # the sandwich's own width
+
+
 def test_ties_and_both_bad_count_half() -> None:
     tied = build_leaderboard([("x", "y", Outcome.TIE, 10), ("x", "y", Outcome.BOTH_BAD, 10)], rounds=100)
     assert [round(s.rating or 0) for s in tied.standings] == [1000, 1000]
@@ -182,6 +205,11 @@ def test_cli_formats(db_url: str, repo: Repository) -> None:
     assert data["votes"] == 1 and [s["model"] for s in data["standings"]] == ["m1", "m2"]
     assert run("--format", "csv").splitlines()[0] == "rank,model,rating,lower,upper,votes,win_rate"
     assert "m1" in run()
+    coded = json.loads(run("--format", "json", "--category", "coding"))
+    assert coded["votes"] == 0 and coded["category"] == "coding"
+    cmd = [sys.executable, "-m", "arena", "leaderboard", "--db", db_url, "--rounds", "50", "--language", "fr"]
+    said = subprocess.run([*cmd, "--category", "math"], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert "0 votes on Math questions in French," in said.stderr
     assert json.loads(run("--format", "json", "--language", "English"))["votes"] == 0
     styled = json.loads(run("--format", "json", "--style"))["style_controlled"]
     assert styled["votes"] == 1 and [s["model"] for s in styled["standings"]] == ["m1", "m2"]

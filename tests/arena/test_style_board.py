@@ -66,3 +66,9 @@ def test_no_votes_with_style_is_an_empty_board() -> None:
     board = build_style_board(style_votes([("x", "x", Outcome.A, 1, 0, 0, 0, 1, 0, 0, 0)]))
     assert build_style_board(style_votes([])).standings == []
     assert board.standings == [] and board.effects == [] and board.votes == 0
+
+
+def test_one_vote_separates_nobody() -> None:
+    board = build_style_board(style_votes([("x", "y", "a", 100, 0, 0, 0, 20, 0, 0, 0)]))
+    assert [s.rank for s in board.standings] == [1, 1]
+    assert all(s.upper - s.lower > 400 for s in board.standings)

@@ -1,4 +1,9 @@
-"""Chatbot Arena battle records, `lmsys`: exactly FastChat's schema, one record per judged round. Pure."""
+"""Chatbot Arena battle records, `lmsys`: FastChat's schema, one record per judged round. Pure.
+
+FastChat's released records (`chatbot_arena_conversations`) end at `tstamp`; its later battle files add the
+question's categories as `category_tag` (one entry per tagger and version, e.g. "math_v0.1") and `is_code`.
+Corral fills both from its own rules, under its own tagger name, so the two taggers are never mistaken.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +11,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any, assert_never
 
+from arena.categories import CATEGORIES, bit
 from arena.domain import Outcome
 from arena.export.formats.base import (
     JUDGED_ROUNDS,
@@ -18,6 +24,8 @@ from arena.export.formats.base import (
 )
 from arena.store.export_source import JudgedRound
 
+CATEGORY_TAGGER = "corral_rules_v1"  # arena.categories: its rules, versioned like FastChat's taggers
+CODING = bit("coding")
 _QUESTION_NAMESPACE = uuid.UUID("6f0c7c1e-4d0b-4c36-9d5e-8b3f1f0e2a11")  # fixed: question ids repeat across exports
 
 
@@ -53,6 +61,8 @@ def lmsys(vote: JudgedRound, shaping: Shaping) -> Shaped:
         "anony": vote.anonymous,
         "language": vote.language or "unknown",
         "tstamp": vote.voted_at.timestamp(),
+        "category_tag": {CATEGORY_TAGGER: {c.name: bool(vote.categories & c.bit) for c in CATEGORIES}},
+        "is_code": bool(vote.categories & CODING),
     }
     return Shaped([row])
 
@@ -75,6 +85,8 @@ def lmsys_schema(_shaping: Shaping) -> Any:
             ("anony", pa.bool_()),
             ("language", pa.string()),
             ("tstamp", pa.float64()),
+            ("category_tag", pa.struct([(CATEGORY_TAGGER, pa.struct([(c.name, pa.bool_()) for c in CATEGORIES]))])),
+            ("is_code", pa.bool_()),
         ]
     )
 

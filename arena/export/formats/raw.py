@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from arena.categories import names
 from arena.export.formats.base import RAW_RECORDS, ExportFormat, Judges, Reading, Row, Shaped, Shaping
 from arena.store.export_source import RawFeedback, RawRecord, RawVote, StoredTurn
 
@@ -22,6 +23,7 @@ def _turn(t: StoredTurn) -> dict[str, Any]:
         "tokens": t.tokens,
         "params": t.params,
         "language": t.language,
+        "categories": None if t.role != "user" else names(t.categories),
         "created_at": t.created_at.isoformat(),
     }
 
@@ -33,6 +35,7 @@ def _vote(v: RawVote, judges: Judges) -> dict[str, Any]:
         "anonymous": v.anonymous,
         "identity_leak": v.identity_leak,
         "language": v.language,
+        "categories": names(v.categories),
         "judge": judges(v.session_id),
         "created_at": v.created_at.isoformat(),
     }

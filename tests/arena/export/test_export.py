@@ -13,6 +13,7 @@ import pytest
 from datasets import load_dataset
 from trl.data_utils import is_conversational, maybe_apply_chat_template
 
+from arena.categories import CATEGORIES
 from arena.domain import BattleMode, Outcome, VoteFilter
 from arena.export.formats import Skip
 from arena.export.run import SKIPPED, Summary, export, leaderboard_strengths
@@ -32,6 +33,8 @@ LMSYS_KEYS = [
     "anony",
     "language",
     "tstamp",
+    "category_tag",
+    "is_code",
 ]
 
 
@@ -136,7 +139,7 @@ def test_reward_rows_hold_whole_conversations_and_an_optional_margin(history: Hi
     assert all(m >= 0 for m in margins) and any(m > 0 for m in margins)
 
 
-def test_lmsys_records_have_exactly_fastchats_schema(history: History, tmp_path: Path) -> None:
+def test_lmsys_records_have_fastchats_schema_with_categories(history: History, tmp_path: Path) -> None:
     _, out = run(history, "lmsys", tmp_path)
     got = rows(out)
     assert all(list(r) == LMSYS_KEYS for r in got)
@@ -152,6 +155,13 @@ def test_lmsys_records_have_exactly_fastchats_schema(history: History, tmp_path:
     assert isinstance(first["tstamp"], float) and first["tstamp"] > 1.7e9
     assert len(first["question_id"]) == 32 and first["question_id"] != got[1]["question_id"]
     assert all(r["judge"].startswith("arena_user_") for r in got)
+    # the categories as FastChat's later battle files carry them, under Corral's own tagger name
+    tags = [r["category_tag"]["corral_rules_v1"] for r in got]
+    assert all(list(t) == [c.name for c in CATEGORIES] for t in tags)
+    assert [t["multi_turn"] for t in tags[:2]] == [False, True]
+    poem = next(t for r, t in zip(got, tags, strict=True) if r["conversation_a"][0]["content"] == "Un poème ?")
+    assert poem["creative_writing"] and not poem["coding"]
+    assert all(r["is_code"] is False for r in got)
 
 
 def test_raw_has_every_battle_and_chat_with_superseded_and_unvoted_rounds(history: History, tmp_path: Path) -> None:

@@ -41,6 +41,7 @@ FILTERS: dict[str, dict[str, Any]] = {
         "include_named": True,
     },
     "unknown-language": {"languages": ["unknown"], "include_leaks": True},
+    "multi-turn": {"category": "multi_turn", "include_named": True},
 }
 
 

@@ -12,7 +12,7 @@ from arena.store.migrate import upgrade
 from arena.store.repository import Repository
 from arena.style import style_counts
 from tests.arena.store.test_repository import ok
-from tests.support.battles import store_round
+from tests.support.battles import store_round, stored_before
 
 MARKDOWN = "# Plan\n\n1. **First** step\n2. Second step\n\n```\n# not a header\n```"
 STYLE = "SELECT role, style_tokens, style_headers, style_lists, style_bold FROM messages ORDER BY id"
@@ -37,21 +37,7 @@ def test_the_migration_counts_the_battle_answers_already_stored(empty_db_url: st
     upgrade(engine, "0003")  # as the release before left it
     now = datetime(2026, 11, 1, tzinfo=UTC)
     with engine.begin() as conn:
-        conn.execute(
-            text(
-                "INSERT INTO battles (id, model_a, model_b, anonymous, status, session_id, started_at, mode, "
-                "identity_leak) VALUES ('b1', 'x', 'y', true, 'open', 's', :now, 'anonymous', false)"
-            ),
-            {"now": now},
-        )
-        for conv, kind, battle in (("b1-a", "battle", "b1"), ("c1", "chat", None)):
-            conn.execute(
-                text(
-                    "INSERT INTO conversations (id, kind, battle_id, side, model, session_id, created_at) "
-                    "VALUES (:id, :kind, :battle, NULL, 'x', 's', :now)"
-                ),
-                {"id": conv, "kind": kind, "battle": battle, "now": now},
-            )
+        stored_before(conn, now, {"b1-a": "b1", "c1": None})
         for conv, role, content in (
             ("b1-a", "user", "# question"),
             ("b1-a", "assistant", MARKDOWN),

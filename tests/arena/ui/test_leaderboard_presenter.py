@@ -13,7 +13,7 @@ from arena.export.service import ExportService
 from arena.leaderboard import LeaderboardService
 from arena.store.repository import Repository
 from arena.ui.export import ExportForm, ExportPresenter
-from arena.ui.leaderboard import ALL, LeaderboardPresenter
+from arena.ui.leaderboard import ALL, ALL_QUESTIONS, LeaderboardPresenter
 from tests.arena.store.test_repository import ok
 from tests.support.battles import store_round
 
@@ -58,6 +58,30 @@ def test_the_leaderboard_per_language_and_its_method(repo: Repository) -> None:
     sandwich = LeaderboardPresenter(LeaderboardService(repo, models=["x", "y"], intervals="sandwich"), rounds=50)
     assert "95% intervals from the sandwich (robust) covariance" in sandwich.explain()
     assert "(sandwich intervals)" in sandwich.view(ALL).note
+
+
+def test_the_leaderboard_per_category_and_with_either_kind_of_interval(repo: Repository) -> None:
+    votes(repo)  # four questions of no category
+    repo.create_battle(battle_id="c" * 32, models={Side.A: "x", Side.B: "z"}, voter=VOTER)
+    store_round(repo, "c" * 32, (ok("a"), ok("b")), text="Write a haiku about rain")
+    repo.record_vote(battle_id="c" * 32, turn_index=0, outcome=Outcome.B, anonymous=True, voter=VOTER)
+    presenter = LeaderboardPresenter(LeaderboardService(repo, models=["x", "y", "z"]), rounds=50)
+    assert presenter.interval_choices == [("Bootstrap", "bootstrap"), ("Sandwich (analytic)", "sandwich")]
+    creative = presenter.view(ALL, "Creative writing")
+    assert [row[1] for row in creative.rows][:2] == ["z", "x"] and "from **1** vote on creative writing questions" in (
+        creative.note
+    )
+    assert "**5** votes in" in presenter.view(ALL, ALL_QUESTIONS).note
+    assert "**5** votes in" in presenter.view(ALL, "Knitting").note  # an unknown category: every question
+    assert "**0** votes on math questions" in presenter.view(ALL, "Math").note
+    assert "(sandwich intervals)" in presenter.view(ALL, ALL_QUESTIONS, "sandwich").note
+    assert "(50 bootstrap rounds)" in presenter.view(ALL, ALL_QUESTIONS, "jackknife").note  # unknown: configured
+    _, note = presenter.style(ALL, "Creative writing")
+    assert note.startswith("From 1 vote,")
+    assert presenter.audit(ALL, "Creative writing").startswith("Audit of 1 vote from 1 voter.")
+    elo = LeaderboardPresenter(LeaderboardService(repo, method=OnlineElo()), rounds=20)
+    assert elo.interval_choices == [("Bootstrap", "bootstrap")]  # Elo has no likelihood: no sandwich
+    assert "(20 bootstrap rounds)" in elo.view(ALL, ALL_QUESTIONS, "sandwich").note
 
 
 def test_an_export_from_the_form_and_its_refusals(repo: Repository, tmp_path: Path) -> None:
