@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from arena.autobattle_cli import HELP as AUTOBATTLE_HELP
+from arena.autobattle_cli import add_autobattle_arguments
 from arena.export.cli import HELP as EXPORT_HELP
 from arena.export.cli import add_export_arguments
 from arena.maintenance_cli import BACKUP_HELP, PRUNE_HELP, add_backup_arguments, add_prune_arguments
@@ -234,6 +236,7 @@ SUBCOMMANDS: dict[str, SubCommand] = {
         "whether the votes support the leaderboard: biases, cycles, heavy voters, stability", _audit_arguments
     ),
     "export": SubCommand(EXPORT_HELP, add_export_arguments),
+    "autobattle": SubCommand(AUTOBATTLE_HELP, add_autobattle_arguments),
     "prune": SubCommand(PRUNE_HELP, add_prune_arguments),
     "backup": SubCommand(BACKUP_HELP, add_backup_arguments),
 }

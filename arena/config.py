@@ -10,6 +10,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from backends import kinds
+from backends.base import GenerationParams
 from backends.entries import ModelEntry, RemoteEntry, Source, Timeouts
 from backends.local_kind import LocalModel
 from backends.openai import OpenAIModel
@@ -108,6 +109,30 @@ class ArenaSettings(_Strict):
         return self
 
 
+class JudgeConfig(_Strict):
+    """An AI judge: a configured model asked, with a pairwise prompt, which of two answers is better."""
+
+    name: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+    model: str  # a configured model's name: the judge speaks through its backend
+    template: str = "pairwise"  # prompts/judges/NAME.{system,user}.jinja, or a path to such a pair's stem
+    swap: bool = True  # read both orders and keep only verdicts that agree (else "inconsistent")
+    generation: GenerationParams = GenerationParams(max_new_tokens=256, do_sample=False)
+    timeout_s: float = Field(default=120.0, gt=0)  # per reading
+    concurrency: int = Field(default=2, ge=1)  # readings at once
+    per_minute: int = Field(default=0, ge=0)  # readings started per minute (0: no limit)
+    family: list[str] = []  # contestants counted as the judge's own kin, for the self-preference check
+    may_judge_contestants: bool = False  # whether it may judge a battle its own model fights in
+    background: bool = False  # also judge each round a person voted on, after the vote (paired data)
+
+    @field_validator("template")
+    @classmethod
+    def _template_exists(cls, value: str) -> str:
+        from arena.judging import load_template
+
+        load_template(value)  # a missing pair of files fails here, naming them
+        return value
+
+
 class AppConfig(_Strict):
     """The whole configuration file."""
 
@@ -122,6 +147,7 @@ class AppConfig(_Strict):
     demo: bool = False
     arena: ArenaSettings = ArenaSettings()
     models: list[ModelConfig] = Field(min_length=1)
+    judges: list[JudgeConfig] = []
 
     @model_validator(mode="after")
     def _unique_names(self) -> AppConfig:
@@ -130,6 +156,14 @@ class AppConfig(_Strict):
             if m.name in seen:
                 raise ValueError(f"model name '{m.name}' is used twice")
             seen.add(m.name)
+        judges: set[str] = set()
+        for judge in self.judges:
+            if judge.name in judges:
+                raise ValueError(f"judge name '{judge.name}' is used twice")
+            judges.add(judge.name)
+            for name in (judge.model, *judge.family):
+                if name not in seen:
+                    raise ValueError(f"judge '{judge.name}' names '{name}', which is not a configured model")
         for pair in self.arena.sampling.target_pairs:
             for name in pair.models:
                 if name not in seen:
@@ -139,6 +173,14 @@ class AppConfig(_Strict):
     def model(self, name: str) -> ModelEntry:
         """The model entry called `name`."""
         return next(m for m in self.models if m.name == name)
+
+    def judge(self, name: str) -> JudgeConfig:
+        """The judge called `name`; a ConfigError naming the configured ones otherwise."""
+        for judge in self.judges:
+            if judge.name == name:
+                return judge
+        known = ", ".join(j.name for j in self.judges) or "none"
+        raise ConfigError(f"there is no judge '{name}' in the config (judges: {known})")
 
 
 def _with_backend(model: Any) -> Any:

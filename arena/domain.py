@@ -53,6 +53,27 @@ class VoteFilter:
     include_self_play: bool = False
     min_turns: int = 1  # the judged round is at least this deep in its conversation (1 = every round)
     category: str | None = None  # only votes on questions of this category (arena.categories); None: every one
+    voters: str = "human"  # whose votes: "human", "judge:NAME", "judges" (every AI judge) or "all"
+
+
+HUMAN = "human"
+"""The voter kind of a person's vote."""
+JUDGE_PREFIX = "judge:"
+"""An AI judge's votes are cast as "judge:NAME"."""
+VOTER_CHOICES = ("human", "judges", "all")
+"""The voter filters besides one judge's "judge:NAME"."""
+
+
+def judge_voter(name: str) -> str:
+    """The voter kind of the AI judge called `name`."""
+    return JUDGE_PREFIX + name
+
+
+def check_voters(voters: str) -> str:
+    """`voters` if it is a voter filter Corral knows, else a ValueError in a sentence."""
+    if voters in VOTER_CHOICES or (voters.startswith(JUDGE_PREFIX) and len(voters) > len(JUDGE_PREFIX)):
+        return voters
+    raise ValueError(f"voters must be human, judges, all or judge:NAME, not '{voters}'")
 
 
 class ReplyStatus(StrEnum):
@@ -70,6 +91,7 @@ class BattleMode(StrEnum):
     ANONYMOUS = "anonymous"
     NAMED = "named"
     SELF_PLAY = "self_play"
+    AUTO = "auto"  # an automatic battle (`python -m arena autobattle`): no person asked or voted, a judge did
 
 
 @dataclass

@@ -70,6 +70,11 @@ class Matchmaker:
         if self_players and self._rng.random() < self._config.arena.self_play_rate:
             chosen = self._rng.choices(self_players, weights=[m.weight for m in self_players])[0]
             return self.same_model(chosen.name, BattleMode.SELF_PLAY)
+        return self.pair(available)
+
+    def pair(self, available: Collection[str], mode: BattleMode = BattleMode.ANONYMOUS) -> Matchup:
+        """Two different models among the available ones, by the arena's sampler (never self-play)."""
+        models = [m for m in self._config.models if m.name in available]
         weights = {m.name: m.weight for m in models}
         votes = self._votes()
         battles: Counter[str] = Counter()
@@ -84,9 +89,7 @@ class Matchmaker:
         a, b = choose_pair(
             weights, self._rng, settings=self._settings, battles=battles, pair_battles=pairs, ratings=ratings
         )
-        return Matchup(
-            {Side.A: a, Side.B: b}, BattleMode.ANONYMOUS, {s: self._params(m) for s, m in ((Side.A, a), (Side.B, b))}
-        )
+        return Matchup({Side.A: a, Side.B: b}, mode, {s: self._params(m) for s, m in ((Side.A, a), (Side.B, b))})
 
     def named(self, a: str, b: str) -> Matchup:
         """A battle the user chose; one model twice gets two different samples, as in self-play."""

@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session
 from arena.categories import bit
 from arena.domain import BattleMode, Outcome, Side, VoteFilter, conversation_id
 from arena.store.schema import BattleRow, ConversationRow, FeedbackRow, MessageRow, VoteRow
+from arena.store.voters import voters_kept
 
 BATCH = 2000  # votes a page holds at most
 PAGE_BYTES = 2 << 20  # and about this much JSON text: a page of long conversations holds fewer votes
@@ -291,6 +292,8 @@ class ExportSource:
             query = query.where(VoteRow.turn_index >= f.min_turns - 1)
         if f.category is not None:
             query = query.where(VoteRow.categories.op("&")(bit(f.category)) != 0)
+        if (cast := voters_kept(VoteRow.voter, f.voters)) is not None:
+            query = query.where(cast)
         return query
 
     def _judged_query(self, f: VoteFilter, dialect: str) -> Select[Any]:

@@ -105,7 +105,7 @@ VOTE_STYLE = ", ".join(
     for side in "ab"
     for name in STYLE_NAMES
 )
-CELL = "model_a, model_b, outcome, anonymous, identity_leak, mode, language, categories"
+CELL = "model_a, model_b, outcome, anonymous, identity_leak, mode, language, categories, voter"
 COUNT_DAY = f"ON CONFLICT ({CELL}, day) DO UPDATE SET count = vote_counts.count + 1"
 COUNT_TOTAL = f"ON CONFLICT ({CELL}) DO UPDATE SET count = vote_totals.count + 1"
 
@@ -144,15 +144,17 @@ SQLITE_INSERT_VOTE = f"""
     INSERT INTO votes ({VOTE_COLUMNS})
     VALUES (:battle_id, :turn_index, :outcome, :anonymous, :session_id, :ip_hash, :now, :identity_leak, :language,
             {VOTE_CATEGORIES}, {VOTE_STYLE})"""
-SQLITE_VOTED_CATEGORIES = "(SELECT categories FROM votes WHERE battle_id = :battle_id AND turn_index = :turn_index)"
+SQLITE_VOTED_CATEGORIES = (
+    "(SELECT categories FROM votes WHERE battle_id = :battle_id AND turn_index = :turn_index AND voter = 'human')"
+)
 SQLITE_COUNT_DAY = f"""
     INSERT INTO vote_counts ({CELL}, day, count)
     VALUES (:model_a, :model_b, :outcome, :anonymous, :identity_leak, :mode, :cell_language,
-            {SQLITE_VOTED_CATEGORIES}, :day, 1) {COUNT_DAY}"""
+            {SQLITE_VOTED_CATEGORIES}, 'human', :day, 1) {COUNT_DAY}"""
 SQLITE_COUNT_TOTAL = f"""
     INSERT INTO vote_totals ({CELL}, count)
     VALUES (:model_a, :model_b, :outcome, :anonymous, :identity_leak, :mode, :cell_language,
-            {SQLITE_VOTED_CATEGORIES}, 1) {COUNT_TOTAL}"""
+            {SQLITE_VOTED_CATEGORIES}, 'human', 1) {COUNT_TOTAL}"""
 
 
 def _sqlite_create_battle(conn: Connection, battle: Values) -> None:
@@ -233,13 +235,14 @@ POSTGRESQL_VOTE = f"""
     voted AS (UPDATE battles SET status = 'voted', finished_at = :now WHERE id IN (SELECT battle_id FROM vote)),
     daily AS (
         INSERT INTO vote_counts ({CELL}, day, count)
-        SELECT model_a, model_b, :outcome, :anonymous, :identity_leak, mode, :cell_language, categories, :day, 1
+        SELECT model_a, model_b, :outcome, :anonymous, :identity_leak, mode, :cell_language, categories, 'human',
+               :day, 1
         FROM allowed
         {COUNT_DAY}
     ),
     total AS (
         INSERT INTO vote_totals ({CELL}, count)
-        SELECT model_a, model_b, :outcome, :anonymous, :identity_leak, mode, :cell_language, categories, 1
+        SELECT model_a, model_b, :outcome, :anonymous, :identity_leak, mode, :cell_language, categories, 'human', 1
         FROM allowed
         {COUNT_TOTAL}
     )

@@ -2,19 +2,20 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, Engine, and_, case, func, select, update
+from sqlalchemy import Connection, Engine, and_, case, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from arena.categories import bit, categorise
-from arena.domain import BattleMode, Outcome, Reply, ReplyStatus, Side, VoteFilter, Voter, conversation_id
-from arena.store import retention
+from arena.domain import BattleMode, Outcome, Reply, ReplyStatus, Side, VoteFilter, Voter, conversation_id, judge_voter
+from arena.judging import OUTCOMES, Judgement
+from arena.store import judge_writes, retention
 from arena.store.errors import DuplicateFeedback, DuplicateVote, UnknownBattle
 from arena.store.hot_writes import STYLE_NAMES, Values, for_driver, hot_writes
 from arena.store.retention import PruneAction, PruneReport
@@ -27,6 +28,7 @@ from arena.store.schema import (
     VoteRow,
     VoteTotalRow,
 )
+from arena.store.voters import voters_kept
 from arena.style import StyleVotes, style_counts
 
 
@@ -184,6 +186,60 @@ class Repository:
         except IntegrityError as exc:
             raise DuplicateVote(f"{battle_id} round {turn_index}") from exc
 
+    def record_judgement(self, *, battle_id: str, turn_index: int, judgement: Judgement) -> None:
+        """Store an AI judge's reading of a stored round and, when it is a verdict, the judge's vote ("judge:NAME")
+        with its count cells, in one transaction; a second reading of the round by that judge raises
+        DuplicateVote."""
+        values = {
+            "battle_id": battle_id,
+            "turn_index": turn_index,
+            "judge": judgement.judge,
+            "verdict": judgement.verdict.value,
+            "first_verdict": judgement.first.value,
+            "second_verdict": None if judgement.second is None else judgement.second.value,
+            "first_text": judgement.first_text,
+            "second_text": judgement.second_text,
+            "judge_ms": judgement.ms,
+            "error": judgement.error,
+            "now": self._clock(),
+            "voter": judge_voter(judgement.judge),
+            **_conversations(battle_id),
+        }
+        outcome = OUTCOMES.get(judgement.verdict)
+        try:
+            with self._tx() as s:
+                judge_writes.record_judgement(s, values, None if outcome is None else outcome.value)
+        except IntegrityError as exc:
+            raise DuplicateVote(f"{battle_id} round {turn_index} by judge {judgement.judge}") from exc
+
+    def existing_battles(self, battle_ids: Collection[str]) -> set[str]:
+        """Which of these battle ids are stored (what an automatic run already did)."""
+        found: set[str] = set()
+        ids = list(battle_ids)
+        with self._tx() as s:
+            for start in range(0, len(ids), 500):
+                found.update(s.scalars(select(BattleRow.id).where(BattleRow.id.in_(ids[start : start + 500]))))
+        return found
+
+    def asked_questions(self) -> list[tuple[str, str | None]]:
+        """The distinct first questions people asked (battles and chats, not automatic battles), oldest first,
+        with their detected language: what `autobattle --from-arena` reuses (never the answers)."""
+        first = (
+            select(MessageRow.content, func.min(MessageRow.language), func.min(MessageRow.id).label("first"))
+            .join(ConversationRow, ConversationRow.id == MessageRow.conversation_id)
+            .outerjoin(BattleRow, BattleRow.id == ConversationRow.battle_id)
+            .where(
+                MessageRow.role == "user",
+                MessageRow.turn_index == 0,
+                or_(ConversationRow.kind == "chat", ConversationRow.side == "a"),
+                or_(BattleRow.mode.is_(None), BattleRow.mode != BattleMode.AUTO.value),
+            )
+            .group_by(MessageRow.content)
+            .order_by("first")
+        )
+        with self._tx() as s:
+            return [(str(content), language) for content, language, _ in s.execute(first)]
+
     def round_vote(self, battle_id: str, turn_index: int) -> StoredVote | None:
         """The vote stored on one round of a battle, or None."""
         query = select(VoteRow).where(VoteRow.battle_id == battle_id, VoteRow.turn_index == turn_index)
@@ -234,6 +290,8 @@ class Repository:
             query = query.where(c.model_a.in_(list(f.models)), c.model_b.in_(list(f.models)))
         if f.category is not None:
             query = query.where(c.categories.op("&")(bit(f.category)) != 0)
+        if (kept := voters_kept(c.voter, f.voters)) is not None:
+            query = query.where(kept)
         with self._tx() as s:
             return [(a, b, Outcome(o), int(n)) for a, b, o, n in s.execute(query)]
 

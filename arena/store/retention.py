@@ -13,7 +13,16 @@ from typing import Any, Literal
 from sqlalchemy import Select, String, cast, delete, func, literal, or_, select, update
 from sqlalchemy.orm import Session
 
-from arena.store.schema import BattleRow, ConversationRow, FeedbackRow, MessageRow, VoteCountRow, VoteRow, VoteTotalRow
+from arena.store.schema import (
+    BattleRow,
+    ConversationRow,
+    FeedbackRow,
+    JudgementRow,
+    MessageRow,
+    VoteCountRow,
+    VoteRow,
+    VoteTotalRow,
+)
 
 PRUNED = "pruned"  # the session id left on anonymised rows
 PruneAction = Literal["delete", "anonymise"]
@@ -118,6 +127,7 @@ def _delete(s: Session, cutoff: datetime, old_battles: Select[Any], old_convs: S
         delete(FeedbackRow).where(or_(FeedbackRow.message_id.in_(old_messages), FeedbackRow.created_at < cutoff))
     )
     votes = s.execute(delete(VoteRow).where(VoteRow.battle_id.in_(old_battles)))
+    s.execute(delete(JudgementRow).where(JudgementRow.battle_id.in_(old_battles)))  # the judges' raw readings
     messages = s.execute(delete(MessageRow).where(MessageRow.conversation_id.in_(old_convs)))
     convs = s.execute(delete(ConversationRow).where(ConversationRow.id.in_(old_convs)))
     battles = s.execute(delete(BattleRow).where(BattleRow.started_at < cutoff))
@@ -137,20 +147,23 @@ def _uncount(s: Session, old_battles: Select[Any]) -> None:
             BattleRow.mode,
             VoteRow.language,
             VoteRow.categories,
+            VoteRow.voter,
             VoteRow.created_at,
         )
         .join(BattleRow, VoteRow.battle_id == BattleRow.id)
         .where(VoteRow.battle_id.in_(old_battles))
     )
     daily: Counter[tuple[Any, ...]] = Counter()
-    for a, b, outcome, anonymous, leak, mode, language, categories, created in rows:
-        daily[(a, b, outcome, anonymous, leak, mode, language or "unknown", categories or 0, _utc_day(created))] += 1
+    for a, b, outcome, anonymous, leak, mode, language, categories, voter, created in rows:
+        cell = (a, b, outcome, anonymous, leak, mode, language or "unknown", categories or 0, voter)
+        daily[(*cell, _utc_day(created))] += 1
     totals: Counter[tuple[Any, ...]] = Counter()
     for key, n in daily.items():
         totals[key[:-1]] += n
     for table, cells in ((VoteCountRow, daily), (VoteTotalRow, totals)):
         t: Any = table
         columns = [t.model_a, t.model_b, t.outcome, t.anonymous, t.identity_leak, t.mode, t.language, t.categories]
+        columns.append(t.voter)
         if table is VoteCountRow:
             columns.append(VoteCountRow.day)
         for key, n in cells.items():

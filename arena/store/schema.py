@@ -76,10 +76,10 @@ class MessageRow(Base):
 
 
 class VoteRow(Base):
-    """A voter's judgement of one round of a battle; one per (battle, round)."""
+    """A voter's judgement of one round of a battle: one per (battle, round, voter), a person's or an AI judge's."""
 
     __tablename__ = "votes"
-    __table_args__ = (UniqueConstraint("battle_id", "turn_index", name="uq_votes_battle_turn"),)
+    __table_args__ = (UniqueConstraint("battle_id", "turn_index", "voter", name="uq_votes_battle_turn_voter"),)
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     battle_id: Mapped[str] = mapped_column(ForeignKey("battles.id"))
     turn_index: Mapped[int] = mapped_column(Integer)
@@ -101,6 +101,7 @@ class VoteRow(Base):
     style_b_bold: Mapped[int | None] = mapped_column(Integer)
     # the judged round's question's categories (arena.categories bit mask), taken when the vote is stored
     categories: Mapped[int] = mapped_column(Integer, default=0)
+    voter: Mapped[str] = mapped_column(String(80), default="human", server_default="human")  # or "judge:NAME"
 
 
 class _CountCell:
@@ -114,6 +115,7 @@ class _CountCell:
     mode: Mapped[str] = mapped_column(String(16), primary_key=True)
     language: Mapped[str] = mapped_column(String(32), primary_key=True)  # "unknown" rather than NULL: keys compare
     categories: Mapped[int] = mapped_column(Integer, primary_key=True)  # the question's bit mask (arena.categories)
+    voter: Mapped[str] = mapped_column(String(80), primary_key=True)  # "human" or "judge:NAME"
 
 
 class VoteCountRow(_CountCell, Base):
@@ -129,6 +131,26 @@ class VoteTotalRow(_CountCell, Base):
 
     __tablename__ = "vote_totals"
     count: Mapped[int] = mapped_column(Integer)
+
+
+class JudgementRow(Base):
+    """An AI judge's reading of one round: its raw answers (both orders with swap) and the verdict, including
+    the inconsistent and unreadable ones, which are not votes."""
+
+    __tablename__ = "judgements"
+    __table_args__ = (UniqueConstraint("battle_id", "turn_index", "judge", name="uq_judgements_battle_turn_judge"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    battle_id: Mapped[str] = mapped_column(ForeignKey("battles.id"))
+    turn_index: Mapped[int] = mapped_column(Integer)
+    judge: Mapped[str] = mapped_column(String(80))
+    verdict: Mapped[str] = mapped_column(String(16))  # arena.judging.Verdict
+    first_verdict: Mapped[str] = mapped_column(String(16))
+    second_verdict: Mapped[str | None] = mapped_column(String(16))  # with swap: read back in the original order
+    first_text: Mapped[str] = mapped_column(Text)
+    second_text: Mapped[str | None] = mapped_column(Text)
+    judge_ms: Mapped[float | None] = mapped_column(Float)
+    error: Mapped[str | None] = mapped_column(Text)  # why a reading has no text (backend failure, timeout)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
 class FeedbackRow(Base):

@@ -69,6 +69,7 @@ def heavy(modules: set[str], *extra: str) -> list[str]:
         ("audit", ("numpy", "sqlalchemy", "arena.leaderboard", *EXPORTS)),
         ("prune", ("numpy", "sqlalchemy", *EXPORTS)),
         ("backup", ("numpy", "sqlalchemy", *EXPORTS)),
+        ("autobattle", ("numpy", "sqlalchemy", "torch", *EXPORTS)),  # the backends load only when it runs
     ],
 )
 def test_help_imports_only_what_the_sub_command_uses(tmp_path: Path, command: str, extra: tuple[str, ...]) -> None:
@@ -131,4 +132,4 @@ def test_only_the_named_sub_command_gets_its_arguments() -> None:
     assert p.parse_args(["prune", "--days", "3"]).days == 3
     with pytest.raises(SystemExit):
         p.parse_args(["leaderboard", "--rounds", "3"])  # not built: the caller named another sub-command
-    assert set(SUBCOMMANDS) == {"leaderboard", "audit", "export", "prune", "backup"}
+    assert set(SUBCOMMANDS) == {"leaderboard", "audit", "export", "autobattle", "prune", "backup"}
