@@ -163,10 +163,10 @@ def _meta(board: Leaderboard, method: str) -> dict[str, Any]:
 
 
 def _scope(args: argparse.Namespace) -> str:
-    """Which questions' votes a board counts, as its table says it: "Coding questions in French", or ""."""
+    """Which questions' votes a board counts, as its table says it: "coding questions in French", or ""."""
     from arena.categories import BY_NAME
 
-    what = f"{BY_NAME[args.category].label} questions" if args.category else ""
+    what = BY_NAME[args.category].questions if args.category else ""
     where = f"in {', '.join(args.language)}" if args.language else ""
     return " ".join(part for part in (what or ("questions" if where else ""), where) if part)
 

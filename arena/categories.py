@@ -19,11 +19,12 @@ from dataclasses import dataclass
 from arena.style import estimate_tokens, outside_code
 
 LONG_QUERY_TOKENS = 500  # Chatbot Arena's "longer query": 500 tokens or more in the question
-_READ = 20_000  # the rules read a question's first characters only: a pasted log says nothing more past them
+_READ = 8_000  # the rules read a question's first characters only: a pasted log says nothing more past them
 
 
-_TRANSLATE = re.compile(r"translat|tradu[icz]|übersetz|翻译|翻譯|번역")
-_QUOTED = re.compile(r"\"[^\"]*\"|'[^']*'|“[^”]*”|«[^»]*»|「[^」]*」|‘[^’]*’|„[^“]*“")
+# a translation request: its verb near the start ("translate …", "traduis en anglais : …", "请翻译…")
+_TRANSLATE = re.compile(r"^\W{0,3}(?:[^\W\d_]+\W+){0,3}?(?:translat|tradu[icz]|übersetz)|^.{0,15}?(?:翻译|翻譯|번역)")
+_QUOTED = re.compile(r"\"[^\"]*\"|“[^”]*”|«[^»]*»|「[^」]*」|‘[^’]*’|„[^“]*“|(?<!\w)'[^'\n]*'(?!\w)")
 
 
 @dataclass(frozen=True)
@@ -39,7 +40,7 @@ class Question:
     def of(cls, text: str, turn_index: int = 0) -> Question:
         """A stored question as the rules read it: what a translation request quotes is not what it asks about."""
         read = text[:_READ].lower()
-        if _TRANSLATE.search(read):  # the quoted text, or what follows a colon, is what is to be translated
+        if _TRANSLATE.search(read[:80]):  # the quoted text, or what follows a colon, is what is to be translated
             read = _QUOTED.sub(" ", read).partition(":")[0].partition("：")[0]
         return cls(read, turn_index, estimate_tokens(text), estimate_tokens(outside_code(text[:_READ])))
 
@@ -54,6 +55,7 @@ class Category:
     bit: int
     explain: str
     applies: Callable[[Question, frozenset[str]], bool]
+    questions: str  # what its questions are called in a sentence: "votes on coding questions"
 
 
 _LETTERS = "a-z0-9_àâäæçéèêëîïôöœùûüÿñáíóúß"  # a Latin word's edge: a Chinese character beside it is one
@@ -81,26 +83,29 @@ def _count(text: str, *patterns: re.Pattern[str]) -> int:
 
 # --- coding -------------------------------------------------------------------------------------------------------
 
-_CODE_SHAPE = re.compile(
-    r"```|^\s*(?:def|fn|func)\s+\w+\s*\(|^\s*class\s+\w+\s*[:({]|^\s*#include\s*[<\"]"
-    r"|^\s*(?:import\s+[\w.]+|from\s+[\w.]+\s+import\s+[\w*, ]+)\s*$|^\s*(?:const|let|var)\s+\w+\s*=\s*\S"
-    r"|^\s*(?:public|private|protected)\s+(?:static\s+)?\w+\s+\w+|console\.log|system\.out|printf?\("
-    r"|\w+\.\w+\(.*\)\s*;|=>|\w::\w|</?[a-z][a-z0-9]*(?:\s[^>]*)?>|\w+\(\)|select\s.+\sfrom\s\w"
-    r"|^\s*[{}]\s*$|[\w)\]]\s*;\s*$|traceback \(most recent call last\)|\bnpm |\bpip install",
+_CODE_SHAPE = re.compile(  # [ \t]* rather than \s* at line starts: \s would run across lines (quadratic)
+    r"```|^[ \t]*(?:def|fn|func)[ \t]+\w+[ \t]*\(|^[ \t]*class[ \t]+\w+[ \t]*[:({]|^[ \t]*#include[ \t]*[<\"]"
+    r"|^[ \t]*(?:import[ \t]+[\w.]+|from[ \t]+[\w.]+[ \t]+import[ \t]+[\w*, ]+)[ \t]*$"
+    r"|^[ \t]*(?:const|var)[ \t]+\w+[ \t]*=[ \t]*\S"
+    r"|^[ \t]*(?:public|private|protected)[ \t]+(?:static[ \t]+)?\w+[ \t]+\w+"
+    r"|console\.log|system\.out|(?<!\w)printf?\(|(?<![\w.])[a-z_]\w*\.[a-z_]\w*\([^()\n]*\)[ \t]*;|\w::\w"
+    r"|</?[a-z][a-z0-9]*(?:[ \t][^<>\n]{0,200})?>|(?<!\w)[a-z_]\w*\(\)"
+    r"|select[ \t]+(?:\*|\w+(?:[ \t]*,[ \t]*\w+)*)[ \t]+from[ \t]+\w"
+    r"|^[ \t]*[{}][ \t]*$|[\w)\]][ \t]*;[ \t]*$|traceback \(most recent call last\)|(?<!\w)npm |(?<!\w)pip install",
     re.MULTILINE,
 )
 _CODE_WORDS = _words(
     r"code|coding|source code|programming|programación|programmation|programmer|programmieren"
-    r"|quellcode|código|codigo|debug\w*|déboguer|depurar|compil\w+|regex|regular expression"
-    r"|expression régulière|sql|api|json|yaml|html|css|javascript|typescript|python|java|c\+\+|c#"
-    r"|golang|kotlin|php|bash|powershell|linux|git|docker\w*|kubernetes|numpy|pandas|pytorch|react"
-    r"|django|flask|node\.?js|excel formula|vba|snippet|stack trace|traceback|exception|segfault"
-    r"|pthreads?|null pointer|unit tests?|refactor\w*|linked list|binary (?:search )?tree|hash ?map"
-    r"|leetcode|database|postgres(?:ql)?|mysql|sqlite|mongodb|redis|base de données|datenbank|endpoint"
-    r"|software|logiciel|command line|ligne de commande|repository|dépôt git|programmierung"
+    r"|quellcode|código|codigo|debug\w*|déboguer|depurar|compiler|compil(?:ing|ation) error|regex"
+    r"|regular expression|expression régulière|sql|api|json|yaml|html|css|javascript|typescript|python"
+    r"|c\+\+|c#|golang|kotlin|php|powershell|linux|git|docker\w*|kubernetes|numpy|pytorch|django"
+    r"|node\.?js|excel formula|vba|snippet|stack trace|traceback|segfault|pthreads?|null pointer"
+    r"|unit tests?|refactor\w*|linked list|binary (?:search )?tree|hash ?map|leetcode|database"
+    r"|postgres(?:ql)?|mysql|sqlite|mongodb|redis|base de données|datenbank|endpoint|command line"
+    r"|ligne de commande|repository|dépôt git|programmierung"
 )
 _CODE_CHARS = _chars(
-    "代码|c语言|c++|編程|编程|脚本|调试|报错|数据库|正则|코드|프로그래밍|스크립트|디버그|디버깅|데이터베이스|파이썬|자바스크립트|정규식"
+    "代码|c语言|c++|編程|编程|调试|报错|数据库|正则|코드|프로그래밍|디버그|디버깅|데이터베이스|파이썬|자바스크립트|정규식"
 )
 # words that also name code but often do not: they count only beside another coding signal
 _WEAK_CODE = _words(
@@ -108,20 +113,22 @@ _WEAK_CODE = _words(
     r"|funktion|variable|array|tableau|string|boucle|loop|bug|terminal|library|librairie|bibliothèque"
     r"|implement\w*|implémente\w*|implementier\w*|algorithm|algorithme|algoritmo|algorithmus|framework"
     r"|recursion|recursive|récursi\w+|programs?|programme|sort\w*|query|threads?|frontend|backend"
-    r"|requête|consulta|abfrage|compile"
+    r"|requête|consulta|abfrage|compile|java|react|pandas|flask|bash|exception|software|logiciel|csv"
+    r"|one[- ]liner|files?|fichiers?|directory|folder"
 )
-_WEAK_CODE_CHARS = _chars("函数|程序|算法|接口|实现|함수|프로그램|알고리즘|자바|구현|정렬")
+_WEAK_CODE_CHARS = _chars("函数|程序|算法|接口|实现|脚本|함수|프로그램|알고리즘|자바|구현|정렬|스크립트")
 _NOT_CODE = _words(
     r"code napol[ée]on|code civil|code pénal|code du travail|code de la route|code des impôts"
     r"|código (?:civil|penal|técnico|de comercio|de la circulación)|building codes?|zip code"
     r"|postal code|code postal|dress code|da vinci code|morse code|code of conduct|python snake"
     r"|serpent python|java island|île de java|tv programs?|programme télé|programme tv"
-    r"|programme scolaire|shell (?:company|oil)|movie script"
+    r"|programme scolaire|shell (?:company|oil)|movie script|java coffee|python roller coaster"
 )
+_NOT_CODE_CHARS = _chars("드레스 코드|드레스코드|法律程序|诉讼程序")
 
 
 def _coding(q: Question, _before: frozenset[str]) -> bool:
-    text = _NOT_CODE.sub(" ", q.text)
+    text = _NOT_CODE_CHARS.sub(" ", _NOT_CODE.sub(" ", q.text))
     if _CODE_SHAPE.search(text):
         return True
     return _any(text, _CODE_WORDS, _CODE_CHARS) or _count(text, _WEAK_CODE, _WEAK_CODE_CHARS) >= 2
@@ -130,39 +137,45 @@ def _coding(q: Question, _before: frozenset[str]) -> bool:
 # --- math ---------------------------------------------------------------------------------------------------------
 
 _MATH_SHAPE = re.compile(
-    r"\\(?:frac|int|sum|sqrt|lim|prod|cdot|times|partial|infty|binom|mathbb|le|ge|neq|pi)\b"
+    r"\\(?:frac|int|sum|sqrt|lim|prod|cdot|times|partial|infty|binom|mathbb|le|ge|neq|pi)(?![a-z])"
     r"|\$[^$\n]*[=^_\\+][^$\n]*\$"
-    r"|\b[a-z]\s*\^\s*\d|\d\s*\^\s*\d|[a-z]\(\s*[a-z]\s*\)\s*="
-    r"|\d+\s*[+\-*/×÷]\s*\d+\s*=|\b\d*[a-z]\s*[+\-]\s*\d+\s*=\s*\d+|[=≤≥≠∫∑√π∞±]\s*\d"
-    r"|\d\s*%\s*(?:of|de|del|von)\s+\d|[∫∑√∞≤≥≠∂]|\bd[xy]/d[xyt]\b|\bmod\s+\d|\b\d+!\s",
+    r"|(?<![a-z])[a-z][ \t]*\^[ \t]*\d|\d[ \t]*\^[ \t]*\d|(?<![a-z])[a-z]\([ \t]*[a-z][ \t]*\)[ \t]*="
+    r"|(?<!\d)\d+[ \t]*[+\-*/×÷][ \t]*\d+[ \t]*=|(?<![a-z0-9])\d*[a-z][ \t]*[+\-][ \t]*\d+[ \t]*=[ \t]*\d+"
+    r"|[=≤≥≠∫∑√π∞±][ \t]*\d"
+    r"|\d[ \t]*%[ \t]*(?:of|de|del|von)[ \t]+\d|[∫∑√∞≤≥≠∂]|(?<![a-z])d[xy]/d[xyt](?![a-z])|(?<![a-z])mod[ \t]+\d",
 )
+# mathematics' own words: one is enough
 _MATH_WORDS = _words(
-    r"math\w*|maths|mathématiques?|matemáticas?|mathematik|equations?|équations?|ecuaci[oó]n(?:es)?"
-    r"|gleichung(?:en)?|solve for|résou\w+|resuelve|resolver|löse|integral\w*|intégrale\w*"
-    r"|derivatives?|dérivée\w*|derivada\w*|ableitung\w*|differentiate|probabilit\w+|probabilidad\w*"
-    r"|wahrscheinlichkeit\w*|prove that|proof|démontre\w*|démonstration|demuestra\w*|beweise\w*"
-    r"|theorem|théorème|teorema|satz des|polynomials?|polynôme\w*|polinomio\w*|logarithm\w*"
-    r"|logarithme\w*|factorial|prime numbers?|nombres? premiers?|números? primos?|primzahl\w*"
-    r"|square root|racine carrée|raíz cuadrada|quadratwurzel|hypotenuse|hypoténuse|triangle|triángulo"
-    r"|dreieck|circle's area|fläche\w*|volume of|radius|perimeter|périmètre|perímetro"
-    r"|standard deviation|écart[- ]type|variance|expected value|espérance|median|médiane|mediana"
-    r"|matrix|matrice|matriz|eigen\w+|vector|vecteur|limit of|limite de|geometr\w+|géométri\w+"
-    r"|algebra\w*|algèbre|álgebra|calculus|arithmetic|percent\w*|pourcentage|porcentaje|prozent"
-    r"|divisible|divisors?|diviseurs?|multiple of|gcd|pgcd|lcm|ppcm|combinatori\w+|permutations?"
-    r"|calculate|calcule\w*|calcula\w*|berechne\w*|compute|simplify|simplifie\w*|simplifica\w*"
-    r"|vereinfache\w*"
+    r"math|maths|mathematics|mathématiques?|matemáticas?|mathematik|equations?|équations?"
+    r"|ecuaci[oó]n(?:es)?|gleichung(?:en)?|solve for|integral\w*|intégrale\w*|derivative of"
+    r"|dérivée\w*|derivada\w*|ableitung\w*|differentiate|probabilit(?:y|ies)|probabilités?"
+    r"|probabilidad\w*|wahrscheinlichkeit\w*|prove that|démontre\w*|demuestra\w*|beweise\w*"
+    r"|theorem|théorème|teorema|polynomials?|polynôme\w*|polinomio\w*|logarithm\w*|logarithme\w*"
+    r"|factorial|prime numbers?|nombres? premiers?|números? primos?|primzahl\w*|square root"
+    r"|racine carrée|raíz cuadrada|quadratwurzel|hypotenuse|hypoténuse|standard deviation"
+    r"|écart[- ]type|expected value|espérance mathématique|eigenvalues?|eigenvectors?|eigenwert\w*"
+    r"|valeurs? propres?|calculus|algebra\w*|algèbre|álgebra|arithmetic|gcd|pgcd|lcm|ppcm"
+    r"|combinatori\w+|permutations?|simplify|simplifie\w*|simplifica\w*|vereinfache\w*"
+)
+# words that are mathematics beside another sign only
+_WEAK_MATH = _words(
+    r"triangle|triángulo|dreieck|matrix|matrices|matrice|matriz|vector|vecteur|median|médiane|mediana"
+    r"|variance|radius|perimeter|périmètre|perímetro|percent\w*|pourcentage|porcentaje|prozent"
+    r"|divisible|divisors?|diviseurs?|geometr\w+|géométri\w+|calculate|calcule\w*|calcula\w*"
+    r"|berechne\w*|compute|fraction\w*|area|aire|fläche|volume|limit|limite|derivatives?|proof"
 )
 _MATH_CHARS = _chars(
-    "数学|方程|求解|积分|导数|微分|概率|证明|几何|三角形|面积|体积|质数|素数|平方根|多项式|计算|等于多少|矩阵|极限|수학|방정식|적분|미분|확률|증명|삼각형|넓이|면적|부피"
-    "|소수를|제곱근|계산|행렬|극한"
+    "数学|方程|求解|积分|导数|微分|概率|证明|几何|三角形|面积|体积|质数|素数|平方根|多项式|等于多少|矩阵|极限"
+    "|수학|방정식|적분|미분|확률|증명|삼각형|넓이|면적|부피|제곱근|행렬|극한"
 )
+_WEAK_MATH_CHARS = _chars("计算|계산")
 _GENERIC_MATH = re.compile(
     r"calculat\w*|calcul\w*|berechn\w*|comput\w*|median|percent\w*|pourcentage|porcentaje|prozent|matri\w+"
     r"|vector|vecteur|variance|计算|矩阵|계산|행렬"
 )
 _QUANTITY_QUESTION = re.compile(
-    r"how many|how much|how long|how fast|how far|when will|what time|at what|combien|quand|cuánt[oa]s?"
-    r"|wie viele?|wie lange|多少|几|몇|얼마"
+    r"how many|how much|how fast|how far|when will|combien|cuánt[oa]s?"
+    r"|wie viele?|wie lange|多少|几个|几只|几天|몇|얼마"
 )
 _NUMBER = re.compile(
     r"(?<![a-z0-9.])\d+(?:[.,]\d+)?(?![a-z0-9])|[一二三四五六七八九十百千万]+(?:个|只|人|元|天|米|公里)"
@@ -174,6 +187,8 @@ def _math(q: Question, before: frozenset[str]) -> bool:
         return _any(_GENERIC_MATH.sub(" ", q.text), _MATH_WORDS, _MATH_CHARS)
     if _MATH_SHAPE.search(q.text) or _any(q.text, _MATH_WORDS, _MATH_CHARS):
         return True
+    if _count(q.text, _WEAK_MATH, _WEAK_MATH_CHARS) + bool(_NUMBER.search(q.text)) >= 2:
+        return True
     # a word problem: a question of quantity about at least two numbers
     return bool(_QUANTITY_QUESTION.search(q.text)) and len(_NUMBER.findall(q.text)) >= 2
 
@@ -182,25 +197,25 @@ def _math(q: Question, before: frozenset[str]) -> bool:
 
 _CREATIVE_FORMS = _words(
     r"poems?|poetry|poème\w*|poésie\w*|poemas?|poesía|gedicht\w*|haikus?|haïkus?|sonnets?|soneto"
-    r"|limericks?|lyrics|paroles de chanson|letra de (?:una )?canción|songtext|liedtext"
+    r"|limericks?|paroles de chanson|letra de (?:una )?canción|songtext|liedtext"
     r"|short stor(?:y|ies)|fairy ?tales?|bedtime story|contes?|cuento\w*|märchen|fables?|fábula"
-    r"|screenplay|drehbuch|rap|ballad\w*|ballade|verses?|strophe\w*|estrofa\w*|rhymes?|rimes?|reime?n?"
+    r"|screenplay|drehbuch|ballad\w*|ballade|strophe\w*|estrofa\w*|rhymes?|rimes?|reime?n?"
     r"|role-?play\w*|jeu de rôle|fan ?fiction|kurzgeschichte|microrrelato"
 )
 _CREATIVE_CHARS = _chars(
-    "一首诗|写诗|作诗|诗歌|藏头诗|七言|五言|绝句|律诗|宋词|歌词|剧本|童话|对联|相声|小品剧本"
+    "一首诗|写诗|作诗|藏头诗|七言|五言|绝句|律诗|宋词|童话|对联|相声|小品剧本"
     "|시를|시 한 편|시 한편|시조|동시를|가사를|동화를|대본|랩 가사"
 )
 # Chinese and Korean: a verb of writing or telling beside a creative form ("写一个关于猫的故事", "소설을 써 줘")
 _CREATIVE_ASK = re.compile(
-    r"(?:写|编|创作|讲|续写|来)[^。？！\n]{0,12}(?:诗|故事|小说|歌|剧本|笑话|童话|对联|散文|段子)"
+    r"(?:写|编|创作|讲|续写|来)[^。？！\n]{0,12}(?:诗|故事|小说|歌|剧本|笑话|童话|对联|散文|段子|歌词)"
     r"|(?:诗|故事|小说|歌|剧本|笑话|童话|段子)[^。？！\n]{0,4}(?:写|编|创作)"
     r"|(?:시|이야기|소설|동화|가사|노래|대본|농담|단편|시나리오|랩)[을를이가]?[^.?!\n]{0,12}(?:써|쓰|지어|만들어|들려|작성)"
 )
 _CREATIVE_NOUNS = _words(
     r"stor(?:y|ies)|tales?|songs?|jokes?|script|scene|dialogue|monologue|chanson\w*|histoire\w*"
     r"|blague\w*|dialogue\w*|historia\w*|canción\w*|chistes?|guion|geschichte\w*|lied\w*|witz\w*"
-    r"|slogan\w*|novel|chapter|\w+geschichte\w*|nouvelle|scénario"
+    r"|slogan\w*|novel|chapter|[a-zäöüß]+geschichte|nouvelle|scénario|lyrics|verses?|rap"
 )
 _WRITE_VERBS = _words(
     r"write|compose|tell me|make up|invent|imagine|create|continue|écri\w*|raconte\w*|invente\w*"
@@ -210,12 +225,15 @@ _WRITE_VERBS = _words(
 _NOT_CREATIVE = _words(
     r"story behind|histoire de (?:la|le|l'|les)|l'histoire d\w*|historia de (?:la|el|los|las)"
     r"|geschichte de[rs]|geschichte von|success stor(?:y|ies)|user stor(?:y|ies)"
-    r"|stories in (?:jira|agile)"
+    r"|stories in (?:jira|agile)|(?:the|this|that) (?:poem|song|lyrics|sonnet|verse|haiku)s?"
+    r"|lyrics (?:of|to)|poem by|who wrote|what is a (?:sonnet|haiku|limerick|ballad|fable)"
+    r"|(?:über|about) die geschichte|die geschichte (?:\w+s|des|der)|verses? (?:in|of) the bible"
 )
+_NOT_CREATIVE_CHARS = _chars("这首歌|这首诗|歌词是什么意思|是谁写的")
 
 
 def _creative_writing(q: Question, _before: frozenset[str]) -> bool:
-    text = _NOT_CREATIVE.sub(" ", q.text)
+    text = _NOT_CREATIVE_CHARS.sub(" ", _NOT_CREATIVE.sub(" ", q.text))
     if _any(text, _CREATIVE_FORMS, _CREATIVE_CHARS, _CREATIVE_ASK):
         return True
     return bool(_WRITE_VERBS.search(text)) and bool(_CREATIVE_NOUNS.search(text))
@@ -240,7 +258,11 @@ _DOMAIN = _words(
     r"|fiscal\w*|física|química|médic\w+|physik|chemie|recht\w*|steuer\w*|architecture|architektur"
     r"|arquitectura|protocol\w*|distributed|concurren\w+|latency|scalab\w+|security|cryptograph\w+"
     r"|compiler|kernel|genom\w+|pharmac\w+|regulat\w+|réglement\w*|complian\w+|conformité|gdpr|rgpd"
-    r"|dsgvo|hipaa|fda|haccp|iso \d+|audit\w*"
+    r"|dsgvo|hipaa|fda|haccp|iso \d+|audit\w*|personal data|data protection|datenschutz"
+    r"|protection des données|protección de datos|privacy|contract\w*|contrat\w*|vertrag\w*|liabilit\w+"
+    r"|employment law|labou?r law|droit du travail|arbeitsrecht|ingenier\w+|ingénieur\w*|ingenieur\w*"
+    r"|patients?|clinic\w*|dos(?:e|age)s?|diagnos\w+|anticoagul\w+|cybersecurity|cybersicherheit|nis2"
+    r"|richtlinie\w*|directive|derecho|impuesto\w*|juríd\w+|structural|geotechni\w+|géotechni\w+"
 )
 _DOMAIN_CHARS = _chars(
     "物理|化学|生物|医学|法律|税|金融|经济|统计|工程|量子|架构|并发|分布式|물리|화학|의학|법률|세금|금융|경제|통계|아키텍처|동시성|분산"
@@ -289,31 +311,50 @@ def hard_signs(q: Question, before: frozenset[str]) -> dict[str, bool]:
 
 
 def _hard_prompt(q: Question, before: frozenset[str]) -> bool:
-    return q.prose_tokens >= HARD_PROSE_TOKENS and sum(hard_signs(q, before).values()) >= HARD_SIGNS
+    if q.prose_tokens < HARD_PROSE_TOKENS:
+        return False
+    signs = hard_signs(q, before)
+    # a long, personal question is not hard for that: it must call on a field's knowledge
+    return signs["domain_knowledge"] and sum(signs.values()) >= HARD_SIGNS
 
 
 # --- the registry -------------------------------------------------------------------------------------------------
 
 CATEGORIES: tuple[Category, ...] = (
-    Category("coding", "Coding", 1, "asks for, about or with computer code", _coding),
-    Category("math", "Math", 2, "a mathematical problem to solve, compute or prove", _math),
+    Category("coding", "Coding", 1, "asks for, about or with computer code", _coding, "coding questions"),
+    Category("math", "Math", 2, "a mathematical problem to solve, compute or prove", _math, "math questions"),
     Category(
-        "creative_writing", "Creative writing", 4, "a poem, story, song, script or joke to write", _creative_writing
+        "creative_writing",
+        "Creative writing",
+        4,
+        "a poem, story, song, script or joke to write",
+        _creative_writing,
+        "creative writing requests",
     ),
     Category(
         "hard_prompts",
         "Hard prompts",
         8,
-        f"{HARD_PROSE_TOKENS}+ tokens of prose showing {HARD_SIGNS} of Chatbot Arena's 7 criteria of a hard prompt",
+        f"{HARD_PROSE_TOKENS}+ tokens of prose showing {HARD_SIGNS} of Chatbot Arena's 7 criteria of a hard prompt, "
+        "domain knowledge among them",
         _hard_prompt,
+        "hard prompts",
     ),
-    Category("multi_turn", "Multi-turn", 16, "asked after at least one earlier round", lambda q, _: q.turn_index >= 1),
+    Category(
+        "multi_turn",
+        "Multi-turn",
+        16,
+        "asked after at least one earlier round",
+        lambda q, _: q.turn_index >= 1,
+        "follow-up questions",
+    ),
     Category(
         "long_query",
         "Long queries",
         32,
         f"{LONG_QUERY_TOKENS} tokens or more",
         lambda q, _: q.tokens >= LONG_QUERY_TOKENS,
+        "long queries",
     ),
 )
 BY_NAME: dict[str, Category] = {c.name: c for c in CATEGORIES}

@@ -178,24 +178,29 @@ def model_covariance(
 
 
 FEW_VOTES = 30
-"""Below this many votes a model's interval is at least its model-based one (see `floor_few_votes`)."""
+"""Below this many votes a model's interval is at least its model-based one (see `floor_thin_records`)."""
 
 
-def floor_few_votes(
+def thin_records(votes: NDArray[np.float64], won: NDArray[np.float64]) -> NDArray[np.bool_]:
+    """Which models' records resampling cannot describe: fewer than FEW_VOTES votes, or a score share of exactly
+    0 or 1 (never won, or never lost: every resample is the same record, and no residual is left)."""
+    return (votes < FEW_VOTES) | (won <= 0) | (won >= votes)
+
+
+def floor_thin_records(
     point: NDArray[np.float64],
     lower: NDArray[np.float64],
     upper: NDArray[np.float64],
-    votes: NDArray[np.float64] | NDArray[np.intp],
+    thin: NDArray[np.bool_],
     half_width: NDArray[np.float64],
 ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
-    """Intervals widened to at least point ± `half_width` (the model-based one) for models with fewer than
-    FEW_VOTES votes. Resampling a handful of votes, or their residuals, cannot show how uncertain they leave a
-    rating: one vote resampled is always the same vote, and a model that won every vote has no residual left,
-    so bootstrap and sandwich intervals collapse to a point exactly where they should be widest."""
-    few = votes < FEW_VOTES
+    """Intervals widened to at least point ± `half_width` (the model-based one) where `thin`. Resampling a
+    handful of votes, or their residuals, cannot show how uncertain they leave a rating: one vote resampled is
+    always the same vote, and a model that won every vote has no residual left, so bootstrap and sandwich
+    intervals collapse to a point exactly where they should be widest."""
     return (
-        np.where(few, np.minimum(lower, point - half_width), lower),
-        np.where(few, np.maximum(upper, point + half_width), upper),
+        np.where(thin, np.minimum(lower, point - half_width), lower),
+        np.where(thin, np.maximum(upper, point + half_width), upper),
     )
 
 

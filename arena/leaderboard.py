@@ -12,7 +12,14 @@ from datetime import UTC, datetime
 import numpy as np
 
 from arena.audit import Audit, audit
-from arena.contextual_bt import FEW_VOTES, Z95, Matches, floor_few_votes, model_covariance, reported_sd
+from arena.contextual_bt import (
+    Z95,
+    Matches,
+    floor_thin_records,
+    model_covariance,
+    reported_sd,
+    thin_records,
+)
 from arena.domain import Outcome, VoteFilter
 from arena.rating_methods import BradleyTerry, RatingMethod
 from arena.ratings import (
@@ -30,9 +37,13 @@ from arena.style_board import StyleBoard, build_style_board
 
 PairOutcomes = Sequence[tuple[str, str, Outcome, int]]
 
+THIN = (
+    " A model with fewer than 30 votes, or one that never won or never lost, gets at least its model-based "
+    "interval: resampling so thin a record cannot show its uncertainty."
+)
 INTERVALS: dict[str, str] = {
-    "bootstrap": "95% intervals from {rounds} bootstrap resamples of the votes.",
-    "sandwich": "95% intervals from the sandwich (robust) covariance: analytic, no resampling.",
+    "bootstrap": "95% intervals from {rounds} bootstrap resamples of the votes." + THIN,
+    "sandwich": "95% intervals from the sandwich (robust) covariance: analytic, no resampling." + THIN,
 }
 """How the 95% intervals can be computed, each with the sentence that says so."""
 
@@ -114,12 +125,12 @@ def build_leaderboard(
             anchor_rating=anchor_rating,
         )
         lower, upper = np.percentile(samples, 2.5, axis=0), np.percentile(samples, 97.5, axis=0)
-    votes_per_model = (wins + wins.T).sum(axis=1)
-    if (votes_per_model < FEW_VOTES).any():  # the Bradley–Terry information of the votes, whatever the method
+    thin = thin_records((wins + wins.T).sum(axis=1), wins.sum(axis=1))
+    if thin.any():  # the Bradley–Terry information of the votes, whatever the method
         matches = Matches.from_pair_counts(counts, rated)
-        covariance = model_covariance(matches, theta, len(rated), prior=prior)
+        covariance = model_covariance(matches, theta, len(rated), prior=getattr(method, "prior", prior))
         floor = Z95 * reported_sd(covariance, len(rated), anchor_index) * POINTS_PER_NAT
-        lower, upper = floor_few_votes(point, lower, upper, votes_per_model, floor)
+        lower, upper = floor_thin_records(point, lower, upper, thin, floor)
     standings = _standings(rated, wins, point, lower, upper)
     standings.sort(key=lambda s: (s.rank or 0, -(s.rating or 0.0)))
     order = [rated.index(s.model) for s in standings]

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from arena.contextual_bt import Z95, Matches, fit_contextual, floor_few_votes, reported_sd
+from arena.contextual_bt import Z95, Matches, fit_contextual, floor_thin_records, reported_sd, thin_records
 from arena.domain import Outcome
 from arena.ratings import POINTS_PER_NAT, arena_ranks, score_of_a, to_ratings
 from arena.style import STYLE_FEATURES, StyleVotes, style_differences
@@ -94,7 +94,10 @@ def build_style_board(votes: StyleVotes) -> StyleBoard:
     half = Z95 * reported_sd(fit.covariance, len(models)) * POINTS_PER_NAT
     votes_per_model = np.bincount(a, minlength=len(models)) + np.bincount(b, minlength=len(models))
     floor = Z95 * reported_sd(fit.model_covariance, len(models)) * POINTS_PER_NAT
-    lower, upper = floor_few_votes(point, point - half, point + half, votes_per_model, floor)
+    as_b = np.bincount(b, weights=1 - score, minlength=len(models))
+    won = np.bincount(a, weights=score, minlength=len(models)) + as_b
+    thin = thin_records(votes_per_model.astype(np.float64), np.asarray(won, dtype=np.float64))
+    lower, upper = floor_thin_records(point, point - half, point + half, thin, floor)
     ranks = arena_ranks(lower, upper)
     standings = sorted(
         (

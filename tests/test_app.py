@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from gradio_client import Client
 from gradio_client.client import Job
@@ -209,9 +210,14 @@ def test_leaderboard_tab_renders_from_the_votes(app: RunningApp) -> None:
     models = [row[1] for row in table["data"]]
     assert set(models) == set(NAMES)
     assert all(plot is not None for plot in (ratings, rates, counts))
-    # the category and interval inputs keep their defaults when a caller passes the language only, as before
-    coded, *_ = client.predict("All languages", "Coding", "sandwich", api_name="/leaderboard")
+    # `/leaderboard` keeps its one input (the language); `/leaderboard_by` also takes a category and the intervals
+    coded, *_ = client.predict("All languages", "Coding", "sandwich", api_name="/leaderboard_by")
     assert " on coding questions" in coded and "(sandwich intervals)" in coded
+    # a plain REST caller of the old one-input API (no client library filling defaults) is still answered
+    posted = httpx.post(f"{app.url}gradio_api/call/leaderboard", json={"data": ["All languages"]}, timeout=30)
+    assert posted.status_code == 200, posted.text
+    with httpx.stream("GET", f"{app.url}gradio_api/call/leaderboard/{posted.json()['event_id']}", timeout=60) as done:
+        assert "event: complete" in done.read().decode()
     [served_counts] = json.loads(counts["plot"])["data"]
     assert served_counts["texttemplate"] == "%{z}" and served_counts["zmin"] == 0 and "zmid" not in served_counts
     assert lightness(served_counts["colorscale"][0][1]) > lightness(served_counts["colorscale"][-1][1])

@@ -31,6 +31,7 @@ PUBLIC = {
     *(f"/{p}_vote_{o}" for p in ("battle", "named") for o in ("a", "b", "tie", "both_bad")),
     *(f"/chat_{e}" for e in ("send", "regenerate", "stop", "clear", "feedback")),
     "/leaderboard",
+    "/leaderboard_by",
 }
 # names Gradio generated for the browser-only events before they were sealed (see arena.ui.common.seal_api)
 INTERNAL_NAMES = ["on_send", "on_send_1", "on_send_2", "after_stop", "after_stop_1", "after_stop_2", "on_clear"]
@@ -179,7 +180,7 @@ def test_raw_calls_with_junk_payloads_get_a_4xx_or_an_orderly_end(app: RunningAp
         assert status in (200, 400, 404, 422) and (status != 200 or event in ("complete", "error")), (status, event)
 
     case()
-    for api_name in ("/battle_send", "/chat_send", "/chat_feedback", "/leaderboard"):
+    for api_name in ("/battle_send", "/chat_send", "/chat_feedback", "/leaderboard", "/leaderboard_by"):
         counted("raw /call payloads")
         huge = json.dumps({"data": ["x" * 5_000_000, None, None, None]}).encode()
         assert call(app, api_name, huge)[0] in (200, 413, 422)

@@ -61,7 +61,8 @@ def card(summary: Summary, filters: VoteFilter, notes: Mapping[str, str], data_f
     lines += [f"- Left out {n:,} votes: {reason}." for reason, n in summary.excluded.items() if n]
     if filters.category is not None:
         category = BY_NAME[filters.category]
-        lines.append(f"- Only votes on {category.label.lower()} questions ({category.explain}; Corral's rules).")
+        kept = "battles and chats with at least one of its" if summary.format == "raw" else "votes on"
+        lines.append(f"- Only {kept} {category.questions} ({category.explain}; Corral's rules).")
     lines += ["", "| model | rows | license |", "|---|---:|---|"]
     lines += [
         f"| {model} | {n:,} | {notes.get(model, 'unknown — check the model card')} |"

@@ -141,7 +141,7 @@ class Repository:
             "language": language,
             "identity_leak": identity_leak,
             "regenerated": regenerated,
-            "categories": categorise(user_text, turn_index),
+            "categories": None if regenerated else categorise(user_text, turn_index),  # the question is stored
             "errored": any(r.status is ReplyStatus.ERROR for r in replies.values()),
             "now": self._clock(),
             **_conversations(battle_id),

@@ -100,7 +100,7 @@ class VoteRow(Base):
     style_b_lists: Mapped[int | None] = mapped_column(Integer)
     style_b_bold: Mapped[int | None] = mapped_column(Integer)
     # the judged round's question's categories (arena.categories bit mask), taken when the vote is stored
-    categories: Mapped[int] = mapped_column(Integer, default=0)
+    categories: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     voter: Mapped[str] = mapped_column(String(80), default="human", server_default="human")  # or "judge:NAME"
 
 

@@ -130,7 +130,7 @@ class LeaderboardPresenter:
         when = board.computed_at.strftime("%Y-%m-%d %H:%M:%S UTC")
         took = board.db_seconds + board.fit_seconds
         votes = f"**{board.votes:,}** vote{'' if board.votes == 1 else 's'}"
-        on = f" on {BY_NAME[kind].label.lower()} questions" if kind else ""
+        on = f" on {BY_NAME[kind].questions}" if kind else ""
         note = f"Computed {when} from {votes}{on} in {took:.2f} s ({board.intervals_taken})."
         languages = [ALL, *self._service.languages()]
         return LeaderboardView(note, table(board), board, languages, chosen or ALL)
@@ -217,7 +217,12 @@ def build_leaderboard_tab(service: LeaderboardService, concurrency_limit: int, t
     outputs = [status, frame, ratings, rates, counts, language]
     common: dict[str, Any] = {"concurrency_limit": concurrency_limit, "concurrency_id": "leaderboard"}
     chosen = [language, category, intervals]
-    refresh.click(compute, chosen, outputs, api_name="leaderboard", **common)
+    refresh.click(compute, chosen, outputs, api_name="leaderboard_by", **common)
+    # the API before categories: `/leaderboard` takes the language alone (all questions, the configured intervals)
+    by_language = gr.Button(visible=False, elem_id="leaderboard-by-language")
+    by_language.click(
+        lambda choice: compute(choice, ALL_QUESTIONS, None), [language], outputs, api_name="leaderboard", **common
+    )
     for control in (language, category, intervals):
         control.input(compute, chosen, outputs, api_visibility="private", **common)
     tab.select(compute, chosen, outputs, api_visibility="private", **common)

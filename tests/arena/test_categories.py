@@ -37,7 +37,8 @@ def test_the_rules_agree_with_the_development_sample() -> None:
 
 
 def test_the_rules_agree_with_the_held_out_sample() -> None:
-    # written by someone who never saw the rules; 58/70 exact before the rules were last changed, 64/70 after
+    # written by someone who never saw the rules: 58/70 exact at its first reading; it has been read since to fix
+    # general gaps (65/70 now), so this guards against regressions rather than measuring generalisation
     exact, f1 = _scores("heldout.jsonl")
     assert exact >= 0.85
     assert min(f1.values()) >= 0.85, f1
@@ -63,6 +64,31 @@ def test_the_sample_covers_six_languages_and_every_label() -> None:
         "Give me 3 ideas for a birthday party",
         "what is my zip code for 75011 Paris",
         "",
+        # everyday questions a review found miscategorised by earlier rules
+        "How should I react when my boss yells at me?",
+        "Where do pandas live in the wild?",
+        "What's a flask used for in a chemistry lab?",
+        "Ideas for a birthday bash on a budget",
+        "Is there an exception to the 90-day Schengen rule?",
+        "Compile a list of good restaurants in Lyon",
+        "Paris => Lyon by train: how long?",
+        "Select the best option from the list: red, blue, green",
+        "我想做一个短视频脚本的选题清单",
+        "드레스 코드가 뭐예요?",
+        "Was ist eigentlich der Unterschied zwischen Kaffee und Espresso?",
+        "Comment résoudre un conflit avec un collègue ?",
+        "¿Cómo resolver problemas de pareja?",
+        "Wie löse ich einen Konflikt mit meinem Nachbarn?",
+        "What is the speed limit of German highways?",
+        "Tell me about the Bermuda triangle",
+        "Is The Matrix a good film?",
+        "What is a proof of address?",
+        "What are the lyrics of Bohemian Rhapsody?",
+        "Who wrote the poem The Raven?",
+        "How many verses are in the Bible?",
+        "这首歌的歌词是什么意思？",
+        "Erzähl mir etwas über die Geschichte Berlins",
+        "I wrote a function that translates DNA to protein, but it's slow: why?",
     ],
 )
 def test_words_that_only_look_like_a_category_are_none(question: str) -> None:
@@ -80,6 +106,8 @@ def test_words_that_only_look_like_a_category_are_none(question: str) -> None:
         ("Schreib ein Gedicht über den Herbst", "creative_writing"),
         ("写一首关于月亮的诗", "creative_writing"),
         ("첫눈을 주제로 시를 써줘", "creative_writing"),
+        ("Let x = 3. What is 2x + 1?", "math"),
+        ("I wrote a function that translates DNA to protein, but it's slow:\ndef translate(seq):\n    pass", "coding"),
     ],
 )
 def test_each_language_names_its_category(question: str, category: str) -> None:
@@ -119,3 +147,7 @@ def test_masks_and_names_round_trip_and_unknown_names_are_refused() -> None:
 def test_a_huge_question_is_read_in_bounded_time() -> None:
     found = categorise("if (a) { b(); }\n" * 200_000)  # 3 MB: the rules read its start only
     assert "coding" in names(found) and "long_query" in names(found)
+    # inputs that make careless patterns backtrack quadratically (each took seconds before); a regression here
+    # shows as a slow test, not a failure: speed targets belong to benchmarks
+    for piece in ("\n", "字", "a", "1", "<a ", "1+", "a.b", "a(", "$x", "\n ", "시 ", "select a "):
+        categorise(piece * (20_000 // len(piece)))

@@ -10,7 +10,7 @@ import sys
 import numpy as np
 import pytest
 
-from arena.contextual_bt import FEW_VOTES, floor_few_votes
+from arena.contextual_bt import floor_thin_records, thin_records
 from arena.domain import Outcome, Side, VoteFilter, Voter
 from arena.elo import OnlineElo
 from arena.leaderboard import LeaderboardService, build_leaderboard
@@ -132,17 +132,26 @@ def test_one_vote_separates_nobody(method: OnlineElo | None, intervals: str) -> 
     assert all(s.upper is not None and s.lower is not None and s.upper - s.lower > 400 for s in board.standings)
 
 
-def test_the_floor_leaves_well_voted_models_alone() -> None:
+def test_the_floor_widens_thin_records_only() -> None:
     point, lower, upper = np.array([10.0, 0.0]), np.array([8.0, -2.0]), np.array([12.0, 2.0])
-    low, high = floor_few_votes(point, lower, upper, np.array([29.0, 30.0]), np.array([5.0, 5.0]))
+    thin = thin_records(np.array([29.0, 30.0, 40.0, 40.0]), np.array([10.0, 15.0, 40.0, 0.0]))
+    assert thin.tolist() == [True, False, True, True]  # few votes; enough; never lost; never won
+    low, high = floor_thin_records(point, lower, upper, np.array([True, False]), np.array([5.0, 5.0]))
     assert low.tolist() == [5.0, -2.0] and high.tolist() == [15.0, 2.0]
-    wide, _ = floor_few_votes(point, np.array([0.0, -9.0]), upper, np.array([1.0, 1.0]), np.array([5.0, 5.0]))
+    wide, _ = floor_thin_records(point, np.array([0.0, -9.0]), upper, np.array([True, True]), np.array([5.0, 5.0]))
     assert wide.tolist() == [0.0, -9.0]  # never narrower than the method's own
-    many = [("x", "y", Outcome.A, 60), ("x", "y", Outcome.B, 40)]
-    assert FEW_VOTES <= 100
-    plain = build_leaderboard(many, rounds=200, intervals="sandwich")
+    plain = build_leaderboard([("x", "y", Outcome.A, 60), ("x", "y", Outcome.B, 40)], rounds=200, intervals="sandwich")
     x = plain.standings[0]
     assert x.upper is not None and x.rating is not None and x.upper - x.rating < 60  # the sandwich's own width
+
+
+@pytest.mark.parametrize("intervals", ["bootstrap", "sandwich"])
+def test_a_model_that_never_lost_keeps_a_real_interval_at_any_count(intervals: str) -> None:
+    # 30 or 100 wins and no loss: every resample is the same record and no residual is left
+    for n in (29, 30, 100):
+        board = build_leaderboard([("x", "y", Outcome.A, n)], rounds=50, intervals=intervals)
+        x = board.standings[0]
+        assert x.upper is not None and x.lower is not None and x.upper - x.lower > 100, (n, x)
 
 
 def test_ties_and_both_bad_count_half() -> None:
@@ -209,7 +218,7 @@ def test_cli_formats(db_url: str, repo: Repository) -> None:
     assert coded["votes"] == 0 and coded["category"] == "coding"
     cmd = [sys.executable, "-m", "arena", "leaderboard", "--db", db_url, "--rounds", "50", "--language", "fr"]
     said = subprocess.run([*cmd, "--category", "math"], cwd=ROOT, capture_output=True, text=True, timeout=120)
-    assert "0 votes on Math questions in French," in said.stderr
+    assert "0 votes on math questions in French," in said.stderr
     assert json.loads(run("--format", "json", "--language", "English"))["votes"] == 0
     styled = json.loads(run("--format", "json", "--style"))["style_controlled"]
     assert styled["votes"] == 1 and [s["model"] for s in styled["standings"]] == ["m1", "m2"]

@@ -68,7 +68,7 @@ def test_the_leaderboard_per_category_and_with_either_kind_of_interval(repo: Rep
     presenter = LeaderboardPresenter(LeaderboardService(repo, models=["x", "y", "z"]), rounds=50)
     assert presenter.interval_choices == [("Bootstrap", "bootstrap"), ("Sandwich (analytic)", "sandwich")]
     creative = presenter.view(ALL, "Creative writing")
-    assert [row[1] for row in creative.rows][:2] == ["z", "x"] and "from **1** vote on creative writing questions" in (
+    assert [row[1] for row in creative.rows][:2] == ["z", "x"] and "from **1** vote on creative writing requests" in (
         creative.note
     )
     assert "**5** votes in" in presenter.view(ALL, ALL_QUESTIONS).note

@@ -22,6 +22,7 @@ PUBLIC = {
     *(f"{p}_vote_{o}" for p in ("battle", "named") for o in ("a", "b", "tie", "both_bad")),
     *(f"chat_{e}" for e in ("send", "regenerate", "stop", "clear", "feedback")),
     "leaderboard",
+    "leaderboard_by",
 }
 
 
