@@ -455,12 +455,26 @@ def services(
         style_ratings=lambda: style_ratings(repo.style_votes()),
     )
     new_id = battle_ids(prefix)
+    from arena.background_judging import BackgroundJudging
+    from arena.judges import Judge
+
+    judging = BackgroundJudging([Judge(j, wired.backends[j.model]) for j in config.judges if j.background], store)
     battles = BattleService(
-        config=config, backends=wired.backends, store=store, matchmaker=matchmaker, guards=guards, new_id=new_id
+        config=config,
+        backends=wired.backends,
+        store=store,
+        matchmaker=matchmaker,
+        guards=guards,
+        new_id=new_id,
+        judging=judging,
     )
     chats = ChatService(config=config, backends=wired.backends, store=store, guards=guards)
     board = LeaderboardService(
-        repo, models=[m.name for m in config.models], method=method, intervals=config.arena.leaderboard_intervals
+        repo,
+        models=[m.name for m in config.models],
+        method=method,
+        intervals=config.arena.leaderboard_intervals,
+        families={j.name: j.family for j in config.judges},
     )
     return battles, chats, board
 

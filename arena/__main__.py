@@ -220,6 +220,52 @@ def _audit(args: argparse.Namespace) -> int:
     return 0
 
 
+def _judges_arguments(p: argparse.ArgumentParser, settings: Settings) -> None:
+    """Give the judges sub-command its arguments."""
+    p.add_argument("--db", default=settings.db_url, help="SQLAlchemy URL")
+    add_vote_filter_arguments(p)
+    p.add_argument("--config", type=Path, help="the arena's YAML config: its judges' families (self-preference)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--format", choices=["text", "json"], default="text")
+    p.set_defaults(run=_judges)
+
+
+def _judges(args: argparse.Namespace) -> int:
+    from dataclasses import asdict
+
+    from arena.agreement import judge_agreement
+    from arena.config import ConfigError, load_config
+
+    families: dict[str, list[str]] = {}
+    if args.config is not None:
+        try:
+            families = {j.name: j.family for j in load_config(args.config).judges}
+        except ConfigError as exc:
+            print(f"arena: {exc}", file=sys.stderr)
+            return 2
+    repo = _repository(args.db)
+    if repo is None:
+        return 2
+    f = vote_filter(args)
+    reports = judge_agreement(repo.paired_verdicts(f), repo.judge_readings(f), families, seed=args.seed)
+    if args.format == "json":
+        print(json.dumps([asdict(r) for r in reports], indent=2, ensure_ascii=False))
+        return 0
+    if not reports:
+        print("No AI judge has judged a round yet (see `python -m arena autobattle`).")
+    for report in reports:
+        print(f"{report.judge}:")
+        for sentence in report.sentences:
+            print(f"  - {sentence}")
+        for title, slices in (("per model pair", report.by_pair), ("per language", report.by_language)):
+            for b in slices:
+                print(
+                    f"  {title}: {b.name}: {b.rounds:,} rounds, agreement {100 * b.agreement.value:.0f}%, "
+                    f"kappa {b.kappa.value:.2f} ({b.kappa.lower:.2f} to {b.kappa.upper:.2f})"
+                )
+    return 0
+
+
 @dataclass(frozen=True)
 class SubCommand:
     """One sub-command: its line in the overview and what gives it its arguments (importing what it alone needs)."""
@@ -234,6 +280,9 @@ SUBCOMMANDS: dict[str, SubCommand] = {
     ),
     "audit": SubCommand(
         "whether the votes support the leaderboard: biases, cycles, heavy voters, stability", _audit_arguments
+    ),
+    "judges": SubCommand(
+        "how far each AI judge agrees with people, flips with the order, favours its kin", _judges_arguments
     ),
     "export": SubCommand(EXPORT_HELP, add_export_arguments),
     "autobattle": SubCommand(AUTOBATTLE_HELP, add_autobattle_arguments),

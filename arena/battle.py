@@ -8,6 +8,7 @@ import logging
 import uuid
 from collections.abc import AsyncGenerator, Callable, Mapping
 
+from arena.background_judging import BackgroundJudging
 from arena.config import AppConfig
 from arena.domain import BattleState, Contestant, Outcome, Reply, ReplyStatus, Side, Voter
 from arena.errors import InputRejected, VoteRefused
@@ -45,9 +46,11 @@ class BattleService(TurnService[BattleState]):
         matchmaker: Matchmaker,
         guards: Guards,
         new_id: Callable[[], str] = lambda: uuid.uuid4().hex,
+        judging: BackgroundJudging | None = None,
     ) -> None:
         super().__init__(config=config, backends=backends, store=store, guards=guards, new_id=new_id)
         self._matchmaker = matchmaker
+        self._judging = judging
 
     def available(self) -> list[str]:
         """Models that can answer now, in config order."""
@@ -278,6 +281,10 @@ class BattleService(TurnService[BattleState]):
             log.error("a vote was not stored; the voter was told to vote again")
             raise VoteRefused(VOTE_NOT_SAVED) from None
         state.revealed = True
+        if self._judging and not leak:  # a judge must not read an answer that names a model
+            answers = {side: _last_answer(state.histories[side]) for side in Side}
+            models = set(state.models.values())
+            self._judging.submit(battle_id, turn_index, state.last_question, answers, models)
         return self.contestants(state)
 
     async def _stored_by_an_earlier_attempt(
@@ -299,3 +306,8 @@ def leak_notice(state: BattleState) -> str:
         "Note: an answer names a model, so your vote on this battle will be kept "
         "but will not count towards the leaderboard."
     )
+
+
+def _last_answer(history: list[Message]) -> str:
+    """The last assistant message of a side's conversation (what was voted on)."""
+    return next((m["content"] for m in reversed(history) if m["role"] == "assistant"), "")

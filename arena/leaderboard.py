@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
 import numpy as np
 
+from arena.agreement import JudgeAgreement, judge_agreement
 from arena.audit import Audit, audit
 from arena.contextual_bt import (
     Z95,
@@ -179,9 +180,11 @@ class LeaderboardService:
         models: Sequence[str] = (),
         method: RatingMethod | None = None,
         intervals: str = "bootstrap",
+        families: Mapping[str, Collection[str]] | None = None,
         clock: Callable[[], float] = time.perf_counter,
     ) -> None:
         self._repo = repo
+        self._families = dict(families or {})  # judge → its kin among the contestants (self-preference)
         self._models = list(models)
         self._method: RatingMethod = method or BradleyTerry()
         self.intervals = intervals  # a key of INTERVALS
@@ -201,6 +204,15 @@ class LeaderboardService:
     def languages(self) -> list[str]:
         """Languages with votes, most voted first."""
         return self._repo.languages()
+
+    def voter_kinds(self) -> list[str]:
+        """Whose votes have been counted: "human", then each "judge:NAME"."""
+        return self._repo.voter_kinds()
+
+    def agreement(self, filters: VoteFilter = VoteFilter(), *, seed: int = 0) -> list[JudgeAgreement]:
+        """How far each AI judge agrees with people on the rounds both judged (`arena.agreement`)."""
+        paired = self._repo.paired_verdicts(filters)
+        return judge_agreement(paired, self._repo.judge_readings(filters), self._families, seed=seed)
 
     def style_board(self, filters: VoteFilter = VoteFilter()) -> StyleBoard:
         """Ratings with answer length and markdown held equal, and what each is worth (`arena.style_board`)."""

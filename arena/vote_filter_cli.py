@@ -8,7 +8,7 @@ from dataclasses import replace
 from datetime import date
 
 from arena.categories import BY_NAME, CATEGORIES
-from arena.domain import VoteFilter
+from arena.domain import VoteFilter, check_voters
 
 
 def language(value: str) -> str:
@@ -21,6 +21,13 @@ def language(value: str) -> str:
         except AttributeError:
             raise argparse.ArgumentTypeError(f"unknown language code '{value}'") from None
     return value.capitalize()
+
+
+def _voters(value: str) -> str:
+    try:
+        return check_voters(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def add_vote_filter_arguments(p: argparse.ArgumentParser) -> None:
@@ -42,6 +49,12 @@ def add_vote_filter_arguments(p: argparse.ArgumentParser) -> None:
         + "; ".join(f"{c.name}: {c.explain}" for c in CATEGORIES)
         + ")",
     )
+    p.add_argument(
+        "--voters",
+        type=_voters,
+        default="human",
+        help="whose votes: human (default), judge:NAME (one AI judge), judges (every AI judge) or all",
+    )
     p.add_argument("--include-named", action="store_true", help="also votes cast with the model names visible")
     p.add_argument("--include-leaks", action="store_true", help="also votes on rounds that revealed a model's name")
     p.add_argument("--include-self-play", action="store_true", help="also self-play battles (a model against itself)")
@@ -56,6 +69,7 @@ def vote_filter(args: argparse.Namespace, base: VoteFilter = VoteFilter()) -> Vo
         models=tuple(args.model) if args.model else None,
         languages=tuple(args.language) if args.language else None,
         category=args.category,
+        voters=args.voters,
         include_named=args.include_named,
         include_leaks=args.include_leaks,
         include_self_play=args.include_self_play,

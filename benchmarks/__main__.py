@@ -45,6 +45,12 @@ BENCHES = (
     Bench("weights", "apply-delta peak memory and throughput", quick_flag=False, in_quick=False),
     Bench("local", "default model + LoRA: one stream vs a base+adapter pair tok/s; serve at 1/2/4", quick_flag=True),
     Bench("loop", "votes → DPO → LoRA on the default model: new variant's win rate", quick_flag=False, in_quick=False),
+    Bench(
+        "autobattle",
+        "automatic battles judged per minute (concurrency 8); people's TTFT overhead with judging vs without",
+        quick_flag=False,
+        in_quick=False,
+    ),
 )
 
 

@@ -5,8 +5,10 @@ It answers every request with ordinary words sent at a fixed time-to-first-token
 Routes follow TGI (see backends/tgi_protocol.py, which validates the requests and frames the events):
 `POST /generate_stream`, `POST /` (streams when the body says `"stream": true`), `POST /generate`, `GET /info`,
 `GET /health`, `GET /v1/models`; plus two that TGI does not have: `GET /stats` (counters since the last reset)
-and `POST /stats/reset`. Token timing follows an absolute schedule (token i is due at ttft + i / tokens_per_s
-from the request), so a busy event loop delays tokens but never slows the nominal pace.
+and `POST /stats/reset`. A request whose prompt names the verdict mark [[A]] (a Corral judging prompt) ends with
+one of [[A]] [[B]] [[C]] [[D]], chosen by a hash of the prompt: a synthetic judge. Token timing follows an
+absolute schedule (token i is due at ttft + i / tokens_per_s from the request), so a busy event loop delays tokens
+but never slows the nominal pace.
 
     python -m benchmarks.synthetic_tgi --port 8081 --ttft-ms 200 --tokens-per-s 40
 """
@@ -15,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import hashlib
 import time
 from collections import Counter
 from collections.abc import AsyncIterator
@@ -108,6 +111,16 @@ class Stats(Counter[str]):
         self["completed" if finished else "disconnected"] += 1
 
 
+JUDGE_CUE = "[[A]]"  # Corral's judging prompts name the marks: a judge's request is answered with one
+_MARKS = (" [[A]]", " [[B]]", " [[C]]", " [[D]]")
+
+
+def verdict_mark(prompt: str) -> str:
+    """A synthetic judge's verdict: one of the four marks, fixed by the prompt (so a swapped reading may differ)."""
+    return _MARKS[hashlib.sha256(prompt.encode("utf-8")).digest()[0] % len(_MARKS)]  # (CRC-32 is linear: a swap
+    # of the answers changes it by a pattern, so both orders got the same mark far more often than by chance)
+
+
 def token_text(index: int) -> str:
     """The text of the index-th generated token (0-based): words cycled, so counting words counts tokens."""
     return WORDS[index % len(WORDS)]
@@ -149,7 +162,8 @@ class SyntheticTgi:
             delay = due - loop.time()
             if delay > 0:
                 await asyncio.sleep(delay)
-            yield i, token_text(i)
+            last = i == req.params.max_new_tokens - 1
+            yield i, verdict_mark(req.inputs) if last and JUDGE_CUE in req.inputs else token_text(i)
 
     async def _events(self, req: GenerateRequest) -> AsyncIterator[bytes]:
         self.stats.opened()

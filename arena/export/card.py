@@ -35,7 +35,7 @@ def card(summary: Summary, filters: VoteFilter, notes: Mapping[str, str], data_f
     fmt = formats.get(summary.format)
     front = {
         "pretty_name": f"Corral arena votes ({summary.format})",
-        "tags": ["human-feedback", "preference", "rlhf", "arena", summary.format],
+        "tags": [*_feedback_tags(filters.voters), "arena", summary.format],
         "task_categories": ["text-generation"],
         "size_categories": [_size(summary.rows)],
         "language": sorted({code for lang in summary.languages if (code := _iso_code(lang))}),
@@ -59,6 +59,12 @@ def card(summary: Summary, filters: VoteFilter, notes: Mapping[str, str], data_f
     ]
     lines += [f"- Skipped {n:,}: {reason}." for reason, n in sorted(summary.skipped.items())]
     lines += [f"- Left out {n:,} votes: {reason}." for reason, n in summary.excluded.items() if n]
+    if filters.voters != "human":
+        who = "every AI judge" if filters.voters in ("judges", "all") else f"the AI judge `{filters.voters}`"
+        lines.append(
+            f"- **AI feedback (RLAIF)**: these rows include votes cast by {who} (their `judge` is `judge:NAME`), "
+            "not only people's; train on them knowing that a model chose the preferred answer."
+        )
     if filters.category is not None:
         category = BY_NAME[filters.category]
         kept = "battles and chats with at least one of its" if summary.format == "raw" else "votes on"
@@ -131,3 +137,12 @@ def upload(folder: Path, repo_id: str, *, private: bool, token: str) -> str:  # 
     api = HfApi(token=token)
     api.create_repo(repo_id, repo_type="dataset", private=private, exist_ok=True)
     return str(api.upload_folder(repo_id=repo_id, repo_type="dataset", folder_path=folder).commit_url)
+
+
+def _feedback_tags(voters: str) -> list[str]:
+    """Whose feedback the rows hold, as dataset tags."""
+    if voters == "human":
+        return ["human-feedback", "preference", "rlhf"]
+    if voters == "all":
+        return ["human-feedback", "ai-feedback", "preference", "rlhf", "rlaif"]
+    return ["ai-feedback", "preference", "rlaif"]

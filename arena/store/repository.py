@@ -12,8 +12,21 @@ from sqlalchemy import Connection, Engine, and_, case, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
+from arena.agreement import Paired, Reading
 from arena.categories import bit, categorise
-from arena.domain import BattleMode, Outcome, Reply, ReplyStatus, Side, VoteFilter, Voter, conversation_id, judge_voter
+from arena.domain import (
+    HUMAN,
+    JUDGE_PREFIX,
+    BattleMode,
+    Outcome,
+    Reply,
+    ReplyStatus,
+    Side,
+    VoteFilter,
+    Voter,
+    conversation_id,
+    judge_voter,
+)
 from arena.judging import OUTCOMES, Judgement
 from arena.store import judge_writes, retention
 from arena.store.errors import DuplicateFeedback, DuplicateVote, UnknownBattle
@@ -23,6 +36,7 @@ from arena.store.schema import (
     BattleRow,
     ConversationRow,
     FeedbackRow,
+    JudgementRow,
     MessageRow,
     VoteCountRow,
     VoteRow,
@@ -239,6 +253,48 @@ class Repository:
         )
         with self._tx() as s:
             return [(str(content), language) for content, language, _ in s.execute(first)]
+
+    def paired_verdicts(self, f: VoteFilter = VoteFilter()) -> list[Paired]:
+        """Rounds both a person and an AI judge voted on (the person's vote passing `f`, whose voter choice is
+        ignored): what agreement is measured on."""
+        from sqlalchemy.orm import aliased
+
+        from arena.store.export_source import counted_votes
+
+        judge = aliased(VoteRow)
+        query: Any = (
+            select(judge.voter, BattleRow.model_a, BattleRow.model_b, VoteRow.language, VoteRow.outcome, judge.outcome)
+            .join(BattleRow, VoteRow.battle_id == BattleRow.id)
+            .join(judge, and_(judge.battle_id == VoteRow.battle_id, judge.turn_index == VoteRow.turn_index))
+            .where(judge.voter.like(JUDGE_PREFIX + "%"))
+        )
+        query = counted_votes(query, replace(f, voters=HUMAN))
+        with self._tx() as s:
+            rows = list(s.execute(query))
+        return [
+            Paired(str(v).removeprefix(JUDGE_PREFIX), a, b, lang, Outcome(h), Outcome(j))
+            for v, a, b, lang, h, j in rows
+        ]
+
+    def judge_readings(self, f: VoteFilter = VoteFilter()) -> list[Reading]:
+        """Every stored judgement on battles between `f`'s models and in its days (by the battle's start)."""
+        query: Any = select(
+            JudgementRow.judge,
+            BattleRow.model_a,
+            BattleRow.model_b,
+            JudgementRow.first_verdict,
+            JudgementRow.second_verdict,
+            JudgementRow.verdict,
+        ).join(BattleRow, JudgementRow.battle_id == BattleRow.id)
+        if f.models is not None:
+            query = query.where(BattleRow.model_a.in_(list(f.models)), BattleRow.model_b.in_(list(f.models)))
+        with self._tx() as s:
+            return [Reading(*row) for row in s.execute(query)]
+
+    def voter_kinds(self) -> list[str]:
+        """The voters with counted votes: "human" and each "judge:NAME"."""
+        with self._tx() as s:
+            return sorted(s.scalars(select(VoteTotalRow.voter).distinct()), key=lambda v: (v != HUMAN, v))
 
     def round_vote(self, battle_id: str, turn_index: int) -> StoredVote | None:
         """The vote stored on one round of a battle, or None."""

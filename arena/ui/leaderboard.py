@@ -11,10 +11,32 @@ import plotly.graph_objects as go
 
 from arena.audit import BARS, QUIET, counted
 from arena.categories import BY_NAME, CATEGORIES
-from arena.domain import VoteFilter
+from arena.domain import HUMAN, JUDGE_PREFIX, VoteFilter
 from arena.leaderboard import INTERVALS, Leaderboard, LeaderboardService
 
 ALL = "All languages"
+PEOPLE = "People"
+EVERYONE = "Everyone (people and AI judges)"
+
+
+def voter_label(kind: str) -> str:
+    """A voter kind as the Voters dropdown shows it."""
+    if kind == HUMAN:
+        return PEOPLE
+    if kind == "all":
+        return EVERYONE
+    return "AI judge " + kind.removeprefix(JUDGE_PREFIX)
+
+
+def voter_kind(label: object) -> str:
+    """The voter filter a Voters choice means (anything unknown: people)."""
+    if label == EVERYONE:
+        return "all"
+    if isinstance(label, str) and label.startswith("AI judge ") and len(label) > len("AI judge "):
+        return JUDGE_PREFIX + label.removeprefix("AI judge ")
+    return HUMAN
+
+
 ALL_QUESTIONS = "All questions"
 CATEGORY_NAMES: dict[str, str] = {c.label: c.name for c in CATEGORIES}
 """A category's label in the dropdown → its name."""
@@ -116,15 +138,25 @@ class LeaderboardPresenter:
         """The interval kinds the method offers, as (label, value) pairs, the configured one first."""
         return [(INTERVAL_LABELS[kind], kind) for kind in self._service.interval_kinds]
 
-    def _filters(self, language: object, category: object) -> tuple[VoteFilter, str | None, str | None]:
-        """The vote filter of a language and a category choice, and the language and category it kept."""
+    def voter_choices(self) -> list[str]:
+        """The Voters dropdown: people, each AI judge with votes, everyone."""
+        judges = [voter_label(kind) for kind in self._service.voter_kinds() if kind != HUMAN]
+        return [PEOPLE, *judges, EVERYONE] if judges else [PEOPLE]
+
+    def _filters(
+        self, language: object, category: object, voters: object = None
+    ) -> tuple[VoteFilter, str | None, str | None]:
+        """The vote filter of a language, a category and a voters choice, and the language and category it kept."""
         chosen = language if isinstance(language, str) and language in self._service.languages() else None
         kind = CATEGORY_NAMES.get(category) if isinstance(category, str) else None
-        return VoteFilter(languages=(chosen,) if chosen else None, category=kind), chosen, kind
+        who = voter_kind(voters)
+        return VoteFilter(languages=(chosen,) if chosen else None, category=kind, voters=who), chosen, kind
 
-    def view(self, language: object, category: object = ALL_QUESTIONS, intervals: object = None) -> LeaderboardView:
-        """The leaderboard of the chosen language and category, with the chosen kind of interval."""
-        filters, chosen, kind = self._filters(language, category)
+    def view(
+        self, language: object, category: object = ALL_QUESTIONS, intervals: object = None, voters: object = None
+    ) -> LeaderboardView:
+        """The leaderboard of the chosen language, category and voters, with the chosen kind of interval."""
+        filters, chosen, kind = self._filters(language, category, voters)
         taken = intervals if intervals in self._service.interval_kinds else None
         board = self._service.compute(filters, rounds=self._rounds, intervals=taken)
         when = board.computed_at.strftime("%Y-%m-%d %H:%M:%S UTC")
@@ -132,6 +164,8 @@ class LeaderboardPresenter:
         votes = f"**{board.votes:,}** vote{'' if board.votes == 1 else 's'}"
         on = f" on {BY_NAME[kind].questions}" if kind else ""
         note = f"Computed {when} from {votes}{on} in {took:.2f} s ({board.intervals_taken})."
+        if filters.voters != HUMAN:
+            note = f"**{voter_label(filters.voters)}**: AI votes, not people's. {note}"
         languages = [ALL, *self._service.languages()]
         return LeaderboardView(note, table(board), board, languages, chosen or ALL)
 
@@ -144,6 +178,21 @@ class LeaderboardPresenter:
             return rows, "No vote with both answers' style yet."
         effects = "\n".join(f"- {e.sentence}" for e in board.effects)
         return rows, f"From {counted(board.votes, 'vote')}, with answer length and markdown held equal:\n\n{effects}"
+
+    def judges(self, language: object, category: object = ALL_QUESTIONS) -> str:
+        """How far each AI judge agrees with people on the chosen rounds, as Markdown."""
+        filters, _, _ = self._filters(language, category)
+        reports = self._service.agreement(filters)
+        if not reports:
+            return "No AI judge has judged a round yet (see `python -m arena autobattle` and `judges:` in the config)."
+        parts = []
+        for report in reports:
+            lines = [f"**{report.judge}**", *(f"- {s}" for s in report.sentences)]
+            for b in (*report.by_pair, *report.by_language):
+                agreed = f"{100 * b.agreement.value:.0f}% agreement, kappa {b.kappa.value:.2f}"
+                lines.append(f"- {b.name}: {b.rounds:,} rounds, {agreed}")
+            parts.append("\n".join(lines))
+        return "\n\n".join(parts)
 
     def audit(self, language: object, category: object = ALL_QUESTIONS) -> str:
         """The audit of the chosen votes, as Markdown."""
@@ -158,6 +207,12 @@ STYLE_HELP = (
     "markdown (headers, list items, bold) equal between the two sides, as Chatbot Arena's default board does; "
     "the lines under it say what each was worth in these votes. Intervals: sandwich, 95%. It reads every vote, "
     "so it is computed when asked."
+)
+VOTERS_HELP = "People's votes by default; an AI judge's board is its own, never mixed in unless asked."
+JUDGES_HELP = (
+    "On the rounds both a person and an AI judge voted on: how often they agree, Cohen's kappa (0 is chance, 1 "
+    "is full agreement), how often swapping the answers changes the judge's verdict, and whether it favours "
+    "its own family. Computed when asked."
 )
 AUDIT_HELP = (
     "Whether the votes support the ranking above: side bias, ties, heavy voters, cycles, stability, separation. "
@@ -191,6 +246,9 @@ def build_leaderboard_tab(service: LeaderboardService, concurrency_limit: int, t
         intervals = gr.Radio(
             choices, value=choices[0][1], label="95% intervals", elem_id="leaderboard-intervals", scale=2
         )
+        voters = gr.Dropdown(
+            [PEOPLE], value=PEOPLE, label="Voters", elem_id="leaderboard-voters", scale=2, info=VOTERS_HELP
+        )
         refresh = gr.Button("Refresh", elem_id="leaderboard-refresh", scale=1)
     status = gr.Markdown(elem_id="leaderboard-status")
     frame = gr.Dataframe(headers=COLUMNS, interactive=False, elem_id="leaderboard-table")
@@ -199,8 +257,8 @@ def build_leaderboard_tab(service: LeaderboardService, concurrency_limit: int, t
         rates = gr.Plot(elem_id="leaderboard-win-rates")
         counts = gr.Plot(elem_id="leaderboard-battles")
 
-    def compute(choice: Any, kind: Any, taken: Any) -> tuple[Any, ...]:
-        view = presenter.view(choice, kind, taken)
+    def compute(choice: Any, kind: Any, taken: Any, who: Any = PEOPLE) -> tuple[Any, ...]:
+        view = presenter.view(choice, kind, taken, who)
         charts = rating_chart(view.board), win_rate_chart(view.board), battles_chart(view.board)
         return (view.note, view.rows, *charts, gr.update(choices=view.languages, value=view.language))
 
@@ -213,19 +271,28 @@ def build_leaderboard_tab(service: LeaderboardService, concurrency_limit: int, t
         gr.Markdown(AUDIT_HELP)
         run_audit = gr.Button("Audit", elem_id="leaderboard-audit-run")
         audit_report = gr.Markdown(elem_id="leaderboard-audit")
+    with gr.Accordion("AI judges and people", open=False, elem_id="leaderboard-judges-panel"):
+        gr.Markdown(JUDGES_HELP)
+        run_judges = gr.Button("Compare", elem_id="leaderboard-judges-run")
+        judges_report = gr.Markdown(elem_id="leaderboard-judges")
+
+    def voter_choices() -> Any:
+        return gr.update(choices=presenter.voter_choices())
 
     outputs = [status, frame, ratings, rates, counts, language]
     common: dict[str, Any] = {"concurrency_limit": concurrency_limit, "concurrency_id": "leaderboard"}
-    chosen = [language, category, intervals]
+    chosen = [language, category, intervals, voters]
     refresh.click(compute, chosen, outputs, api_name="leaderboard_by", **common)
     # the API before categories: `/leaderboard` takes the language alone (all questions, the configured intervals)
     by_language = gr.Button(visible=False, elem_id="leaderboard-by-language")
     by_language.click(
         lambda choice: compute(choice, ALL_QUESTIONS, None), [language], outputs, api_name="leaderboard", **common
     )
-    for control in (language, category, intervals):
+    for control in (language, category, intervals, voters):
         control.input(compute, chosen, outputs, api_visibility="private", **common)
     tab.select(compute, chosen, outputs, api_visibility="private", **common)
+    tab.select(voter_choices, None, [voters], api_visibility="private", **common)
+    run_judges.click(presenter.judges, [language, category], [judges_report], api_visibility="private", **common)
     run_audit.click(presenter.audit, [language, category], [audit_report], api_visibility="private", **common)
     # on demand, like the audit: it reads every vote (seconds at a million), the board above reads the counts
     run_style.click(

@@ -15,6 +15,7 @@ import pytest
 import yaml
 from sqlalchemy import text
 
+from arena.agreement import Paired
 from arena.autobattle import PROMPTS, AutoBattles, Prompt, arena_prompts, plan, read_prompts
 from arena.config import AppConfig, JudgeConfig
 from arena.domain import BattleMode, Outcome, Side, VoteFilter, Voter
@@ -95,6 +96,9 @@ def test_a_judge_vote_counts_on_its_own_board_only(repo: Repository, demo_config
     inconsistent = Judgement("other", Verdict.INCONSISTENT, Verdict.A, Verdict.B, "[[A]]", "[[A]]", 9.0)
     repo.record_judgement(battle_id="h" * 32, turn_index=0, judgement=inconsistent)
     assert repo.pair_outcomes(VoteFilter(voters="judge:other")) == []  # inconsistent: kept, but not a vote
+    assert repo.paired_verdicts() == [Paired("tiny", "x", "y", None, Outcome.A, Outcome.B)]  # "other": no vote
+    assert sorted(r.judge for r in repo.judge_readings()) == ["other", "tiny"]
+    assert repo.voter_kinds() == ["human", "judge:tiny"]
     assert repo.asked_questions() == [("Write a poem", None)]
     assert [p.text for p in arena_prompts(repo.asked_questions())] == ["Write a poem"]
 

@@ -132,4 +132,4 @@ def test_only_the_named_sub_command_gets_its_arguments() -> None:
     assert p.parse_args(["prune", "--days", "3"]).days == 3
     with pytest.raises(SystemExit):
         p.parse_args(["leaderboard", "--rounds", "3"])  # not built: the caller named another sub-command
-    assert set(SUBCOMMANDS) == {"leaderboard", "audit", "export", "autobattle", "prune", "backup"}
+    assert set(SUBCOMMANDS) == {"leaderboard", "audit", "judges", "export", "autobattle", "prune", "backup"}

@@ -52,6 +52,19 @@ def test_the_synthetic_server_follows_tgi_shapes(synthetic: Process) -> None:
     assert refused.status_code == 422 and refused.json()["error_type"] == "validation"
 
 
+def test_a_judging_prompt_gets_a_verdict_from_the_synthetic_judge(synthetic: Process) -> None:
+    from arena.judging import Verdict, load_template, parse_verdict
+
+    backend = TgiBackend(name="syn", urls=[synthetic.url], template="chatml")
+    messages = load_template("pairwise").messages("Question?", "One answer.", "Another answer.")
+    params = GenerationParams(max_new_tokens=6, do_sample=False)
+
+    async def answer() -> str:
+        return "".join([chunk.text async for chunk in backend.stream(messages, params)])
+
+    assert parse_verdict(asyncio.run(answer())) in {Verdict.A, Verdict.B, Verdict.TIE, Verdict.BOTH_BAD}
+
+
 def test_bench_votes_stores_every_vote_once(tmp_path: Path) -> None:
     result = run(f"sqlite:///{tmp_path / 'votes.db'}", votes_per_writer=3, writers=4)
     assert result["votes_stored"] == 12 and result["vote_totals_sum"] == 12

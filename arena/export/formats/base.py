@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Generic, TypeVar, assert_never
 
-from arena.domain import BattleMode, Outcome, VoteFilter
+from arena.domain import JUDGE_PREFIX, BattleMode, Outcome, VoteFilter
 from arena.store.export_source import ExportSource, JudgedRound, RatedAnswer, RawRecord, Turn
 
 T = TypeVar("T")
@@ -48,7 +48,9 @@ class Judges:
         self._recent: dict[str, str] = {}  # voters cast several votes in a row; bounded, so memory stays flat
 
     def __call__(self, session_id: str) -> str:
-        """`arena_user_<12 hex>` for this session."""
+        """`arena_user_<12 hex>` for this session; an AI judge's votes keep its name ("judge:NAME")."""
+        if session_id.startswith(JUDGE_PREFIX):
+            return session_id
         judge = self._recent.get(session_id)
         if judge is None:
             if len(self._recent) >= 50_000:

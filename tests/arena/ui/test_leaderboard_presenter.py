@@ -10,6 +10,7 @@ from arena.domain import Outcome, Side, Voter
 from arena.elo import OnlineElo
 from arena.export.formats import Judges
 from arena.export.service import ExportService
+from arena.judging import Judgement, Verdict
 from arena.leaderboard import LeaderboardService
 from arena.store.repository import Repository
 from arena.ui.export import ExportForm, ExportPresenter
@@ -82,6 +83,26 @@ def test_the_leaderboard_per_category_and_with_either_kind_of_interval(repo: Rep
     elo = LeaderboardPresenter(LeaderboardService(repo, method=OnlineElo()), rounds=20)
     assert elo.interval_choices == [("Bootstrap", "bootstrap")]  # Elo has no likelihood: no sandwich
     assert "(20 bootstrap rounds)" in elo.view(ALL, ALL_QUESTIONS, "sandwich").note
+
+
+def test_ai_judges_have_their_own_board_and_an_agreement_panel(repo: Repository) -> None:
+    votes(repo)  # people: three French votes for x, one English for y
+    presenter = LeaderboardPresenter(LeaderboardService(repo, models=["x", "y"]), rounds=50)
+    assert presenter.voter_choices() == ["People"]
+    assert presenter.judges(ALL).startswith("No AI judge has judged a round yet")
+    for n in range(4):
+        verdict = Verdict.B  # disagrees with the three French votes, agrees with the English one
+        repo.record_judgement(
+            battle_id=f"{n:032x}", turn_index=0, judgement=Judgement("tiny", verdict, verdict, None, "", None, 1.0)
+        )
+    assert presenter.voter_choices() == ["People", "AI judge tiny", "Everyone (people and AI judges)"]
+    judged = presenter.view(ALL, ALL_QUESTIONS, None, "AI judge tiny")
+    assert judged.note.startswith("**AI judge tiny**: AI votes, not people's.") and "**4** votes" in judged.note
+    assert [row[1] for row in judged.rows] == ["y", "x"]
+    assert "**8** votes" in presenter.view(ALL, ALL_QUESTIONS, None, "Everyone (people and AI judges)").note
+    assert "from **0** votes" in presenter.view(ALL, ALL_QUESTIONS, None, "AI judge nobody-knows").note
+    panel = presenter.judges(ALL)
+    assert panel.startswith("**tiny**") and "On 4 rounds people also judged, tiny agreed 25%" in panel
 
 
 def test_an_export_from_the_form_and_its_refusals(repo: Repository, tmp_path: Path) -> None:
