@@ -20,6 +20,7 @@ if TYPE_CHECKING:
 
 HELP = "battles between the configured models on a prompt set, judged by an AI judge (resumable)"
 DEFAULT_CONFIG = ROOT / "configs" / "default.yaml"
+DEFAULT_MODEL_FOLDER = "smollm2-135m-instruct"  # what configs/default.yaml names under the models folder
 
 
 def add_autobattle_arguments(p: argparse.ArgumentParser, settings: Settings) -> None:
@@ -34,7 +35,7 @@ def add_autobattle_arguments(p: argparse.ArgumentParser, settings: Settings) -> 
     p.add_argument("--pairs", nargs="+", metavar="A:B", help="only these pairs (else the arena's sampler draws)")
     p.add_argument("--concurrency", type=int, default=8, help="battles at once (the judge keeps its own limits)")
     p.add_argument("--seed", type=int, default=0, help="the plan's seed: the same seed plans the same battles")
-    p.add_argument("--config", type=Path, default=DEFAULT_CONFIG, help="the arena's YAML config")
+    p.add_argument("--config", type=Path, help="the arena's YAML config (default: the default arena's)")
     p.add_argument("--db", default=settings.db_url, help="SQLAlchemy URL")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(run=lambda args: run(args, settings))
@@ -43,16 +44,18 @@ def add_autobattle_arguments(p: argparse.ArgumentParser, settings: Settings) -> 
 def run(args: argparse.Namespace, settings: Settings) -> int:
     """Plan, run and summarise; a sentence and exit code 2 for what cannot be used."""
     from arena.autobattle import PROMPTS, PromptFileError, read_prompts
-    from arena.config import ConfigError, load_config
+    from arena.config import ConfigError
+    from backends.default_model import DefaultModelError
+    from backends.local import ModelLoadError
 
     if args.battles < 1 or args.concurrency < 1:
         return _refuse("--battles and --concurrency must be at least 1")
     try:
-        config = load_config(args.config)
+        config = _load(args.config, settings)
         judge_config = config.judge(args.judge)
         prompts = None if args.from_arena else read_prompts(args.prompts or PROMPTS)
         pairs = _pairs(args.pairs, {m.name for m in config.models})
-    except (ConfigError, PromptFileError, ValueError) as exc:
+    except (ConfigError, DefaultModelError, PromptFileError, ValueError) as exc:
         return _refuse(str(exc))
     allowed = {m.name for m in config.models} - (set() if judge_config.may_judge_contestants else {judge_config.model})
     if pairs is not None and (bad := [p for p in pairs if not set(p) <= allowed]):
@@ -60,7 +63,10 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     if len(allowed) < 2:
         return _refuse("an automatic battle needs two models other than the judge's own")
     logging.basicConfig(level=logging.WARNING)
-    return asyncio.run(_run(args, settings, config, prompts, pairs, allowed))
+    try:
+        return asyncio.run(_run(args, settings, config, prompts, pairs, allowed))
+    except (ConfigError, ModelLoadError) as exc:
+        return _refuse(str(exc))
 
 
 async def _run(
@@ -102,8 +108,20 @@ async def _run(
     shared = random.Random(args.seed)
     matchmaker = Matchmaker(config, shared, lambda: [])  # no vote statistics: the plan depends on the seed alone
     planned = plan(prompts, args.battles, draw, judge=args.judge, seed=args.seed)
+    if any(m.backend == "local" for m in config.models):
+        import torch
+
+        torch.set_num_threads(1)  # faster for small models on a small machine, as the app does
     wired = build_backends(config, settings.env)
     wired.monitor.check_now()
+    if wired.variants is not None and wired.variants.pending:
+        print("arena: building the config's style variants first (once; later runs reuse them)", file=sys.stderr)
+        wired.variants.start()
+        wired.variants.wait()
+    missing = sorted({m for p in planned for m in p.matchup.models.values()} - set(wired.backends))
+    if missing or judge_config.model not in wired.backends:
+        wired.close()
+        return _refuse(f"these models could not be loaded: {', '.join(missing or [judge_config.model])}")
     try:
         judge = Judge(judge_config, wired.backends[judge_config.model])
         words = config.arena.identity_words if config.arena.identity_words is not None else DEFAULT_IDENTITY_WORDS
@@ -120,6 +138,19 @@ async def _run(
     for line in summary.lines():
         print(line)
     return 0
+
+
+def _load(path: Path | None, settings: Settings) -> AppConfig:
+    """The config as the app reads it (${data_dir} and ${models_dir} expanded); the default arena's model is
+    converted first when it is the one asked for."""
+    from arena.config import load_config
+
+    if path is None:
+        from backends.default_model import ensure_default_model
+
+        ensure_default_model(settings.resolved_models_dir / DEFAULT_MODEL_FOLDER)
+    variables = {"data_dir": str(settings.resolved_data_dir), "models_dir": str(settings.resolved_models_dir)}
+    return load_config(path or DEFAULT_CONFIG, variables=variables)
 
 
 def _pairs(given: list[str] | None, models: set[str]) -> list[tuple[str, str]] | None:
