@@ -86,6 +86,7 @@ def _leaderboard(args: argparse.Namespace) -> int:
     if args.format == "json":
         extra = {} if style is None else {"style_controlled": _style_json(style)}
         meta = {**_meta(board, args.method), "category": args.category, "languages": args.language}
+        meta["voters"] = args.voters
         print(json.dumps({**meta, "standings": rows, **extra}, indent=2))
     elif args.format == "csv":
         out = io.StringIO()
@@ -168,7 +169,10 @@ def _scope(args: argparse.Namespace) -> str:
 
     what = BY_NAME[args.category].questions if args.category else ""
     where = f"in {', '.join(args.language)}" if args.language else ""
-    return " ".join(part for part in (what or ("questions" if where else ""), where) if part)
+    who = {"human": "", "all": "by people and AI judges", "judges": "by AI judges"}.get(
+        args.voters, f"by {args.voters}"
+    )
+    return " ".join(part for part in (what or ("questions" if where or who else ""), where, who) if part)
 
 
 def _print_table(board: Leaderboard, rows: list[dict[str, Any]], scope: str = "") -> None:
@@ -249,7 +253,7 @@ def _judges(args: argparse.Namespace) -> int:
     f = vote_filter(args)
     reports = judge_agreement(repo.paired_verdicts(f), repo.judge_readings(f), families, seed=args.seed)
     if args.format == "json":
-        print(json.dumps([asdict(r) for r in reports], indent=2, ensure_ascii=False))
+        print(json.dumps(_finite([asdict(r) for r in reports]), indent=2, ensure_ascii=False))
         return 0
     if not reports:
         print("No AI judge has judged a round yet (see `python -m arena autobattle`).")
@@ -264,6 +268,17 @@ def _judges(args: argparse.Namespace) -> int:
                     f"kappa {b.kappa.value:.2f} ({b.kappa.lower:.2f} to {b.kappa.upper:.2f})"
                 )
     return 0
+
+
+def _finite(value: Any) -> Any:
+    """`value` with NaN (an undefined kappa or share) as null: JSON has no NaN."""
+    if isinstance(value, float) and value != value:
+        return None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_finite(v) for v in value]
+    return value
 
 
 @dataclass(frozen=True)

@@ -169,7 +169,7 @@ def judge_agreement(
             report.unreadable = wilson(sum(r.verdict == "none" for r in judged), len(judged))
         kin = set(families.get(judge, ()))
         if kin:
-            report.self_preference, report.people_preference = _kin(judged, rows, kin)
+            report.self_preference, report.people_preference = _kin(rows, kin)
         report.sentences = _sentences(report)
         reports.append(report)
     return reports
@@ -182,23 +182,20 @@ def _breakdowns(rows: Sequence[Paired], key: object, seed: int) -> list[Breakdow
     return [_slice(name, group, seed) for name, group in sorted(groups.items()) if len(group) >= MIN_ROUNDS]
 
 
-def _kin(judged: Sequence[Reading], rows: Sequence[Paired], kin: set[str]) -> tuple[Rate | None, Rate | None]:
-    """How often the judge, and people on the rounds both judged, chose the kin when exactly one side is kin."""
+def _kin(rows: Sequence[Paired], kin: set[str]) -> tuple[Rate | None, Rate | None]:
+    """On the rounds both judged where exactly one side is the judge's kin: how often the judge chose the kin,
+    and how often people did (each over its own decisive verdicts)."""
 
-    def side_of_kin(a: str, b: str) -> str | None:
-        if (a in kin) == (b in kin):
-            return None
-        return "a" if a in kin else "b"
+    def chose_kin(row: Paired, outcome: Outcome) -> bool | None:
+        if (row.model_a in kin) == (row.model_b in kin) or _KIND[outcome] > 1:
+            return None  # both or neither side is kin, or no preference was given
+        return (_KIND[outcome] == 0) == (row.model_a in kin)
 
-    picks = [(side, r.verdict) for r in judged if (side := side_of_kin(r.model_a, r.model_b)) and r.verdict in "ab"]
-    judge_rate = wilson(sum(side == v for side, v in picks), len(picks)) if picks else None
-    human = [
-        (side, KINDS[_KIND[r.human]])
-        for r in rows
-        if (side := side_of_kin(r.model_a, r.model_b)) and _KIND[r.human] in (0, 1)
-    ]
-    people_rate = wilson(sum(side == v for side, v in human), len(human)) if human else None
-    return judge_rate, people_rate
+    rates = []
+    for picks in ([chose_kin(r, r.ai) for r in rows], [chose_kin(r, r.human) for r in rows]):
+        decided = [p for p in picks if p is not None]
+        rates.append(wilson(sum(decided), len(decided)) if decided else None)
+    return rates[0], rates[1]
 
 
 def _pct(rate: Rate) -> str:
@@ -222,7 +219,7 @@ def _sentences(r: JudgeAgreement) -> list[str]:
     if r.self_preference is not None:
         people = f", where people chose it {_pct(r.people_preference)}" if r.people_preference is not None else ""
         said.append(
-            f"Against other models it chose its own family {_pct(r.self_preference)} of "
+            f"On those rounds, against other models, it chose its own family {_pct(r.self_preference)} of "
             f"{r.self_preference.n:,} decisive verdicts{people}."
         )
     return said

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import logging
 import random
 import time
 import uuid
@@ -15,7 +16,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from arena.domain import BattleMode, Reply, ReplyStatus, Side, Voter
+from arena.domain import Reply, ReplyStatus, Side, Voter
 from arena.judges import Judge
 from arena.judging import Judgement
 from arena.matchmaking import Matchup
@@ -23,6 +24,7 @@ from arena.replies import stream_reply
 from arena.store.repository import Repository
 from backends.base import Backend, Message
 
+log = logging.getLogger(__name__)
 _RUN_NAMESPACE = uuid.UUID("2b1c7f0e-8a47-4d59-9f0e-3c6d2a9b7e51")  # fixed: a rerun plans the same battle ids
 PROMPTS = Path(__file__).parents[1] / "prompts" / "autobattle" / "questions.jsonl"
 """The prompt set that ships with Corral (several languages, written for it)."""
@@ -90,19 +92,16 @@ class Planned:
 def plan(
     prompts: Sequence[Prompt], battles: int, draw: Callable[[random.Random], Matchup], *, judge: str, seed: int
 ) -> list[Planned]:
-    """`battles` items: the questions in a seeded order (each once before any repeats), a pair drawn for each.
-    The same arguments give the same plan, so a rerun finds what it already stored by battle id."""
-    rng = random.Random(seed)
-    order: list[Prompt] = []
+    """`battles` items: the questions in an order fixed by the seed and each question's id (each once before any
+    repeats), and for each a pair drawn from a generator seeded by the item itself. An item does not depend on
+    the other questions, so a rerun, even after new questions joined the list (`--from-arena`), finds the
+    battles it already stored by their ids."""
+    order = sorted(prompts, key=lambda p: hashlib.sha256(f"{seed}/{p.id}".encode()).digest())
     items = []
     for index in range(battles):
-        if not order:
-            order = list(prompts)
-            rng.shuffle(order)
-        prompt = order.pop()
-        matchup = draw(rng)
-        models = "/".join(matchup.models[side] for side in Side)
-        key = f"{judge}/{seed}/{index}/{prompt.id}/{models}"
+        prompt = order[index % len(order)]
+        key = f"{judge}/{seed}/{index // len(order)}/{prompt.id}"
+        matchup = draw(random.Random(key))
         items.append(Planned(uuid.uuid5(_RUN_NAMESPACE, key).hex, prompt, matchup))
     return items
 
@@ -115,8 +114,7 @@ class Summary:
     stored_before: int = 0  # skipped: an earlier run stored them
     judged: int = 0  # judged and stored (votes, or inconsistent / no-verdict judgements)
     verdicts: Counter[str] = field(default_factory=Counter)
-    failed_answers: int = 0  # a contestant failed: the battle is stored, not judged
-    named: int = 0  # an answer named a model: stored as a leak, not shown to the judge
+    failed: Counter[str] = field(default_factory=Counter)  # why a battle was not stored (a rerun tries it again)
     seconds: float = 0.0
 
     @property
@@ -132,10 +130,8 @@ class Summary:
             said.append(
                 f"Judged {self.judged:,} in {self.seconds:.0f} s ({self.judged_per_minute:.1f} a minute): {counts}."
             )
-        if self.failed_answers:
-            said.append(f"{self.failed_answers:,} battles had a contestant fail: stored, not judged.")
-        if self.named:
-            said.append(f"{self.named:,} battles had an answer naming a model: stored as leaks, not judged.")
+        for reason, n in sorted(self.failed.items()):
+            said.append(f"{n:,} not stored ({reason}); a rerun tries them again.")
         return said
 
 
@@ -159,19 +155,24 @@ class AutoBattles:
         self._language = language
 
     async def run(
-        self, planned: Sequence[Planned], *, concurrency: int, progress: Callable[[], None] = lambda: None
+        self, planned: Sequence[Planned], *, concurrency: int, progress: Callable[[int], object] = lambda _: None
     ) -> Summary:
-        """Run every item not stored yet, `concurrency` at a time."""
+        """Run every item not stored yet, `concurrency` at a time; `progress(n)` as n more are settled."""
         start = time.perf_counter()
         summary = Summary(planned=len(planned))
         done = await asyncio.to_thread(self._repo.existing_battles, [p.battle_id for p in planned])
         summary.stored_before = len(done)
+        progress(len(done))
         slots = asyncio.Semaphore(concurrency)
 
         async def one(item: Planned) -> None:
             async with slots:
-                await self._one(item, summary)
-            progress()
+                try:
+                    await self._one(item, summary)
+                except Exception as exc:  # one battle's failure must not end the run
+                    log.exception("automatic battle %s failed", item.battle_id)
+                    summary.failed[f"an unexpected {type(exc).__name__}"] += 1
+            progress(1)
 
         await asyncio.gather(*(one(p) for p in planned if p.battle_id not in done))
         summary.seconds = time.perf_counter() - start
@@ -194,44 +195,29 @@ class AutoBattles:
                 for side in Side
             )
         )
-        failed = any(r.status is ReplyStatus.ERROR for r in replies.values())
-        leaked = None if failed else next((n for r in replies.values() if (n := self._leak(r.text))), None)
-        judgement: Judgement | None = None
-        if not failed and leaked is None:
-            judgement = await self._judge.judge(
-                question, replies[Side.A].text, replies[Side.B].text, item.prompt.reference
-            )
+        if any(r.status is ReplyStatus.ERROR for r in replies.values()):
+            summary.failed["a contestant failed to answer"] += 1
+            return
+        if next((n for r in replies.values() if (n := self._leak(r.text))), None) is not None:
+            summary.failed["an answer named a model, which the judge must not read"] += 1
+            return
+        judgement = await self._judge.judge(question, replies[Side.A].text, replies[Side.B].text, item.prompt.reference)
+        if judgement.error is not None:
+            summary.failed[f"the judge could not read it: {judgement.error}"] += 1
+            return
         language = item.prompt.language or await asyncio.to_thread(self._language, question)
-        await asyncio.to_thread(self._store, item, replies, language, leaked is not None, judgement)
-        if failed:
-            summary.failed_answers += 1
-        elif judgement is None:
-            summary.named += 1
-        else:
-            summary.judged += 1
-            summary.verdicts[judgement.verdict.value] += 1
+        await asyncio.to_thread(self._store, item, replies, language, judgement)
+        summary.judged += 1
+        summary.verdicts[judgement.verdict.value] += 1
 
-    def _store(
-        self,
-        item: Planned,
-        replies: Mapping[Side, Reply],
-        language: str | None,
-        leaked: bool,
-        judgement: Judgement | None,
-    ) -> None:
-        voter = Voter(session_id=f"autobattle:{self._judge.name}")
-        params = {side: item.matchup.params[side].model_dump(mode="json") for side in Side}
-        self._repo.create_battle(
-            battle_id=item.battle_id, models=item.matchup.models, voter=voter, mode=BattleMode.AUTO, language=language
-        )
-        self._repo.record_battle_turn(
+    def _store(self, item: Planned, replies: Mapping[Side, Reply], language: str | None, judgement: Judgement) -> None:
+        self._repo.record_auto_battle(
             battle_id=item.battle_id,
-            turn_index=0,
+            models=item.matchup.models,
+            voter=Voter(session_id=f"autobattle:{self._judge.name}"),
             user_text=item.prompt.text,
             replies=replies,
-            params=params,
+            params={side: item.matchup.params[side].model_dump(mode="json") for side in Side},
             language=language,
-            identity_leak=leaked,
+            judgement=judgement,
         )
-        if judgement is not None:
-            self._repo.record_judgement(battle_id=item.battle_id, turn_index=0, judgement=judgement)

@@ -41,6 +41,13 @@ class BackgroundJudging:
                 continue
             if len(self._tasks) >= self._limit:
                 self.skipped += 1
+                log.warning(
+                    "judge %s left round %s/%d unjudged: %d readings pending",
+                    judge.name,
+                    battle_id,
+                    turn_index,
+                    self._limit,
+                )
                 continue
             task = asyncio.create_task(self._judge(judge, battle_id, turn_index, question, answers))
             self._tasks.add(task)
@@ -51,6 +58,11 @@ class BackgroundJudging:
     ) -> None:
         try:
             judgement = await judge.judge(question, answers[Side.A], answers[Side.B])
+            if judgement.error is not None:  # a failed reading is no reading: nothing is stored
+                log.warning(
+                    "judge %s could not read round %s/%d: %s", judge.name, battle_id, turn_index, judgement.error
+                )
+                return
             await self._store.write(
                 "a judgement",
                 lambda repo: repo.record_judgement(battle_id=battle_id, turn_index=turn_index, judgement=judgement),

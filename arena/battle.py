@@ -281,7 +281,9 @@ class BattleService(TurnService[BattleState]):
             log.error("a vote was not stored; the voter was told to vote again")
             raise VoteRefused(VOTE_NOT_SAVED) from None
         state.revealed = True
-        if self._judging and not leak:  # a judge must not read an answer that names a model
+        # a judge reads one question and two answers: the first round only (a later one needs the conversation),
+        # and never an answer that names a model
+        if self._judging and not leak and turn_index == 0:
             answers = {side: _last_answer(state.histories[side]) for side in Side}
             models = set(state.models.values())
             self._judging.submit(battle_id, turn_index, state.last_question, answers, models)

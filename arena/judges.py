@@ -92,4 +92,7 @@ class Judge:
             except BackendError as exc:
                 log.warning("judge %s failed: %s: %s", self.name, type(exc).__name__, exc)
                 return "".join(parts), exc.user_message
+            except Exception:
+                log.exception("judge %s failed unexpectedly", self.name)
+                return "".join(parts), "the judge failed unexpectedly"
         return "".join(parts), None

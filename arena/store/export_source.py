@@ -20,7 +20,7 @@ from sqlalchemy import Engine, Integer, Select, and_, bindparam, case, func, lit
 from sqlalchemy.orm import Session
 
 from arena.categories import bit
-from arena.domain import BattleMode, Outcome, Side, VoteFilter, conversation_id
+from arena.domain import HUMAN, BattleMode, Outcome, Side, VoteFilter, conversation_id
 from arena.store.schema import BattleRow, ConversationRow, FeedbackRow, MessageRow, VoteRow
 from arena.store.voters import voters_kept
 
@@ -60,6 +60,7 @@ class JudgedRound:
     history_b: list[dict[str, str]]  # TRL's {"role", "content"} messages
     stopped: bool  # a judged answer was stopped by the voter before it ended
     categories: int = 0  # the judged round's question's categories (arena.categories bit mask)
+    voter: str = HUMAN  # "human", or the AI judge that cast it ("judge:NAME")
 
 
 @dataclass(slots=True)
@@ -109,6 +110,7 @@ class RawVote:
     session_id: str
     created_at: datetime
     categories: int = 0  # the judged round's question's (arena.categories bit mask)
+    voter: str = HUMAN  # "human", or the AI judge that cast it ("judge:NAME")
 
 
 @dataclass(frozen=True, slots=True)
@@ -181,7 +183,15 @@ _VOTE_COLUMNS = (
     VoteRow.created_at,
 )
 # the columns of a page of judged votes, then each side's history (see _HISTORY_SQL)
-_PAGE_COLUMNS = (VoteRow.id, *_VOTE_COLUMNS, BattleRow.model_a, BattleRow.model_b, BattleRow.mode, VoteRow.categories)
+_PAGE_COLUMNS = (
+    VoteRow.id,
+    *_VOTE_COLUMNS,
+    BattleRow.model_a,
+    BattleRow.model_b,
+    BattleRow.mode,
+    VoteRow.categories,
+    VoteRow.voter,
+)
 # StoredTurn's fields (but created_at, made UTC on reading) and the message columns they are read from
 _STORED_TURN_COLUMNS: dict[str, Any] = {
     "turn": MessageRow.turn_index,
@@ -350,6 +360,7 @@ class ExportSource:
                 m_b,
                 mode,
                 cats,
+                who,
             ) in orjson.loads(text):
                 if a is None and (reason := left_out(filters, anon, leak, mode)) is not None:
                     self.left_out[reason] += 1
@@ -372,6 +383,7 @@ class ExportSource:
                     b[0],
                     bool(a[1] or b[1]),
                     cats or 0,
+                    who,
                 )
 
     @staticmethod
@@ -402,7 +414,10 @@ class ExportSource:
     # --- chat feedback --------------------------------------------------------------------------------
 
     def rated_answers(self, filters: VoteFilter) -> Iterator[RatedAnswer]:
-        """Every 👍/👎 on a chat answer passing the date and model filters, in the order given."""
+        """Every 👍/👎 on a chat answer passing the date and model filters, in the order given (people's ratings:
+        none when the filters ask for AI judges' votes only)."""
+        if filters.voters not in (HUMAN, "all"):
+            return
         query: Any = (
             select(
                 FeedbackRow.id,
@@ -469,12 +484,14 @@ class ExportSource:
 
     def _raw_battles(self, f: VoteFilter) -> Iterator[RawRecord]:
         query = _between(_dated(select(BattleRow), BattleRow.started_at, f), f)  # named, leaked, self-play: all
+        if f.voters == HUMAN:  # automatic battles are the judges' (and `--voters judge:NAME` keeps them)
+            query = query.where(BattleRow.mode != BattleMode.AUTO.value)
         if f.languages is not None:
             query = query.where(_language_in(BattleRow.language, f.languages))
         for page in self._pages(query, BattleRow.started_at, BattleRow.id):
             with Session(self._engine) as s:
                 messages = self._stored_turns(s, [conversation_id(b.id, side) for b in page for side in Side])
-                votes = self._raw_votes(s, [b.id for b in page])
+                votes = self._raw_votes(s, [b.id for b in page], f.voters)
             for b in page:
                 if f.category is not None and not _asked(messages.get(conversation_id(b.id, Side.A), []), f.category):
                     continue
@@ -495,14 +512,16 @@ class ExportSource:
                 )
 
     @staticmethod
-    def _raw_votes(s: Session, battle_ids: Sequence[str]) -> dict[str, list[RawVote]]:
-        """The votes of these battles, in the order cast."""
-        query = select(*_VOTE_COLUMNS, VoteRow.categories).where(VoteRow.battle_id.in_(battle_ids))
+    def _raw_votes(s: Session, battle_ids: Sequence[str], voters: str) -> dict[str, list[RawVote]]:
+        """The votes of these battles that `voters` keeps, in the order cast."""
+        query = select(*_VOTE_COLUMNS, VoteRow.categories, VoteRow.voter).where(VoteRow.battle_id.in_(battle_ids))
+        if (kept := voters_kept(VoteRow.voter, voters)) is not None:
+            query = query.where(kept)
         votes: dict[str, list[RawVote]] = defaultdict(list)
-        for battle, turn, outcome, anon, leak, language, session, created, cats in s.execute(
+        for battle, turn, outcome, anon, leak, lang, session, created, cats, who in s.execute(
             query.order_by(VoteRow.id)
         ):
-            votes[battle].append(RawVote(turn, Outcome(outcome), anon, leak, language, session, as_utc(created), cats))
+            votes[battle].append(RawVote(turn, Outcome(outcome), anon, leak, lang, session, as_utc(created), cats, who))
         return votes
 
     def _raw_chats(self, f: VoteFilter) -> Iterator[RawRecord]:

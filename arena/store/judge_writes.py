@@ -3,11 +3,10 @@ its count cells, in one transaction. Not a hot path (judges are paced), so plain
 
 from __future__ import annotations
 
-from datetime import UTC
+from collections.abc import Mapping
 from typing import Any
 
-from sqlalchemy import text
-from sqlalchemy.orm import Session
+from sqlalchemy import Connection, text
 
 from arena.store.hot_writes import CELL, COUNT_DAY, COUNT_TOTAL, VOTE_CATEGORIES, VOTE_COLUMNS, VOTE_STYLE
 
@@ -45,14 +44,15 @@ AUTO_DONE = text(
 )
 
 
-def record_judgement(s: Session, values: dict[str, Any], outcome: str | None) -> None:
+def record_judgement(s: Connection, values: Mapping[str, Any], outcome: str | None) -> None:
     """Store a judgement (`values`: battle_id, turn_index, judge, verdict, first/second verdict and text, judge_ms,
-    error, now, conv_a, conv_b, voter) and, with an `outcome`, the judge's vote and both count cells."""
+    error, now, day, conv_a, conv_b, voter; converted for the driver) and, with an `outcome`, the judge's vote and
+    both count cells."""
     s.execute(INSERT_JUDGEMENT, values)
     s.execute(AUTO_DONE, values)
     if outcome is None:
         return
     vote = {**values, "outcome": outcome, "session_id": values["voter"]}
     s.execute(INSERT_JUDGE_VOTE, vote)
-    s.execute(COUNT_JUDGE_DAY, {**vote, "day": values["now"].astimezone(UTC).date().isoformat()})
+    s.execute(COUNT_JUDGE_DAY, vote)
     s.execute(COUNT_JUDGE_TOTAL, vote)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Collection, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, time
 from typing import Any
 
 from sqlalchemy import Connection, Engine, and_, case, func, or_, select, update
@@ -113,7 +113,12 @@ class Repository:
         language: str | None = None,
     ) -> None:
         """Store a new battle and its two (still empty) conversations."""
-        battle = {
+        self._hot_write(self._hot.create_battle, self._battle_values(battle_id, models, voter, mode, language))
+
+    def _battle_values(
+        self, battle_id: str, models: Mapping[Side, str], voter: Voter, mode: BattleMode, language: str | None
+    ) -> Values:
+        return {
             "battle_id": battle_id,
             "model_a": models[Side.A],
             "model_b": models[Side.B],
@@ -125,7 +130,6 @@ class Repository:
             "now": self._clock(),
             **_conversations(battle_id),
         }
-        self._hot_write(self._hot.create_battle, battle)
 
     def _hot_write(self, write: Callable[[Connection, Values], None], values: Values) -> None:
         """Run one hot write, its values converted for the driver here, in the caller's thread."""
@@ -148,6 +152,22 @@ class Repository:
 
         A regenerated round keeps the replaced answers, marked superseded, and stores the new ones beside them.
         """
+        values = self._round_values(
+            battle_id, turn_index, user_text, replies, params, language, identity_leak, regenerated
+        )
+        self._hot_write(self._hot.record_round, values)
+
+    def _round_values(
+        self,
+        battle_id: str,
+        turn_index: int,
+        user_text: str,
+        replies: Mapping[Side, Reply],
+        params: Mapping[Side, dict[str, Any]],
+        language: str | None,
+        identity_leak: bool,
+        regenerated: bool,
+    ) -> Values:
         round_ = {
             "battle_id": battle_id,
             "turn_index": turn_index,
@@ -162,7 +182,7 @@ class Repository:
         }
         for side in Side:
             round_.update(_answer_values(side, replies[side], params[side]))
-        self._hot_write(self._hot.record_round, round_)
+        return round_
 
     def record_vote(
         self,
@@ -204,6 +224,39 @@ class Repository:
         """Store an AI judge's reading of a stored round and, when it is a verdict, the judge's vote ("judge:NAME")
         with its count cells, in one transaction; a second reading of the round by that judge raises
         DuplicateVote."""
+        values, outcome = self._judgement_values(battle_id, turn_index, judgement)
+        try:
+            with self._engine.begin() as conn:
+                judge_writes.record_judgement(conn, values, outcome)
+        except IntegrityError as exc:
+            raise DuplicateVote(f"{battle_id} round {turn_index} by judge {judgement.judge}") from exc
+
+    def record_auto_battle(
+        self,
+        *,
+        battle_id: str,
+        models: Mapping[Side, str],
+        voter: Voter,
+        user_text: str,
+        replies: Mapping[Side, Reply],
+        params: Mapping[Side, dict[str, Any]],
+        language: str | None,
+        judgement: Judgement,
+    ) -> None:
+        """Store an automatic battle whole, in one transaction: the battle, its one round and the judge's reading
+        (so an interrupted run leaves nothing half-written for a rerun to skip)."""
+        battle = for_driver(
+            self._engine.dialect, self._battle_values(battle_id, models, voter, BattleMode.AUTO, language)
+        )
+        round_ = self._round_values(battle_id, 0, user_text, replies, params, language, False, False)
+        values, outcome = self._judgement_values(battle_id, 0, judgement)
+        with self._engine.begin() as conn:
+            self._hot.create_battle(conn, battle)
+            self._hot.record_round(conn, for_driver(self._engine.dialect, round_))
+            judge_writes.record_judgement(conn, values, outcome)
+
+    def _judgement_values(self, battle_id: str, turn_index: int, judgement: Judgement) -> tuple[Values, str | None]:
+        """A judgement as SQL parameters (times converted for the driver), and the vote it casts, if any."""
         values = {
             "battle_id": battle_id,
             "turn_index": turn_index,
@@ -217,14 +270,11 @@ class Repository:
             "error": judgement.error,
             "now": self._clock(),
             "voter": judge_voter(judgement.judge),
+            "day": self._clock().astimezone(UTC).date().isoformat(),
             **_conversations(battle_id),
         }
         outcome = OUTCOMES.get(judgement.verdict)
-        try:
-            with self._tx() as s:
-                judge_writes.record_judgement(s, values, None if outcome is None else outcome.value)
-        except IntegrityError as exc:
-            raise DuplicateVote(f"{battle_id} round {turn_index} by judge {judgement.judge}") from exc
+        return for_driver(self._engine.dialect, values), None if outcome is None else outcome.value
 
     def existing_battles(self, battle_ids: Collection[str]) -> set[str]:
         """Which of these battle ids are stored (what an automatic run already did)."""
@@ -277,7 +327,8 @@ class Repository:
         ]
 
     def judge_readings(self, f: VoteFilter = VoteFilter()) -> list[Reading]:
-        """Every stored judgement on battles between `f`'s models and in its days (by the battle's start)."""
+        """Every stored judgement on battles between `f`'s models, in its days (when judged) and languages (the
+        battle's)."""
         query: Any = select(
             JudgementRow.judge,
             BattleRow.model_a,
@@ -288,6 +339,12 @@ class Repository:
         ).join(BattleRow, JudgementRow.battle_id == BattleRow.id)
         if f.models is not None:
             query = query.where(BattleRow.model_a.in_(list(f.models)), BattleRow.model_b.in_(list(f.models)))
+        if f.since is not None:
+            query = query.where(JudgementRow.created_at >= datetime.combine(f.since, time.min, tzinfo=UTC))
+        if f.until is not None:
+            query = query.where(JudgementRow.created_at < datetime.combine(f.until, time.min, tzinfo=UTC))
+        if f.languages is not None:
+            query = query.where(BattleRow.language.in_(list(f.languages)))
         with self._tx() as s:
             return [Reading(*row) for row in s.execute(query)]
 
@@ -298,7 +355,9 @@ class Repository:
 
     def round_vote(self, battle_id: str, turn_index: int) -> StoredVote | None:
         """The vote stored on one round of a battle, or None."""
-        query = select(VoteRow).where(VoteRow.battle_id == battle_id, VoteRow.turn_index == turn_index)
+        query = select(VoteRow).where(
+            VoteRow.battle_id == battle_id, VoteRow.turn_index == turn_index, VoteRow.voter == HUMAN
+        )
         with self._tx() as s:
             row = s.scalars(query).first()
             return None if row is None else StoredVote.of(row)

@@ -41,9 +41,7 @@ ALL_QUESTIONS = "All questions"
 CATEGORY_NAMES: dict[str, str] = {c.label: c.name for c in CATEGORIES}
 """A category's label in the dropdown → its name."""
 INTERVAL_LABELS = {"bootstrap": "Bootstrap", "sandwich": "Sandwich (analytic)"}
-CATEGORY_HELP = "Categories come from Corral's offline rules: " + "; ".join(
-    f"*{c.label}*: {c.explain}" for c in CATEGORIES
-)
+CATEGORY_HELP = "Taken from each question by offline rules; a question may be in several."
 COLUMNS = ["Rank", "Model", "Rating", "95% interval", "Votes", "Win rate"]
 EXPLAIN = (
     "{method} Ratings come from anonymous votes: a tie or *both bad* counts half a win to each side, a slight "
@@ -164,14 +162,18 @@ class LeaderboardPresenter:
         votes = f"**{board.votes:,}** vote{'' if board.votes == 1 else 's'}"
         on = f" on {BY_NAME[kind].questions}" if kind else ""
         note = f"Computed {when} from {votes}{on} in {took:.2f} s ({board.intervals_taken})."
-        if filters.voters != HUMAN:
+        if filters.voters == "all":
+            note = f"**{EVERYONE}**: people's and AI judges' votes together. {note}"
+        elif filters.voters != HUMAN:
             note = f"**{voter_label(filters.voters)}**: AI votes, not people's. {note}"
         languages = [ALL, *self._service.languages()]
         return LeaderboardView(note, table(board), board, languages, chosen or ALL)
 
-    def style(self, language: object, category: object = ALL_QUESTIONS) -> tuple[list[list[Any]], str]:
+    def style(
+        self, language: object, category: object = ALL_QUESTIONS, voters: object = None
+    ) -> tuple[list[list[Any]], str]:
         """The chosen votes' style-controlled standings as table rows, and what each style feature is worth."""
-        filters, _, _ = self._filters(language, category)
+        filters, _, _ = self._filters(language, category, voters)
         board = self._service.style_board(filters)
         rows = [[s.rank, s.model, round(s.rating), f"{s.lower:.0f} – {s.upper:.0f}", s.votes] for s in board.standings]
         if not board.standings:
@@ -194,9 +196,9 @@ class LeaderboardPresenter:
             parts.append("\n".join(lines))
         return "\n\n".join(parts)
 
-    def audit(self, language: object, category: object = ALL_QUESTIONS) -> str:
+    def audit(self, language: object, category: object = ALL_QUESTIONS, voters: object = None) -> str:
         """The audit of the chosen votes, as Markdown."""
-        filters, _, _ = self._filters(language, category)
+        filters, _, _ = self._filters(language, category, voters)
         report = self._service.audit(filters, rounds=self._rounds)
         return audit_markdown(report.votes, report.voters, [f.sentence for f in report.findings])
 
@@ -293,8 +295,8 @@ def build_leaderboard_tab(service: LeaderboardService, concurrency_limit: int, t
     tab.select(compute, chosen, outputs, api_visibility="private", **common)
     tab.select(voter_choices, None, [voters], api_visibility="private", **common)
     run_judges.click(presenter.judges, [language, category], [judges_report], api_visibility="private", **common)
-    run_audit.click(presenter.audit, [language, category], [audit_report], api_visibility="private", **common)
+    run_audit.click(presenter.audit, [language, category, voters], [audit_report], api_visibility="private", **common)
     # on demand, like the audit: it reads every vote (seconds at a million), the board above reads the counts
     run_style.click(
-        presenter.style, [language, category], [style_frame, style_effects], api_visibility="private", **common
+        presenter.style, [language, category, voters], [style_frame, style_effects], api_visibility="private", **common
     )

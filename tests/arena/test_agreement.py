@@ -45,18 +45,22 @@ def test_position_flips_unreadable_verdicts_and_self_preference() -> None:
     readings = [Reading("pos", "x", "y", "a", "b", "inconsistent")] * 30  # always picks the first-shown answer
     readings += [Reading("pos", "x", "y", "a", "a", "a")] * 10
     readings += [Reading("pos", "x", "y", "none", "a", "none")] * 5
-    # "kin" picks its family member (m1) whenever it fights another model
-    readings += [Reading("kin", "m1", "m2", "a", "a", "a")] * 40 + [Reading("kin", "m2", "m1", "b", "b", "b")] * 40
+    # "kin" picks its family member (m1) whenever it fights another model; people split evenly on those rounds
+    readings += [Reading("kin", "m1", "m2", "a", "a", "a")] * 40
     people = [Paired("kin", "m1", "m2", None, Outcome.B, Outcome.A)] * 20 + [
         Paired("kin", "m1", "m2", None, Outcome.A, Outcome.A)
+    ] * 20
+    people += [Paired("kin", "m2", "m1", None, Outcome.A, Outcome.B)] * 20 + [
+        Paired("kin", "m2", "m1", None, Outcome.TIE, Outcome.B)
     ] * 20
     kin, pos = judge_agreement(people, readings, {"kin": {"m1"}})
     assert pos.flips is not None and pos.flips.n == 40 and pos.flips.value == 0.75
     assert pos.unreadable is not None and pos.unreadable.value == 5 / 45
     assert pos.sentences[0] == "pos has judged no round a person also judged yet: no agreement can be measured."
     assert kin.self_preference is not None and kin.self_preference.value == 1.0 and kin.self_preference.n == 80
-    assert kin.people_preference is not None and kin.people_preference.value == 0.5
-    assert any("chose its own family 100%" in s and "where people chose it 50%" in s for s in kin.sentences)
+    assert kin.people_preference is not None and kin.people_preference.n == 60  # the 20 ties are no preference
+    assert round(kin.people_preference.value, 3) == round(20 / 60, 3)
+    assert any("chose its own family 100%" in s and "where people chose it 33%" in s for s in kin.sentences)
 
 
 def test_the_building_blocks() -> None:

@@ -76,6 +76,45 @@ def test_a_run_stores_judged_battles_and_a_rerun_adds_nothing(
         assert conn.execute(text("SELECT count(*) FROM judgements")).scalar() == 3
 
 
+def test_a_failed_contestant_is_not_stored_and_a_rerun_tries_again(
+    repo: Repository, demo_config: AppConfig, local_backends: dict[str, LocalBackend]
+) -> None:
+    matchmaker = Matchmaker(demo_config, random.Random(0), lambda: [])
+
+    def draw(_rng: random.Random) -> Matchup:  # "too-long" never fits its context: a real backend failure
+        return Matchup(
+            {Side.A: "demo-lora-a", Side.B: "too-long"},
+            BattleMode.AUTO,
+            matchmaker.named("demo-lora-a", "too-long").params,
+        )
+
+    planned = plan([Prompt("p1", "Hello?")], 1, draw, judge="tiny", seed=0)
+    runner = AutoBattles(
+        repo,
+        local_backends,
+        Judge(JUDGE, local_backends["demo-base"]),
+        leak=lambda _: None,
+        language=lambda _: "English",
+    )
+    steps: list[int] = []
+    done = asyncio.run(runner.run(planned, concurrency=1, progress=steps.append))
+    assert done.failed == {"a contestant failed to answer": 1} and done.judged == 0 and sum(steps) == 1
+    assert "1 not stored (a contestant failed to answer); a rerun tries them again." in done.lines()
+    assert repo.existing_battles([planned[0].battle_id]) == set()
+    again = asyncio.run(runner.run(planned, concurrency=1))
+    assert again.stored_before == 0 and again.failed  # tried again, not skipped
+
+
+def test_a_plan_keeps_its_battles_when_questions_are_added(demo_config: AppConfig) -> None:
+    prompts = [Prompt(f"q{i}", f"Question {i}?") for i in range(10)]
+    before = plan(prompts, 10, _draw(demo_config), judge="tiny", seed=3)
+    after = plan([*prompts, Prompt("new", "A new question?")], 11, _draw(demo_config), judge="tiny", seed=3)
+    assert {p.battle_id for p in before} <= {p.battle_id for p in after}  # --from-arena grows: nothing is redone
+    assert {(p.prompt.id, tuple(p.matchup.models.values())) for p in before} <= {
+        (p.prompt.id, tuple(p.matchup.models.values())) for p in after
+    }
+
+
 def test_a_judge_vote_counts_on_its_own_board_only(repo: Repository, demo_config: AppConfig) -> None:
     voter = Voter("person")
     repo.create_battle(battle_id="h" * 32, models={Side.A: "x", Side.B: "y"}, voter=voter)
@@ -134,6 +173,17 @@ def test_the_cli_runs_resumes_and_refuses_clearly(demo_models: DemoModels, tmp_p
     assert "2 battles planned; 0 already stored by an earlier run." in done.stdout and "Judged 2 in" in done.stdout
     again = run("--prompts", str(prompts), "--battles", "2", "--quiet")
     assert "2 battles planned; 2 already stored by an earlier run." in again.stdout and "Judged" not in again.stdout
+    board = subprocess.run(
+        [sys.executable, "-m", "arena", "judges", "--db", db, "--format", "json"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert board.returncode == 0, board.stderr
+    [report] = json.loads(board.stdout)
+    assert report["judge"] == "tiny" and report["unreadable"]["n"] == 2  # its two readings; no person's vote yet
+    assert report["agreement"] is None and "no agreement can be measured" in report["sentences"][0]
     missing = run("--prompts", str(prompts), "--battles", "1", "--judge", "nobody")
     assert missing.returncode == 2 and "there is no judge 'nobody' in the config (judges: tiny)" in missing.stderr
     own = run("--prompts", str(prompts), "--battles", "1", "--pairs", "demo-base:demo-lora-a")

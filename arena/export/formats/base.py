@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Generic, TypeVar, assert_never
 
-from arena.domain import JUDGE_PREFIX, BattleMode, Outcome, VoteFilter
+from arena.domain import HUMAN, BattleMode, Outcome, VoteFilter
 from arena.store.export_source import ExportSource, JudgedRound, RatedAnswer, RawRecord, Turn
 
 T = TypeVar("T")
@@ -48,9 +48,7 @@ class Judges:
         self._recent: dict[str, str] = {}  # voters cast several votes in a row; bounded, so memory stays flat
 
     def __call__(self, session_id: str) -> str:
-        """`arena_user_<12 hex>` for this session; an AI judge's votes keep its name ("judge:NAME")."""
-        if session_id.startswith(JUDGE_PREFIX):
-            return session_id
+        """`arena_user_<12 hex>` for this session."""
         judge = self._recent.get(session_id)
         if judge is None:
             if len(self._recent) >= 50_000:
@@ -58,6 +56,10 @@ class Judges:
             judge = "arena_user_" + hmac.new(self._key, session_id.encode(), hashlib.sha256).hexdigest()[:12]
             self._recent[session_id] = judge
         return judge
+
+    def of(self, voter: str, session_id: str) -> str:
+        """Who cast a vote: an AI judge by its voter name ("judge:NAME"), a person by an anonymous id."""
+        return self(session_id) if voter == HUMAN else voter
 
 
 @dataclass(frozen=True)
@@ -194,7 +196,7 @@ def vote_metadata(vote: JudgedRound, judges: Judges) -> Row:
         "self_play": vote.mode == _SELF_PLAY,
         "anonymous": vote.anonymous,
         "stopped": vote.stopped,
-        "judge": judges(vote.session_id),
+        "judge": judges.of(vote.voter, vote.session_id),
         "voted_at": vote.voted_at.isoformat(),
     }
 

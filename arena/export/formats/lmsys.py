@@ -54,7 +54,7 @@ def lmsys(vote: JudgedRound, shaping: Shaping) -> Shaped:
         "model_a": vote.model_a,
         "model_b": vote.model_b,
         "winner": LMSYS_WINNER[vote.outcome],
-        "judge": shaping.judges(vote.session_id),
+        "judge": shaping.judges.of(vote.voter, vote.session_id),
         "conversation_a": vote.history_a,
         "conversation_b": vote.history_b,
         "turn": vote.turn + 1,

@@ -36,7 +36,7 @@ def _vote(v: RawVote, judges: Judges) -> dict[str, Any]:
         "identity_leak": v.identity_leak,
         "language": v.language,
         "categories": names(v.categories),
-        "judge": judges(v.session_id),
+        "judge": judges.of(v.voter, v.session_id),
         "created_at": v.created_at.isoformat(),
     }
 
