@@ -12,9 +12,11 @@ How well the rules agree with a labelled sample is measured by tests/arena/test_
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import Any
 
 from arena.style import estimate_tokens, outside_code
 
@@ -22,9 +24,37 @@ LONG_QUERY_TOKENS = 500  # Chatbot Arena's "longer query": 500 tokens or more in
 _READ = 8_000  # the rules read a question's first characters only: a pasted log says nothing more past them
 
 
+class _Pattern:
+    """A regular expression compiled when first used: the command line imports this registry for its category
+    names, and compiling every rule's vocabulary at import would add about 20 ms to each start."""
+
+    def __init__(self, source: str, flags: int = 0) -> None:
+        self._source, self._flags = source, flags
+
+    @functools.cached_property
+    def _compiled(self) -> re.Pattern[str]:
+        return re.compile(self._source, self._flags)
+
+    def search(self, text: str) -> re.Match[str] | None:
+        """As `re.Pattern.search`."""
+        return self._compiled.search(text)
+
+    def findall(self, text: str) -> list[Any]:
+        """As `re.Pattern.findall`."""
+        return self._compiled.findall(text)
+
+    def sub(self, replacement: str, text: str) -> str:
+        """As `re.Pattern.sub`."""
+        return self._compiled.sub(replacement, text)
+
+    def split(self, text: str) -> list[str]:
+        """As `re.Pattern.split`."""
+        return self._compiled.split(text)
+
+
 # a translation request: its verb near the start ("translate …", "traduis en anglais : …", "请翻译…")
-_TRANSLATE = re.compile(r"^\W{0,3}(?:[^\W\d_]+\W+){0,3}?(?:translat|tradu[icz]|übersetz)|^.{0,15}?(?:翻译|翻譯|번역)")
-_QUOTED = re.compile(r"\"[^\"]*\"|“[^”]*”|«[^»]*»|「[^」]*」|‘[^’]*’|„[^“]*“|(?<!\w)'[^'\n]*'(?!\w)")
+_TRANSLATE = _Pattern(r"^\W{0,3}(?:[^\W\d_]+\W+){0,3}?(?:translat|tradu[icz]|übersetz)|^.{0,15}?(?:翻译|翻譯|번역)")
+_QUOTED = _Pattern(r"\"[^\"]*\"|“[^”]*”|«[^»]*»|「[^」]*」|‘[^’]*’|„[^“]*“|(?<!\w)'[^'\n]*'(?!\w)")
 
 
 @dataclass(frozen=True)
@@ -61,29 +91,29 @@ class Category:
 _LETTERS = "a-z0-9_àâäæçéèêëîïôöœùûüÿñáíóúß"  # a Latin word's edge: a Chinese character beside it is one
 
 
-def _words(words: str) -> re.Pattern[str]:
+def _words(words: str) -> _Pattern:
     """Whole words or phrases of a spaced script, given as regular expressions joined by "|" (the question is
     lower-cased)."""
     alternatives = words  # the lookarounds make the order of the alternatives irrelevant: a match is a whole word
-    return re.compile(rf"(?<![{_LETTERS}-])(?:{alternatives})(?![{_LETTERS}])")
+    return _Pattern(rf"(?<![{_LETTERS}-])(?:{alternatives})(?![{_LETTERS}])")
 
 
-def _chars(pieces: str) -> re.Pattern[str]:
+def _chars(pieces: str) -> _Pattern:
     """Substrings of unspaced scripts (Chinese) or of Korean, where particles follow the stem, joined by "|"."""
-    return re.compile("|".join(sorted(map(re.escape, pieces.split("|")), key=len, reverse=True)))
+    return _Pattern("|".join(sorted(map(re.escape, pieces.split("|")), key=len, reverse=True)))
 
 
-def _any(text: str, *patterns: re.Pattern[str]) -> bool:
+def _any(text: str, *patterns: _Pattern) -> bool:
     return any(p.search(text) for p in patterns)
 
 
-def _count(text: str, *patterns: re.Pattern[str]) -> int:
+def _count(text: str, *patterns: _Pattern) -> int:
     return sum(len(p.findall(text)) for p in patterns)
 
 
 # --- coding -------------------------------------------------------------------------------------------------------
 
-_CODE_SHAPE = re.compile(  # [ \t]* rather than \s* at line starts: \s would run across lines (quadratic)
+_CODE_SHAPE = _Pattern(  # [ \t]* rather than \s* at line starts: \s would run across lines (quadratic)
     r"```|^[ \t]*(?:def|fn|func)[ \t]+\w+[ \t]*\(|^[ \t]*class[ \t]+\w+[ \t]*[:({]|^[ \t]*#include[ \t]*[<\"]"
     r"|^[ \t]*(?:import[ \t]+[\w.]+|from[ \t]+[\w.]+[ \t]+import[ \t]+[\w*, ]+)[ \t]*$"
     r"|^[ \t]*(?:const|var)[ \t]+\w+[ \t]*=[ \t]*\S"
@@ -136,7 +166,7 @@ def _coding(q: Question, _before: frozenset[str]) -> bool:
 
 # --- math ---------------------------------------------------------------------------------------------------------
 
-_MATH_SHAPE = re.compile(
+_MATH_SHAPE = _Pattern(
     r"\\(?:frac|int|sum|sqrt|lim|prod|cdot|times|partial|infty|binom|mathbb|le|ge|neq|pi)(?![a-z])"
     r"|\$[^$\n]*[=^_\\+][^$\n]*\$"
     r"|(?<![a-z])[a-z][ \t]*\^[ \t]*\d|\d[ \t]*\^[ \t]*\d|(?<![a-z])[a-z]\([ \t]*[a-z][ \t]*\)[ \t]*="
@@ -169,17 +199,15 @@ _MATH_CHARS = _chars(
     "|수학|방정식|적분|미분|확률|증명|삼각형|넓이|면적|부피|제곱근|행렬|극한"
 )
 _WEAK_MATH_CHARS = _chars("计算|계산")
-_GENERIC_MATH = re.compile(
+_GENERIC_MATH = _Pattern(
     r"calculat\w*|calcul\w*|berechn\w*|comput\w*|median|percent\w*|pourcentage|porcentaje|prozent|matri\w+"
     r"|vector|vecteur|variance|计算|矩阵|계산|행렬"
 )
-_QUANTITY_QUESTION = re.compile(
+_QUANTITY_QUESTION = _Pattern(
     r"how many|how much|how fast|how far|when will|combien|cuánt[oa]s?"
     r"|wie viele?|wie lange|多少|几个|几只|几天|몇|얼마"
 )
-_NUMBER = re.compile(
-    r"(?<![a-z0-9.])\d+(?:[.,]\d+)?(?![a-z0-9])|[一二三四五六七八九十百千万]+(?:个|只|人|元|天|米|公里)"
-)
+_NUMBER = _Pattern(r"(?<![a-z0-9.])\d+(?:[.,]\d+)?(?![a-z0-9])|[一二三四五六七八九十百千万]+(?:个|只|人|元|天|米|公里)")
 
 
 def _math(q: Question, before: frozenset[str]) -> bool:
@@ -207,7 +235,7 @@ _CREATIVE_CHARS = _chars(
     "|시를|시 한 편|시 한편|시조|동시를|가사를|동화를|대본|랩 가사"
 )
 # Chinese and Korean: a verb of writing or telling beside a creative form ("写一个关于猫的故事", "소설을 써 줘")
-_CREATIVE_ASK = re.compile(
+_CREATIVE_ASK = _Pattern(
     r"(?:写|编|创作|讲|续写|来)[^。？！\n]{0,12}(?:诗|故事|小说|歌|剧本|笑话|童话|对联|散文|段子|歌词)"
     r"|(?:诗|故事|小说|歌|剧本|笑话|童话|段子)[^。？！\n]{0,4}(?:写|编|创作)"
     r"|(?:시|이야기|소설|동화|가사|노래|대본|농담|단편|시나리오|랩)[을를이가]?[^.?!\n]{0,12}(?:써|쓰|지어|만들어|들려|작성)"
@@ -291,7 +319,7 @@ _PRACTICAL = _words(
     r"|usuarios?|mein\w*|unser\w*|firma|projekt|kunden|nutzer"
 )
 _PRACTICAL_CHARS = _chars("我的|我们|公司|项目|客户|用户|团队|生产|우리|회사|프로젝트|고객|사용자|팀")
-_SENTENCE = re.compile(r"[.?!;。？！；]\s*|\n+")
+_SENTENCE = _Pattern(r"[.?!;。？！；]\s*|\n+")
 
 
 def hard_signs(q: Question, before: frozenset[str]) -> dict[str, bool]:
