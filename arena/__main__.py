@@ -263,10 +263,7 @@ def _judges(args: argparse.Namespace) -> int:
             print(f"  - {sentence}")
         for title, slices in (("per model pair", report.by_pair), ("per language", report.by_language)):
             for b in slices:
-                print(
-                    f"  {title}: {b.name}: {b.rounds:,} rounds, agreement {100 * b.agreement.value:.0f}%, "
-                    f"kappa {b.kappa.value:.2f} ({b.kappa.lower:.2f} to {b.kappa.upper:.2f})"
-                )
+                print(f"  {title}: {b.sentence}")
     return 0
 
 

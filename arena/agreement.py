@@ -72,6 +72,15 @@ class Breakdown:
     agreement: Rate
     kappa: Rate
 
+    @property
+    def sentence(self) -> str:
+        """The slice in a line, for the command line and the tab alike."""
+        k = self.kappa
+        return (
+            f"{self.name}: {self.rounds:,} rounds, agreement {100 * self.agreement.value:.0f}%, "
+            f"kappa {k.value:.2f} ({k.lower:.2f} to {k.upper:.2f})"
+        )
+
 
 @dataclass
 class JudgeAgreement:

@@ -103,10 +103,10 @@ async def _run(
             a, b = rng.choice(pairs)
             a, b = (a, b) if rng.random() < 0.5 else (b, a)
             return replace(matchmaker.named(a, b), mode=BattleMode.AUTO)
-        return matchmaker.pair(allowed, BattleMode.AUTO)
+        return matchmaker.pair(allowed, BattleMode.AUTO, rng)  # the item's own generator: its pair is its own
 
-    shared = random.Random(args.seed)
-    matchmaker = Matchmaker(config, shared, lambda: [])  # no vote statistics: the plan depends on the seed alone
+    # no vote statistics: the plan depends on the seed alone
+    matchmaker = Matchmaker(config, random.Random(args.seed), lambda: [])
     planned = plan(prompts, args.battles, draw, judge=args.judge, seed=args.seed)
     if any(m.backend == "local" for m in config.models):
         import torch

@@ -8,7 +8,7 @@ import time
 from collections.abc import Callable
 
 from arena.config import JudgeConfig
-from arena.judging import Judgement, JudgeTemplate, Verdict, combine, load_template, parse_verdict, swapped_back
+from arena.judging import Judgement, JudgeTemplate, combine, load_template, parse_verdict, swapped_back
 from backends.base import Backend, BackendError
 
 log = logging.getLogger(__name__)
@@ -58,14 +58,13 @@ class Judge:
     async def judge(self, question: str, answer_a: str, answer_b: str, reference: str | None = None) -> Judgement:
         """Read the round (twice, the answers swapped, with `swap`) and combine the verdicts."""
         start = time.perf_counter()
-        first_text, first_error = await self._read(question, answer_a, answer_b, reference)
+        orders = [(answer_a, answer_b), *([(answer_b, answer_a)] if self.config.swap else [])]
+        # both orders at once (the judge's own slots still bound how many readings run)
+        readings = await asyncio.gather(*(self._read(question, *shown, reference) for shown in orders))
+        (first_text, first_error), *swapped = readings
         first = parse_verdict(first_text)
-        second_text: str | None = None
-        second: Verdict | None = None
-        second_error = None
-        if self.config.swap:
-            second_text, second_error = await self._read(question, answer_b, answer_a, reference)
-            second = swapped_back(parse_verdict(second_text))
+        second_text, second_error = swapped[0] if swapped else (None, None)
+        second = None if second_text is None else swapped_back(parse_verdict(second_text))
         return Judgement(
             judge=self.name,
             verdict=combine(first, second),
@@ -80,8 +79,8 @@ class Judge:
     async def _read(self, question: str, shown_a: str, shown_b: str, reference: str | None) -> tuple[str, str | None]:
         """One reading's text, or "" and why there is none."""
         messages = self._template.messages(question, shown_a, shown_b, reference)
+        await self._pace.wait()  # before a slot is taken: a paced reading does not hold one while it waits
         async with self._slots:
-            await self._pace.wait()
             parts: list[str] = []
             try:
                 async with asyncio.timeout(self.config.timeout_s):

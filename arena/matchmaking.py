@@ -72,8 +72,11 @@ class Matchmaker:
             return self.same_model(chosen.name, BattleMode.SELF_PLAY)
         return self.pair(available)
 
-    def pair(self, available: Collection[str], mode: BattleMode = BattleMode.ANONYMOUS) -> Matchup:
-        """Two different models among the available ones, by the arena's sampler (never self-play)."""
+    def pair(
+        self, available: Collection[str], mode: BattleMode = BattleMode.ANONYMOUS, rng: random.Random | None = None
+    ) -> Matchup:
+        """Two different models among the available ones, by the arena's sampler (never self-play); `rng` draws
+        instead of the matchmaker's own (a plan whose every item has its own seed)."""
         models = [m for m in self._config.models if m.name in available]
         weights = {m.name: m.weight for m in models}
         votes = self._votes()
@@ -87,7 +90,7 @@ class Matchmaker:
         if self._settings.mode == "active" and votes:
             ratings = self._ratings(votes)
         a, b = choose_pair(
-            weights, self._rng, settings=self._settings, battles=battles, pair_battles=pairs, ratings=ratings
+            weights, rng or self._rng, settings=self._settings, battles=battles, pair_battles=pairs, ratings=ratings
         )
         return Matchup({Side.A: a, Side.B: b}, mode, {s: self._params(m) for s, m in ((Side.A, a), (Side.B, b))})
 

@@ -154,7 +154,7 @@ def _day(day: date) -> datetime:
     return datetime.combine(day, time.min, tzinfo=UTC)
 
 
-def _dated(query: Select[Any], column: Any, f: VoteFilter) -> Select[Any]:
+def dated(query: Select[Any], column: Any, f: VoteFilter) -> Select[Any]:
     """Keep rows whose `column` falls in the filters' whole UTC days (since inclusive, until exclusive)."""
     if f.since is not None:
         query = query.where(column >= _day(f.since))
@@ -163,7 +163,7 @@ def _dated(query: Select[Any], column: Any, f: VoteFilter) -> Select[Any]:
     return query
 
 
-def _between(query: Select[Any], f: VoteFilter) -> Select[Any]:
+def between_models(query: Select[Any], f: VoteFilter) -> Select[Any]:
     """Keep battles between the filters' models only."""
     if f.models is not None:
         models = list(f.models)
@@ -295,9 +295,9 @@ class ExportSource:
     @staticmethod
     def scope(query: Select[Any], f: VoteFilter) -> Select[Any]:
         """Keep the votes in the filters' days, models, languages and depth (the other filters are `left_out`)."""
-        query = _between(_dated(query, VoteRow.created_at, f), f)
+        query = between_models(dated(query, VoteRow.created_at, f), f)
         if f.languages is not None:
-            query = query.where(_language_in(VoteRow.language, f.languages))
+            query = query.where(language_in(VoteRow.language, f.languages))
         if f.min_turns > 1:
             query = query.where(VoteRow.turn_index >= f.min_turns - 1)
         if f.category is not None:
@@ -432,7 +432,7 @@ class ExportSource:
             .join(MessageRow, FeedbackRow.message_id == MessageRow.id)
             .join(ConversationRow, MessageRow.conversation_id == ConversationRow.id)
         )
-        query = _dated(query, FeedbackRow.created_at, filters)
+        query = dated(query, FeedbackRow.created_at, filters)
         if filters.models is not None:
             query = query.where(ConversationRow.model.in_(list(filters.models)))
         if filters.min_turns > 1:
@@ -483,11 +483,11 @@ class ExportSource:
         yield from self._raw_chats(filters)
 
     def _raw_battles(self, f: VoteFilter) -> Iterator[RawRecord]:
-        query = _between(_dated(select(BattleRow), BattleRow.started_at, f), f)  # named, leaked, self-play: all
+        query = between_models(dated(select(BattleRow), BattleRow.started_at, f), f)  # named, leaked, self-play: all
         if f.voters == HUMAN:  # automatic battles are the judges' (and `--voters judge:NAME` keeps them)
             query = query.where(BattleRow.mode != BattleMode.AUTO.value)
         if f.languages is not None:
-            query = query.where(_language_in(BattleRow.language, f.languages))
+            query = query.where(language_in(BattleRow.language, f.languages))
         for page in self._pages(query, BattleRow.started_at, BattleRow.id):
             with Session(self._engine) as s:
                 messages = self._stored_turns(s, [conversation_id(b.id, side) for b in page for side in Side])
@@ -526,7 +526,7 @@ class ExportSource:
 
     def _raw_chats(self, f: VoteFilter) -> Iterator[RawRecord]:
         query = select(ConversationRow).where(ConversationRow.kind == "chat")
-        query = _dated(query, ConversationRow.created_at, f)
+        query = dated(query, ConversationRow.created_at, f)
         if f.models is not None:
             query = query.where(ConversationRow.model.in_(list(f.models)))
         wanted = _lowered(f.languages)
@@ -647,7 +647,7 @@ def _asked(turns: Sequence[StoredTurn], category: str) -> bool:
     return any(t.role == "user" and (t.categories or 0) & wanted for t in turns)
 
 
-def _language_in(column: Any, languages: Collection[str]) -> Any:
+def language_in(column: Any, languages: Collection[str]) -> Any:
     """Languages compare without case; "unknown" is what detection stores when unsure, and matches NULL too."""
     wanted = {lang.lower() for lang in languages}
     condition = func.lower(column).in_(sorted(wanted))

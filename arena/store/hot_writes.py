@@ -143,18 +143,16 @@ SQLITE_VOTED = f"""
 SQLITE_INSERT_VOTE = f"""
     INSERT INTO votes ({VOTE_COLUMNS})
     VALUES (:battle_id, :turn_index, :outcome, :anonymous, :session_id, :ip_hash, :now, :identity_leak, :language,
-            {VOTE_CATEGORIES}, {VOTE_STYLE})"""
-SQLITE_VOTED_CATEGORIES = (
-    "(SELECT categories FROM votes WHERE battle_id = :battle_id AND turn_index = :turn_index AND voter = 'human')"
-)
+            {VOTE_CATEGORIES}, {VOTE_STYLE})
+    RETURNING categories"""
 SQLITE_COUNT_DAY = f"""
     INSERT INTO vote_counts ({CELL}, day, count)
     VALUES (:model_a, :model_b, :outcome, :anonymous, :identity_leak, :mode, :cell_language,
-            {SQLITE_VOTED_CATEGORIES}, 'human', :day, 1) {COUNT_DAY}"""
+            :categories, 'human', :day, 1) {COUNT_DAY}"""
 SQLITE_COUNT_TOTAL = f"""
     INSERT INTO vote_totals ({CELL}, count)
     VALUES (:model_a, :model_b, :outcome, :anonymous, :identity_leak, :mode, :cell_language,
-            {SQLITE_VOTED_CATEGORIES}, 'human', 1) {COUNT_TOTAL}"""
+            :categories, 'human', 1) {COUNT_TOTAL}"""
 
 
 def _sqlite_create_battle(conn: Connection, battle: Values) -> None:
@@ -176,8 +174,9 @@ def _sqlite_record_vote(conn: Connection, vote: Values) -> None:
     battle = _run(conn, SQLITE_VOTED, vote).first()
     if battle is None:
         raise vote_refusal(_run(conn, VOTE_CHECK, vote).first(), vote)
-    _run(conn, SQLITE_INSERT_VOTE, vote)  # a duplicate vote fails here, before anything is counted
-    cell = {**vote, "model_a": battle.model_a, "model_b": battle.model_b, "mode": battle.mode}
+    # a duplicate vote fails here, before anything is counted; the vote's categories key its count cells
+    categories = _run(conn, SQLITE_INSERT_VOTE, vote).scalar()
+    cell = {**vote, "model_a": battle.model_a, "model_b": battle.model_b, "mode": battle.mode, "categories": categories}
     _run(conn, SQLITE_COUNT_DAY, cell)
     _run(conn, SQLITE_COUNT_TOTAL, cell)
 

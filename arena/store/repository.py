@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Collection, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime, time
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Connection, Engine, and_, case, func, or_, select, update
@@ -257,6 +257,7 @@ class Repository:
 
     def _judgement_values(self, battle_id: str, turn_index: int, judgement: Judgement) -> tuple[Values, str | None]:
         """A judgement as SQL parameters (times converted for the driver), and the vote it casts, if any."""
+        now = self._clock()
         values = {
             "battle_id": battle_id,
             "turn_index": turn_index,
@@ -268,9 +269,9 @@ class Repository:
             "second_text": judgement.second_text,
             "judge_ms": judgement.ms,
             "error": judgement.error,
-            "now": self._clock(),
+            "now": now,
             "voter": judge_voter(judgement.judge),
-            "day": self._clock().astimezone(UTC).date().isoformat(),
+            "day": now.astimezone(UTC).date().isoformat(),
             **_conversations(battle_id),
         }
         outcome = OUTCOMES.get(judgement.verdict)
@@ -329,6 +330,8 @@ class Repository:
     def judge_readings(self, f: VoteFilter = VoteFilter()) -> list[Reading]:
         """Every stored judgement on battles between `f`'s models, in its days (when judged) and languages (the
         battle's)."""
+        from arena.store.export_source import between_models, dated, language_in
+
         query: Any = select(
             JudgementRow.judge,
             BattleRow.model_a,
@@ -337,14 +340,9 @@ class Repository:
             JudgementRow.second_verdict,
             JudgementRow.verdict,
         ).join(BattleRow, JudgementRow.battle_id == BattleRow.id)
-        if f.models is not None:
-            query = query.where(BattleRow.model_a.in_(list(f.models)), BattleRow.model_b.in_(list(f.models)))
-        if f.since is not None:
-            query = query.where(JudgementRow.created_at >= datetime.combine(f.since, time.min, tzinfo=UTC))
-        if f.until is not None:
-            query = query.where(JudgementRow.created_at < datetime.combine(f.until, time.min, tzinfo=UTC))
+        query = between_models(dated(query, JudgementRow.created_at, f), f)
         if f.languages is not None:
-            query = query.where(BattleRow.language.in_(list(f.languages)))
+            query = query.where(language_in(BattleRow.language, f.languages))
         with self._tx() as s:
             return [Reading(*row) for row in s.execute(query)]
 

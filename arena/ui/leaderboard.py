@@ -142,10 +142,12 @@ class LeaderboardPresenter:
         return [PEOPLE, *judges, EVERYONE] if judges else [PEOPLE]
 
     def _filters(
-        self, language: object, category: object, voters: object = None
+        self, language: object, category: object, voters: object = None, known: list[str] | None = None
     ) -> tuple[VoteFilter, str | None, str | None]:
-        """The vote filter of a language, a category and a voters choice, and the language and category it kept."""
-        chosen = language if isinstance(language, str) and language in self._service.languages() else None
+        """The vote filter of a language, a category and a voters choice, and the language and category it kept
+        (`known`: the languages with votes, when the caller has read them already)."""
+        known = self._service.languages() if known is None else known
+        chosen = language if isinstance(language, str) and language in known else None
         kind = CATEGORY_NAMES.get(category) if isinstance(category, str) else None
         who = voter_kind(voters)
         return VoteFilter(languages=(chosen,) if chosen else None, category=kind, voters=who), chosen, kind
@@ -154,7 +156,8 @@ class LeaderboardPresenter:
         self, language: object, category: object = ALL_QUESTIONS, intervals: object = None, voters: object = None
     ) -> LeaderboardView:
         """The leaderboard of the chosen language, category and voters, with the chosen kind of interval."""
-        filters, chosen, kind = self._filters(language, category, voters)
+        known = self._service.languages()  # one read for the filter and the dropdown
+        filters, chosen, kind = self._filters(language, category, voters, known)
         taken = intervals if intervals in self._service.interval_kinds else None
         board = self._service.compute(filters, rounds=self._rounds, intervals=taken)
         when = board.computed_at.strftime("%Y-%m-%d %H:%M:%S UTC")
@@ -166,8 +169,7 @@ class LeaderboardPresenter:
             note = f"**{EVERYONE}**: people's and AI judges' votes together. {note}"
         elif filters.voters != HUMAN:
             note = f"**{voter_label(filters.voters)}**: AI votes, not people's. {note}"
-        languages = [ALL, *self._service.languages()]
-        return LeaderboardView(note, table(board), board, languages, chosen or ALL)
+        return LeaderboardView(note, table(board), board, [ALL, *known], chosen or ALL)
 
     def style(
         self, language: object, category: object = ALL_QUESTIONS, voters: object = None
@@ -190,9 +192,7 @@ class LeaderboardPresenter:
         parts = []
         for report in reports:
             lines = [f"**{report.judge}**", *(f"- {s}" for s in report.sentences)]
-            for b in (*report.by_pair, *report.by_language):
-                agreed = f"{100 * b.agreement.value:.0f}% agreement, kappa {b.kappa.value:.2f}"
-                lines.append(f"- {b.name}: {b.rounds:,} rounds, {agreed}")
+            lines += [f"- {b.sentence}" for b in (*report.by_pair, *report.by_language)]
             parts.append("\n".join(lines))
         return "\n\n".join(parts)
 

@@ -113,6 +113,18 @@ def test_a_plan_keeps_its_battles_when_questions_are_added(demo_config: AppConfi
     assert {(p.prompt.id, tuple(p.matchup.models.values())) for p in before} <= {
         (p.prompt.id, tuple(p.matchup.models.values())) for p in after
     }
+    # the arena's own sampler, as the command line draws: each item's pair comes from the item's own generator
+    sampler = Matchmaker(demo_config, random.Random(0), lambda: [])
+    names = {m.name for m in demo_config.models}
+
+    def sampled(rng: random.Random) -> Matchup:
+        return sampler.pair(names, BattleMode.AUTO, rng)
+
+    drawn = plan(prompts, 10, sampled, judge="tiny", seed=3)
+    grown = plan([*prompts, Prompt("new", "A new question?")], 11, sampled, judge="tiny", seed=3)
+    assert {(p.battle_id, tuple(p.matchup.models.values())) for p in drawn} <= {
+        (p.battle_id, tuple(p.matchup.models.values())) for p in grown
+    }
 
 
 def test_a_judge_vote_counts_on_its_own_board_only(repo: Repository, demo_config: AppConfig) -> None:
